@@ -1,0 +1,116 @@
+//! Commands: what a replicated log entry asks the engine to do.
+//!
+//! Clients never supply time, prices they did not bid, winners or identities. The actor's
+//! identity and role come from the gateway's authenticated token, the timestamp from the group
+//! leader ([`ApplyCtx`]), and `Close` only from the leader's timer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::AuctionSpec;
+use crate::types::{Amount, AuctionId, BidId, Reason, RequestId, Timestamp, UserId};
+
+/// What the cluster tells the engine about the entry being applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyCtx {
+    /// The entry's Raft log index. Strictly increases from one applied command to the next.
+    pub log_index: u64,
+    /// The leader's hybrid-clock timestamp for the entry. The engine never lets time run
+    /// backwards: it uses `max(timestamp, last applied timestamp)`.
+    pub timestamp: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A user's request, deduplicated by `(actor.user, request_id)`.
+    Request(Request),
+    /// Proposed by the group leader once `auction_id`'s effective end has passed. Closes the
+    /// auction only if the entry's timestamp has reached that end.
+    Close { auction_id: AuctionId },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub actor: Actor,
+    pub request_id: RequestId,
+    pub action: Action,
+}
+
+/// The authenticated caller, as the gateway established it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Actor {
+    pub user: UserId,
+    pub role: Role,
+}
+
+/// Roles are ordered: each includes the rights of the ones before it. Every role may bid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Bidder,
+    Seller,
+    Admin,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Action {
+    /// Seller or admin. The actor becomes the auction's seller.
+    CreateAuction {
+        auction_id: AuctionId,
+        spec: AuctionSpec,
+    },
+    /// The auction's seller, before the first bid, while it is not closed. Replaces the spec.
+    EditAuction {
+        auction_id: AuctionId,
+        spec: AuctionSpec,
+    },
+    /// The seller before the first bid, or an admin at any time before close (with a reason).
+    CancelAuction {
+        auction_id: AuctionId,
+        reason: Option<Reason>,
+    },
+    /// `amount` is the bid placed now; `max`, if given, is the most the bidder lets the engine
+    /// bid on their behalf (proxy bidding). Without `max`, the maximum is `amount`.
+    PlaceBid {
+        auction_id: AuctionId,
+        amount: Amount,
+        max: Option<Amount>,
+    },
+    /// Buy at the listing's buy-it-now price, ending the auction.
+    BuyNow { auction_id: AuctionId },
+    /// Admin: strike a bid from an open auction; leader and price are recomputed without it.
+    VoidBid {
+        auction_id: AuctionId,
+        bid_id: BidId,
+        reason: Reason,
+    },
+    /// Admin: the user may place no bid and buy nothing until reinstated. Suspension is
+    /// per group; the cluster applies it to every group.
+    SuspendBidder { user: UserId, reason: Reason },
+    /// Admin: lift a suspension.
+    ReinstateBidder { user: UserId },
+}
+
+impl Action {
+    /// The auction the action names, if any. Idempotency records of such requests live with
+    /// that auction.
+    pub fn auction_id(&self) -> Option<AuctionId> {
+        match self {
+            Action::CreateAuction { auction_id, .. }
+            | Action::EditAuction { auction_id, .. }
+            | Action::CancelAuction { auction_id, .. }
+            | Action::PlaceBid { auction_id, .. }
+            | Action::BuyNow { auction_id }
+            | Action::VoidBid { auction_id, .. } => Some(*auction_id),
+            Action::SuspendBidder { .. } | Action::ReinstateBidder { .. } => None,
+        }
+    }
+}
+
+impl Command {
+    /// The auction the command is about, if any; the cluster routes on it.
+    pub fn auction_id(&self) -> Option<AuctionId> {
+        match self {
+            Command::Request(request) => request.action.auction_id(),
+            Command::Close { auction_id } => Some(*auction_id),
+        }
+    }
+}
