@@ -37,13 +37,16 @@ pub mod spec;
 mod state;
 pub mod types;
 
+#[cfg(test)]
+mod tests;
+
 pub use command::{Action, Actor, ApplyCtx, Command, Request, Role};
 pub use outcome::{
     Accepted, AuctionEvent, AuctionEventKind, AuctionResult, Event, Listing, Outcome, RejectCode,
     Reply, SaleKind, UnsoldReason,
 };
 pub use spec::{AuctionSpec, IncrementBand, IncrementPolicy, SoftClose, SoftCloseMode};
-pub use state::{Auction, Bid, Closed, InvariantViolation, Leader, State, StateDigest};
+pub use state::{Auction, Bid, Capacity, Closed, InvariantViolation, Leader, State, StateDigest};
 pub use types::{
     Amount, AuctionId, BidId, Currency, Description, Micros, ParseError, Reason, RequestId,
     Timestamp, Title, UserId,

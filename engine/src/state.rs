@@ -30,6 +30,7 @@ use crate::types::{Amount, AuctionId, BidId, Reason, RequestId, Timestamp, UserI
 /// order depend only on the applied commands.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
+    capacity: Capacity,
     last_log_index: u64,
     last_timestamp: Timestamp,
     auctions: BTreeMap<AuctionId, Auction>,
@@ -41,6 +42,28 @@ pub struct State {
     /// Idempotency records of requests that name no existing auction.
     requests: BTreeMap<RequestKey, RequestRecord>,
     requests_expiry: BTreeSet<(Timestamp, RequestKey)>,
+}
+
+/// How much one group's state may hold. Part of the replicated state: a group is created with
+/// its capacity and every replica enforces the same one. The defaults are the `limits`
+/// constants; tests use small ones to reach every limit quickly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Capacity {
+    pub auctions_max: usize,
+    pub bids_per_auction_max: usize,
+    pub requests_per_auction_max: usize,
+    pub group_requests_max: usize,
+}
+
+impl Default for Capacity {
+    fn default() -> Capacity {
+        Capacity {
+            auctions_max: limits::AUCTIONS_PER_GROUP_MAX,
+            bids_per_auction_max: limits::BIDS_PER_AUCTION_MAX,
+            requests_per_auction_max: limits::REQUESTS_PER_AUCTION_MAX,
+            group_requests_max: limits::GROUP_REQUESTS_MAX,
+        }
+    }
 }
 
 /// One auction and everything needed to decide its outcome.
@@ -162,6 +185,20 @@ impl State {
         State::default()
     }
 
+    /// An empty state with a capacity other than the default. Bid ids are `u32`, so the bid
+    /// capacity is clamped to `u32::MAX`.
+    pub fn with_capacity(mut capacity: Capacity) -> State {
+        capacity.bids_per_auction_max = capacity.bids_per_auction_max.min(u32::MAX as usize);
+        State {
+            capacity,
+            ..State::default()
+        }
+    }
+
+    pub fn capacity(&self) -> Capacity {
+        self.capacity
+    }
+
     /// Applies one committed command. Deterministic: the same sequence of `(ctx, command)`
     /// gives the same outcomes and the same state on every replica.
     ///
@@ -260,8 +297,8 @@ impl State {
 
     fn has_room_for_record(&self, auction_id: Option<AuctionId>) -> bool {
         match auction_id.and_then(|id| self.auctions.get(&id)) {
-            Some(auction) => auction.requests.len() < limits::REQUESTS_PER_AUCTION_MAX,
-            None => self.requests.len() < limits::GROUP_REQUESTS_MAX,
+            Some(auction) => auction.requests.len() < self.capacity.requests_per_auction_max,
+            None => self.requests.len() < self.capacity.group_requests_max,
         }
     }
 
@@ -340,7 +377,7 @@ impl State {
         if self.auctions.contains_key(&auction_id) {
             return Err(RejectCode::AuctionExists);
         }
-        if self.auctions.len() >= limits::AUCTIONS_PER_GROUP_MAX {
+        if self.auctions.len() >= self.capacity.auctions_max {
             return Err(RejectCode::AuctionLimitReached);
         }
         let mut auction = Auction {
@@ -448,9 +485,10 @@ impl State {
             return Err(RejectCode::MaxBelowAmount);
         }
         let suspended = self.suspended.contains(&actor.user);
+        let bids_max = self.capacity.bids_per_auction_max;
         let auction = self.open_auction_mut(auction_id)?;
         auction.check_may_buy_or_bid(now, actor.user, suspended)?;
-        if auction.bids.len() >= limits::BIDS_PER_AUCTION_MAX {
+        if auction.bids.len() >= bids_max {
             return Err(RejectCode::BidLimitReached);
         }
         match auction.leader {
