@@ -19,6 +19,9 @@ pub struct ApplyCtx {
     pub timestamp: Timestamp,
 }
 
+// A create carries the whole listing inline. Commands are decoded and applied one at a time,
+// so their size does not matter, and boxing would cost an allocation per create.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// A user's request, deduplicated by `(actor.user, request_id)`.

@@ -491,22 +491,27 @@ impl State {
         if auction.bids.len() >= bids_max {
             return Err(RejectCode::BidLimitReached);
         }
-        match auction.leader {
-            Some(leader) if leader.bidder == actor.user => {
+        let amount = match (auction.leader, auction.price) {
+            (Some(leader), Some(price)) if leader.bidder == actor.user => {
                 if max <= leader.max {
                     return Err(RejectCode::MaxNotRaised);
                 }
+                // The leader only raises their maximum; what they are committed to is the
+                // current price, and that is what the bid history records, so a later
+                // recomputation (after a void) never sees an amount below a valid bid.
+                price
             }
             _ => {
                 if bid.amount < auction.minimum_bid() {
                     return Err(RejectCode::BidTooLow);
                 }
+                bid.amount
             }
-        }
+        };
         let bid_id = BidId(u32::try_from(auction.bids.len()).expect("bids are bounded"));
         let placed = Bid {
             bidder: actor.user,
-            amount: bid.amount,
+            amount,
             max,
             at: now,
             log_index: bid.log_index,
@@ -517,7 +522,7 @@ impl State {
         let kind = AuctionEventKind::BidAccepted {
             bid_id,
             bidder: actor.user,
-            amount: bid.amount,
+            amount,
         };
         auction.emit(now, kind, events);
         let change = fold_bid(
@@ -914,10 +919,10 @@ impl Auction {
         if self.price.is_some() != self.leader.is_some() {
             return fail("price and leader disagree");
         }
-        if let (Some(price), Some(leader)) = (self.price, self.leader) {
-            if price > leader.max || price < self.spec.starting_price {
-                return fail("price outside [starting price, leader's maximum]");
-            }
+        if let (Some(price), Some(leader)) = (self.price, self.leader)
+            && (price > leader.max || price < self.spec.starting_price)
+        {
+            return fail("price outside [starting price, leader's maximum]");
         }
         if self.end < self.spec.end || self.end > self.spec.latest_end() {
             return fail("effective end outside the soft-close bounds");
@@ -997,10 +1002,11 @@ fn fold_bid(
             outbid = Some((bid.bidder, current.bidder));
         }
     }
-    if let (Some(reserve), Some(current), Some(visible)) = (spec.reserve_price, *leader, *price) {
-        if current.max >= reserve && visible < reserve {
-            *price = Some(reserve);
-        }
+    if let (Some(reserve), Some(current), Some(visible)) = (spec.reserve_price, *leader, *price)
+        && current.max >= reserve
+        && visible < reserve
+    {
+        *price = Some(reserve);
     }
     FoldChange { outbid }
 }
