@@ -84,7 +84,11 @@ pub struct Auction {
     closed: Option<Closed>,
     /// Idempotency records of every request that named this auction while it existed. They
     /// leave the state with the auction.
-    requests: BTreeMap<RequestKey, RequestRecord>,
+    /// Each key maps to its record's position in `records`. Records live in a vector so
+    /// that inserting into the map moves small entries, not whole records: this is the hot
+    /// path of every bid.
+    requests: BTreeMap<RequestKey, u32>,
+    records: Vec<RequestRecord>,
 }
 
 /// The leading bidder and their (secret) proxy maximum.
@@ -189,6 +193,8 @@ impl State {
     /// capacity is clamped to `u32::MAX`.
     pub fn with_capacity(mut capacity: Capacity) -> State {
         capacity.bids_per_auction_max = capacity.bids_per_auction_max.min(u32::MAX as usize);
+        capacity.requests_per_auction_max =
+            capacity.requests_per_auction_max.min(u32::MAX as usize);
         State {
             capacity,
             ..State::default()
@@ -261,7 +267,7 @@ impl State {
                 replayed: false,
             };
         }
-        let mut events = Vec::new();
+        let mut events = Vec::with_capacity(4);
         let reply = to_reply(self.execute(now, log_index, request, &mut events));
         let record = RequestRecord {
             fingerprint,
@@ -269,7 +275,9 @@ impl State {
         };
         match auction_id.and_then(|id| self.auctions.get_mut(&id)) {
             Some(auction) => {
-                auction.requests.insert(key, record);
+                let position = u32::try_from(auction.records.len()).expect("records are bounded");
+                auction.records.push(record);
+                auction.requests.insert(key, position);
             }
             None => {
                 self.requests_expiry
@@ -291,13 +299,16 @@ impl State {
     ) -> Option<&RequestRecord> {
         let in_auction = auction_id
             .and_then(|id| self.auctions.get(&id))
-            .and_then(|auction| auction.requests.get(key));
+            .and_then(|auction| {
+                let position = *auction.requests.get(key)?;
+                auction.records.get(position as usize)
+            });
         in_auction.or_else(|| self.requests.get(key))
     }
 
     fn has_room_for_record(&self, auction_id: Option<AuctionId>) -> bool {
         match auction_id.and_then(|id| self.auctions.get(&id)) {
-            Some(auction) => auction.requests.len() < self.capacity.requests_per_auction_max,
+            Some(auction) => auction.records.len() < self.capacity.requests_per_auction_max,
             None => self.requests.len() < self.capacity.group_requests_max,
         }
     }
@@ -392,6 +403,7 @@ impl State {
             bids: Vec::new(),
             closed: None,
             requests: BTreeMap::new(),
+            records: Vec::new(),
         };
         let listing = Listing::from(spec);
         auction.emit(
@@ -939,6 +951,11 @@ impl Auction {
             .any(|pair| pair[0].log_index >= pair[1].log_index)
         {
             return fail("bids out of log order");
+        }
+        let mut positions: Vec<u32> = self.requests.values().copied().collect();
+        positions.sort_unstable();
+        if !positions.iter().copied().eq(0..self.records.len() as u32) {
+            return fail("request index does not cover the records exactly once");
         }
         Ok(())
     }
