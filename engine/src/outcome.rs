@@ -236,18 +236,9 @@ impl std::fmt::Display for RejectCode {
 /// How an auction ended. Every auction ends with exactly one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AuctionResult {
-    Sold {
-        winner: UserId,
-        price: Amount,
-        via: SaleKind,
-    },
-    Unsold {
-        reason: UnsoldReason,
-    },
-    Cancelled {
-        by: UserId,
-        reason: Option<Reason>,
-    },
+    Sold { winner: UserId, price: Amount, via: SaleKind },
+    Unsold { reason: UnsoldReason },
+    Cancelled { by: UserId, reason: Option<Reason> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -267,15 +258,8 @@ pub enum UnsoldReason {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Event {
     Auction(AuctionEvent),
-    BidderSuspended {
-        user: UserId,
-        reason: Reason,
-        at: Timestamp,
-    },
-    BidderReinstated {
-        user: UserId,
-        at: Timestamp,
-    },
+    BidderSuspended { user: UserId, reason: Reason, at: Timestamp },
+    BidderReinstated { user: UserId, at: Timestamp },
 }
 
 /// An event of one auction. `seq` increases by one with each event of that auction, so a
@@ -290,12 +274,14 @@ pub struct AuctionEvent {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AuctionEventKind {
+    // Listings are boxed: they are rare and large, and an unboxed one would make every event
+    // (up to four per bid on the hot path) as big as a listing.
     Created {
         seller: UserId,
-        listing: Listing,
+        listing: Box<Listing>,
     },
     Edited {
-        listing: Listing,
+        listing: Box<Listing>,
     },
     BidAccepted {
         bid_id: BidId,
@@ -368,10 +354,7 @@ mod tests {
         let codes: BTreeSet<&str> = RejectCode::ALL.iter().map(|code| code.as_str()).collect();
         assert_eq!(codes.len(), RejectCode::ALL.len());
         for code in codes {
-            assert!(
-                code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-                "{code}"
-            );
+            assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{code}");
         }
         assert!(RejectCode::ALL.windows(2).all(|pair| pair[0] < pair[1]));
     }

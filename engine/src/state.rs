@@ -115,14 +115,27 @@ pub struct Closed {
     pub at: Timestamp,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// The index key of an idempotency record: the user and a 64-bit XXH3 hash of the request
+/// id. A fixed-size key keeps the index's nodes small and its comparisons free of pointer
+/// chasing, which matters on the bid hot path. The record keeps the full request id; if two
+/// of one user's request ids ever share a hash, the later request is rejected as
+/// `request_id_reused`, which can only affect that user's own requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 struct RequestKey {
     user: UserId,
-    request_id: RequestId,
+    request_hash: u64,
+}
+
+impl RequestKey {
+    fn of(user: UserId, request_id: &RequestId) -> RequestKey {
+        let request_hash = xxhash_rust::xxh3::xxh3_64(request_id.as_str().as_bytes());
+        RequestKey { user, request_hash }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 struct RequestRecord {
+    request_id: RequestId,
     fingerprint: Fingerprint,
     reply: Reply,
 }
@@ -131,26 +144,16 @@ struct RequestRecord {
 /// path, are compared field by field; everything else by a 128-bit digest of its encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 enum Fingerprint {
-    Bid {
-        auction_id: AuctionId,
-        amount: Amount,
-        max: Option<Amount>,
-    },
+    Bid { auction_id: AuctionId, amount: Amount, max: Option<Amount> },
     Digest([u8; 16]),
 }
 
 impl Fingerprint {
     fn of(action: &Action) -> Fingerprint {
         match action {
-            Action::PlaceBid {
-                auction_id,
-                amount,
-                max,
-            } => Fingerprint::Bid {
-                auction_id: *auction_id,
-                amount: *amount,
-                max: *max,
-            },
+            Action::PlaceBid { auction_id, amount, max } => {
+                Fingerprint::Bid { auction_id: *auction_id, amount: *amount, max: *max }
+            }
             other => {
                 let digest = crate::digest::of(other);
                 let mut short = [0u8; 16];
@@ -195,10 +198,7 @@ impl State {
         capacity.bids_per_auction_max = capacity.bids_per_auction_max.min(u32::MAX as usize);
         capacity.requests_per_auction_max =
             capacity.requests_per_auction_max.min(u32::MAX as usize);
-        State {
-            capacity,
-            ..State::default()
-        }
+        State { capacity, ..State::default() }
     }
 
     pub fn capacity(&self) -> Capacity {
@@ -226,50 +226,32 @@ impl State {
         match command {
             Command::Close { auction_id } => {
                 let reply = to_reply(self.close_when_ended(now, *auction_id, &mut events));
-                Outcome {
-                    reply,
-                    events,
-                    replayed: false,
-                }
+                Outcome { reply, events, replayed: false }
             }
             Command::Request(request) => self.request(now, ctx.log_index, request),
         }
     }
 
     fn request(&mut self, now: Timestamp, log_index: u64, request: &Request) -> Outcome {
-        let key = RequestKey {
-            user: request.actor.user,
-            request_id: request.request_id.clone(),
-        };
+        let key = RequestKey::of(request.actor.user, &request.request_id);
         let fingerprint = Fingerprint::of(&request.action);
         let auction_id = request.action.auction_id();
         if let Some(record) = self.find_record(&key, auction_id) {
-            if record.fingerprint == fingerprint {
-                return Outcome {
-                    reply: record.reply.clone(),
-                    events: Vec::new(),
-                    replayed: true,
-                };
+            if record.fingerprint == fingerprint && record.request_id == request.request_id {
+                return Outcome { reply: record.reply.clone(), events: Vec::new(), replayed: true };
             }
             let reply = Reply::Rejected(RejectCode::RequestIdReused);
-            return Outcome {
-                reply,
-                events: Vec::new(),
-                replayed: false,
-            };
+            return Outcome { reply, events: Vec::new(), replayed: false };
         }
         if !self.has_room_for_record(auction_id) {
             // Not recorded: nothing was applied, so a later retry may be evaluated afresh.
             let reply = Reply::Rejected(RejectCode::RequestLimitReached);
-            return Outcome {
-                reply,
-                events: Vec::new(),
-                replayed: false,
-            };
+            return Outcome { reply, events: Vec::new(), replayed: false };
         }
         let mut events = Vec::with_capacity(4);
         let reply = to_reply(self.execute(now, log_index, request, &mut events));
         let record = RequestRecord {
+            request_id: request.request_id.clone(),
             fingerprint,
             reply: reply.clone(),
         };
@@ -280,16 +262,11 @@ impl State {
                 auction.requests.insert(key, position);
             }
             None => {
-                self.requests_expiry
-                    .insert((now.plus(limits::REQUEST_RETENTION), key.clone()));
+                self.requests_expiry.insert((now.plus(limits::REQUEST_RETENTION), key));
                 self.requests.insert(key, record);
             }
         }
-        Outcome {
-            reply,
-            events,
-            replayed: false,
-        }
+        Outcome { reply, events, replayed: false }
     }
 
     fn find_record(
@@ -297,12 +274,10 @@ impl State {
         key: &RequestKey,
         auction_id: Option<AuctionId>,
     ) -> Option<&RequestRecord> {
-        let in_auction = auction_id
-            .and_then(|id| self.auctions.get(&id))
-            .and_then(|auction| {
-                let position = *auction.requests.get(key)?;
-                auction.records.get(position as usize)
-            });
+        let in_auction = auction_id.and_then(|id| self.auctions.get(&id)).and_then(|auction| {
+            let position = *auction.requests.get(key)?;
+            auction.records.get(position as usize)
+        });
         in_auction.or_else(|| self.requests.get(key))
     }
 
@@ -331,24 +306,14 @@ impl State {
             Action::CancelAuction { auction_id, reason } => {
                 self.cancel_auction(now, actor, *auction_id, reason.as_ref(), events)
             }
-            Action::PlaceBid {
-                auction_id,
-                amount,
-                max,
-            } => {
-                let bid = BidRequest {
-                    amount: *amount,
-                    max: *max,
-                    log_index,
-                };
+            Action::PlaceBid { auction_id, amount, max } => {
+                let bid = BidRequest { amount: *amount, max: *max, log_index };
                 self.place_bid(now, actor, *auction_id, bid, events)
             }
             Action::BuyNow { auction_id } => self.buy_now(now, actor, *auction_id, events),
-            Action::VoidBid {
-                auction_id,
-                bid_id,
-                reason,
-            } => self.void_bid(now, actor, *auction_id, *bid_id, reason, events),
+            Action::VoidBid { auction_id, bid_id, reason } => {
+                self.void_bid(now, actor, *auction_id, *bid_id, reason, events)
+            }
             Action::SuspendBidder { user, reason } => {
                 require_role(actor, Role::Admin)?;
                 if !self.suspended.insert(*user) {
@@ -366,10 +331,7 @@ impl State {
                 if !self.suspended.remove(user) {
                     return Err(RejectCode::BidderNotSuspended);
                 }
-                events.push(Event::BidderReinstated {
-                    user: *user,
-                    at: now,
-                });
+                events.push(Event::BidderReinstated { user: *user, at: now });
                 Ok(Accepted::BidderReinstated { user: *user })
             }
         }
@@ -405,15 +367,8 @@ impl State {
             requests: BTreeMap::new(),
             records: Vec::new(),
         };
-        let listing = Listing::from(spec);
-        auction.emit(
-            now,
-            AuctionEventKind::Created {
-                seller: actor.user,
-                listing,
-            },
-            events,
-        );
+        let listing = Box::new(Listing::from(spec));
+        auction.emit(now, AuctionEventKind::Created { seller: actor.user, listing }, events);
         let seq = auction.seq;
         self.open_by_end.insert((auction.end, auction_id));
         self.auctions.insert(auction_id, auction);
@@ -441,9 +396,7 @@ impl State {
         auction.end = spec.end;
         auction.emit(
             now,
-            AuctionEventKind::Edited {
-                listing: Listing::from(spec),
-            },
+            AuctionEventKind::Edited { listing: Box::new(Listing::from(spec)) },
             events,
         );
         let seq = auction.seq;
@@ -473,10 +426,7 @@ impl State {
                 return Err(RejectCode::HasBids);
             }
         }
-        let result = AuctionResult::Cancelled {
-            by: actor.user,
-            reason: reason.cloned(),
-        };
+        let result = AuctionResult::Cancelled { by: actor.user, reason: reason.cloned() };
         let seq = self.finish(now, auction_id, result, events);
         Ok(Accepted::AuctionCancelled { auction_id, seq })
     }
@@ -531,18 +481,9 @@ impl State {
         };
         auction.bids.push(placed);
         let before = (auction.price, auction.leader.map(|leader| leader.bidder));
-        let kind = AuctionEventKind::BidAccepted {
-            bid_id,
-            bidder: actor.user,
-            amount,
-        };
+        let kind = AuctionEventKind::BidAccepted { bid_id, bidder: actor.user, amount };
         auction.emit(now, kind, events);
-        let change = fold_bid(
-            &auction.spec,
-            &mut auction.leader,
-            &mut auction.price,
-            &placed,
-        );
+        let change = fold_bid(&auction.spec, &mut auction.leader, &mut auction.price, &placed);
         if let Some((bidder, by)) = change.outbid {
             auction.emit(now, AuctionEventKind::Outbid { bidder, by }, events);
         }
@@ -558,9 +499,7 @@ impl State {
             bid_id,
             seq: auction.seq,
             price,
-            leading: auction
-                .leader
-                .is_some_and(|leader| leader.bidder == actor.user),
+            leading: auction.leader.is_some_and(|leader| leader.bidder == actor.user),
             reserve_met: auction.reserve_met(),
             end: new_end,
         };
@@ -581,20 +520,10 @@ impl State {
         let suspended = self.suspended.contains(&actor.user);
         let auction = self.open_auction_mut(auction_id)?;
         auction.check_may_buy_or_bid(now, actor.user, suspended)?;
-        let price = auction
-            .buy_now_price()
-            .ok_or(RejectCode::BuyNowUnavailable)?;
-        let result = AuctionResult::Sold {
-            winner: actor.user,
-            price,
-            via: SaleKind::BuyNow,
-        };
+        let price = auction.buy_now_price().ok_or(RejectCode::BuyNowUnavailable)?;
+        let result = AuctionResult::Sold { winner: actor.user, price, via: SaleKind::BuyNow };
         let seq = self.finish(now, auction_id, result, events);
-        Ok(Accepted::BoughtNow {
-            auction_id,
-            seq,
-            price,
-        })
+        Ok(Accepted::BoughtNow { auction_id, seq, price })
     }
 
     fn void_bid(
@@ -608,28 +537,19 @@ impl State {
     ) -> Rule<Accepted> {
         require_role(actor, Role::Admin)?;
         let auction = self.open_auction_mut(auction_id)?;
-        let bid = auction
-            .bids
-            .get_mut(bid_id.0 as usize)
-            .ok_or(RejectCode::BidNotFound)?;
+        let bid = auction.bids.get_mut(bid_id.0 as usize).ok_or(RejectCode::BidNotFound)?;
         if bid.voided {
             return Err(RejectCode::BidAlreadyVoided);
         }
         bid.voided = true;
         let before = (auction.price, auction.leader);
         (auction.leader, auction.price) = auction.recompute();
-        let kind = AuctionEventKind::BidVoided {
-            bid_id,
-            reason: reason.clone(),
-        };
+        let kind = AuctionEventKind::BidVoided { bid_id, reason: reason.clone() };
         auction.emit(now, kind, events);
         if before != (auction.price, auction.leader) {
             auction.emit_price(now, events);
         }
-        Ok(Accepted::BidVoided {
-            auction_id,
-            seq: auction.seq,
-        })
+        Ok(Accepted::BidVoided { auction_id, seq: auction.seq })
     }
 
     fn close_when_ended(
@@ -643,12 +563,10 @@ impl State {
             return Err(RejectCode::AuctionNotEnded);
         }
         let result = match auction.leader {
-            None => AuctionResult::Unsold {
-                reason: UnsoldReason::NoBids,
-            },
-            Some(_) if !auction.reserve_met() => AuctionResult::Unsold {
-                reason: UnsoldReason::ReserveNotMet,
-            },
+            None => AuctionResult::Unsold { reason: UnsoldReason::NoBids },
+            Some(_) if !auction.reserve_met() => {
+                AuctionResult::Unsold { reason: UnsoldReason::ReserveNotMet }
+            }
             Some(leader) => AuctionResult::Sold {
                 winner: leader.bidder,
                 price: auction.price.expect("a leader implies a price"),
@@ -656,11 +574,7 @@ impl State {
             },
         };
         let seq = self.finish(now, auction_id, result.clone(), events);
-        Ok(Accepted::Closed {
-            auction_id,
-            seq,
-            result,
-        })
+        Ok(Accepted::Closed { auction_id, seq, result })
     }
 
     /// Records the auction's one result and schedules its removal from the state.
@@ -671,30 +585,17 @@ impl State {
         result: AuctionResult,
         events: &mut Vec<Event>,
     ) -> u64 {
-        let auction = self
-            .auctions
-            .get_mut(&auction_id)
-            .expect("caller found the auction");
-        assert!(
-            auction.closed.is_none(),
-            "auction {auction_id:?} closed twice"
-        );
-        auction.closed = Some(Closed {
-            result: result.clone(),
-            at: now,
-        });
+        let auction = self.auctions.get_mut(&auction_id).expect("caller found the auction");
+        assert!(auction.closed.is_none(), "auction {auction_id:?} closed twice");
+        auction.closed = Some(Closed { result: result.clone(), at: now });
         auction.emit(now, AuctionEventKind::Closed { result }, events);
         self.open_by_end.remove(&(auction.end, auction_id));
-        self.closed_expiry
-            .insert((now.plus(limits::CLOSED_RETENTION), auction_id));
+        self.closed_expiry.insert((now.plus(limits::CLOSED_RETENTION), auction_id));
         auction.seq
     }
 
     fn open_auction_mut(&mut self, auction_id: AuctionId) -> Rule<&mut Auction> {
-        let auction = self
-            .auctions
-            .get_mut(&auction_id)
-            .ok_or(RejectCode::AuctionNotFound)?;
+        let auction = self.auctions.get_mut(&auction_id).ok_or(RejectCode::AuctionNotFound)?;
         if auction.closed.is_some() {
             return Err(RejectCode::AuctionClosed);
         }
@@ -710,11 +611,7 @@ impl State {
             self.closed_expiry.pop_first();
             self.auctions.remove(&auction_id);
         }
-        while self
-            .requests_expiry
-            .first()
-            .is_some_and(|(at, _)| *at <= now)
-        {
+        while self.requests_expiry.first().is_some_and(|(at, _)| *at <= now) {
             let (_, key) = self.requests_expiry.pop_first().expect("checked non-empty");
             self.requests.remove(&key);
         }
@@ -742,10 +639,7 @@ impl State {
     /// Open auctions whose effective end is at or before `now`, earliest first: the ones the
     /// leader should propose `Close` for.
     pub fn due_for_close(&self, now: Timestamp) -> impl Iterator<Item = AuctionId> + '_ {
-        self.open_by_end
-            .iter()
-            .take_while(move |(end, _)| *end <= now)
-            .map(|(_, id)| *id)
+        self.open_by_end.iter().take_while(move |(end, _)| *end <= now).map(|(_, id)| *id)
     }
 
     /// The earliest effective end among open auctions, for the leader's close timer.
@@ -847,10 +741,7 @@ impl Auction {
     pub fn reserve_met(&self) -> bool {
         match self.price {
             None => false,
-            Some(price) => self
-                .spec
-                .reserve_price
-                .is_none_or(|reserve| price >= reserve),
+            Some(price) => self.spec.reserve_price.is_none_or(|reserve| price >= reserve),
         }
     }
 
@@ -877,12 +768,7 @@ impl Auction {
 
     fn emit(&mut self, at: Timestamp, kind: AuctionEventKind, events: &mut Vec<Event>) {
         self.seq += 1;
-        let event = AuctionEvent {
-            auction_id: self.id,
-            seq: self.seq,
-            at,
-            kind,
-        };
+        let event = AuctionEvent { auction_id: self.id, seq: self.seq, at, kind };
         events.push(Event::Auction(event));
     }
 
@@ -945,11 +831,7 @@ impl Auction {
         if self.recompute() != (self.leader, self.price) {
             return fail("leader and price differ from the folded bid history");
         }
-        if self
-            .bids
-            .windows(2)
-            .any(|pair| pair[0].log_index >= pair[1].log_index)
-        {
+        if self.bids.windows(2).any(|pair| pair[0].log_index >= pair[1].log_index) {
             return fail("bids out of log order");
         }
         let mut positions: Vec<u32> = self.requests.values().copied().collect();
@@ -995,10 +877,7 @@ fn fold_bid(
     let mut outbid = None;
     match leader {
         None => {
-            *leader = Some(Leader {
-                bidder: bid.bidder,
-                max: bid.max,
-            });
+            *leader = Some(Leader { bidder: bid.bidder, max: bid.max });
             *price = Some(bid.amount);
         }
         Some(current) if current.bidder == bid.bidder => {
@@ -1008,10 +887,7 @@ fn fold_bid(
             let challenge = plus_increment(spec, current.max).min(bid.max);
             *price = Some(challenge.max(bid.amount));
             outbid = Some((current.bidder, bid.bidder));
-            *current = Leader {
-                bidder: bid.bidder,
-                max: bid.max,
-            };
+            *current = Leader { bidder: bid.bidder, max: bid.max };
         }
         Some(current) => {
             let challenge = plus_increment(spec, bid.max).min(current.max);
@@ -1031,17 +907,11 @@ fn fold_bid(
 fn plus_increment(spec: &AuctionSpec, price: Amount) -> Amount {
     let increment = spec.increment.increment_at(price);
     // Both terms are at most AMOUNT_MAX, whose double fits in u64 (see limits.rs).
-    price
-        .checked_add(increment)
-        .expect("bounded amounts cannot overflow")
+    price.checked_add(increment).expect("bounded amounts cannot overflow")
 }
 
 fn require_role(actor: Actor, role: Role) -> Rule<()> {
-    if actor.role >= role {
-        Ok(())
-    } else {
-        Err(RejectCode::PermissionDenied)
-    }
+    if actor.role >= role { Ok(()) } else { Err(RejectCode::PermissionDenied) }
 }
 
 fn to_reply(rule: Rule<Accepted>) -> Reply {
