@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::history::{BidRequest, Call, EventType, Function, Output, Record, Terms, Value};
+use crate::history::{BidRequest, Call, EventType, Output, Record, Terms, Value};
 use crate::model::AuctionState;
 use crate::replicas::{FinalState, LogEntry, ReplicaState};
 
@@ -86,27 +86,23 @@ pub struct Generated {
     pub final_state: FinalState,
 }
 
+/// An operation a client has sent. `applied` is set once it took effect: a retry of an
+/// applied request is answered from the dedupe table and applies nothing again.
 #[derive(Clone, Debug)]
-enum Phase {
-    Idle,
-    Invoked {
-        auction: u64,
-        call: Call,
-        request: String,
-    },
-    Applied {
-        auction: u64,
-        call: Call,
-        request: String,
-        output: Output,
-    },
+struct Pending {
+    auction: u64,
+    call: Call,
+    request: String,
+    applied: Option<Output>,
 }
 
 #[derive(Clone, Debug)]
 struct Client {
     process: u64,
     bidder: u64,
-    phase: Phase,
+    in_flight: Option<Pending>,
+    /// An operation whose outcome was unknown, to be sent again with the same request id.
+    retry: Option<Pending>,
 }
 
 struct Simulation {
@@ -118,15 +114,6 @@ struct Simulation {
     amounts: BTreeMap<u64, HashSet<u64>>,
     next_request: u64,
     next_process: u64,
-}
-
-fn function_of(call: &Call) -> Function {
-    match call {
-        Call::CreateAuction(_) => Function::CreateAuction,
-        Call::Bid(_) => Function::Bid,
-        Call::Read => Function::Read,
-        Call::Close => Function::Close,
-    }
 }
 
 fn value_of_call(call: &Call) -> Option<Value> {
@@ -163,7 +150,7 @@ impl Simulation {
             index: self.records.len() as u64,
             process,
             event,
-            f: function_of(call),
+            f: call.function(),
             auction,
             request: request.to_owned(),
             value,
@@ -172,8 +159,31 @@ impl Simulation {
         });
     }
 
+    fn invoke(&mut self, process: u64, pending: &Pending) {
+        let value = value_of_call(&pending.call);
+        let (auction, call) = (pending.auction, pending.call);
+        self.record(
+            process,
+            EventType::Invoke,
+            auction,
+            &call,
+            &pending.request,
+            value,
+        );
+    }
+
+    fn complete(&mut self, process: u64, pending: &Pending, event: EventType) {
+        let value = match (event, pending.applied) {
+            (EventType::Ok, Some(output)) => value_of_output(output),
+            _ => None,
+        };
+        let (auction, call) = (pending.auction, pending.call);
+        self.record(process, event, auction, &call, &pending.request, value);
+    }
+
     /// The linearization point: the model and the replicas' logs move together.
-    fn apply(&mut self, auction: u64, call: &Call, request: &str) -> Output {
+    fn apply(&mut self, pending: &Pending) -> Output {
+        let (auction, call, request) = (pending.auction, &pending.call, &pending.request);
         let state = self.states.entry(auction).or_default();
         let (next, output) = state.step(call);
         let was_closed = state.closed;
@@ -247,167 +257,86 @@ pub fn generate(config: &GeneratorConfig) -> Generated {
             starting_price: 50 + simulation.rng.below(100),
             increment: 1 + simulation.rng.below(20),
         };
-        let call = Call::CreateAuction(terms);
         let request = simulation.next_request();
-        simulation.record(
-            0,
-            EventType::Invoke,
+        let mut pending = Pending {
             auction,
-            &call,
-            &request,
-            value_of_call(&call),
-        );
-        let output = simulation.apply(auction, &call, &request);
-        simulation.record(
-            0,
-            EventType::Ok,
-            auction,
-            &call,
-            &request,
-            value_of_output(output),
-        );
+            call: Call::CreateAuction(terms),
+            request,
+            applied: None,
+        };
+        simulation.invoke(0, &pending);
+        pending.applied = Some(simulation.apply(&pending));
+        simulation.complete(0, &pending, EventType::Ok);
     }
     let mut clients: Vec<Client> = (1..=config.clients)
         .map(|process| Client {
             process,
             bidder: process,
-            phase: Phase::Idle,
+            in_flight: None,
+            retry: None,
         })
         .collect();
     let mut started = config.auctions as usize;
     while started < config.operations && !clients.is_empty() {
         let index = simulation.rng.below(clients.len() as u64) as usize;
         let client = &mut clients[index];
-        let phase = std::mem::replace(&mut client.phase, Phase::Idle);
-        client.phase = match phase {
-            Phase::Idle => {
-                started += 1;
-                let auction = 1 + simulation.rng.below(config.auctions.max(1));
-                let call = simulation.choose_call(config, auction, client.bidder);
-                let request = simulation.next_request();
-                let value = value_of_call(&call);
-                simulation.record(
-                    client.process,
-                    EventType::Invoke,
-                    auction,
-                    &call,
-                    &request,
-                    value,
-                );
-                Phase::Invoked {
-                    auction,
-                    call,
-                    request,
-                }
-            }
-            Phase::Invoked {
-                auction,
-                call,
-                request,
-            } => {
-                let roll = simulation.rng.below(100) as u32;
-                if roll < config.fail_percent {
-                    simulation.record(
-                        client.process,
-                        EventType::Fail,
-                        auction,
-                        &call,
-                        &request,
-                        None,
-                    );
-                    Phase::Idle
-                } else if roll < config.fail_percent + config.info_percent / 2 {
-                    // Timed out before it was applied; it never will be.
-                    simulation.record(
-                        client.process,
-                        EventType::Info,
-                        auction,
-                        &call,
-                        &request,
-                        None,
-                    );
-                    client.process = simulation.next_process;
-                    simulation.next_process += 1;
-                    Phase::Idle
-                } else {
-                    let output = simulation.apply(auction, &call, &request);
-                    Phase::Applied {
+        let Some(mut pending) = client.in_flight.take() else {
+            started += 1;
+            let pending = match client.retry.take() {
+                Some(retry) => retry,
+                None => {
+                    let auction = 1 + simulation.rng.below(config.auctions.max(1));
+                    let call = simulation.choose_call(config, auction, client.bidder);
+                    let request = simulation.next_request();
+                    Pending {
                         auction,
                         call,
                         request,
-                        output,
+                        applied: None,
                     }
                 }
-            }
-            Phase::Applied {
-                auction,
-                call,
-                request,
-                output,
-            } => {
-                if simulation.rng.percent(config.info_percent.div_ceil(2)) {
-                    // Applied, but the answer was lost.
-                    simulation.record(
-                        client.process,
-                        EventType::Info,
-                        auction,
-                        &call,
-                        &request,
-                        None,
-                    );
-                    client.process = simulation.next_process;
-                    simulation.next_process += 1;
-                } else {
-                    let value = value_of_output(output);
-                    simulation.record(
-                        client.process,
-                        EventType::Ok,
-                        auction,
-                        &call,
-                        &request,
-                        value,
-                    );
-                }
-                Phase::Idle
-            }
+            };
+            simulation.invoke(client.process, &pending);
+            client.in_flight = Some(pending);
+            continue;
         };
+        if pending.applied.is_none() {
+            let roll = simulation.rng.below(100) as u32;
+            if roll < config.fail_percent {
+                simulation.complete(client.process, &pending, EventType::Fail);
+                continue;
+            }
+            if roll >= config.fail_percent + config.info_percent / 2 {
+                pending.applied = Some(simulation.apply(&pending));
+                client.in_flight = Some(pending);
+                continue;
+            }
+            // Otherwise it timed out before it was applied (though a retry may apply it).
+        } else if !simulation.rng.percent(config.info_percent.div_ceil(2)) {
+            simulation.complete(client.process, &pending, EventType::Ok);
+            continue;
+        }
+        // Outcome unknown: move to a fresh process, and usually retry with the same id.
+        simulation.complete(client.process, &pending, EventType::Info);
+        client.process = simulation.next_process;
+        simulation.next_process += 1;
+        if simulation.rng.percent(70) {
+            client.retry = Some(pending);
+        }
     }
     // Operations still in flight: complete them, or (when info is allowed) leave some without
     // a completion, which the checkers must treat as info.
     for client in &mut clients {
-        let phase = std::mem::replace(&mut client.phase, Phase::Idle);
-        let (auction, call, request, output) = match phase {
-            Phase::Idle => continue,
-            Phase::Invoked {
-                auction,
-                call,
-                request,
-            } => {
-                if config.info_percent > 0 && simulation.rng.percent(50) {
-                    continue;
-                }
-                let output = simulation.apply(auction, &call, &request);
-                (auction, call, request, output)
-            }
-            Phase::Applied {
-                auction,
-                call,
-                request,
-                output,
-            } => (auction, call, request, output),
+        let Some(mut pending) = client.in_flight.take() else {
+            continue;
         };
         if config.info_percent > 0 && simulation.rng.percent(50) {
             continue;
         }
-        let value = value_of_output(output);
-        simulation.record(
-            client.process,
-            EventType::Ok,
-            auction,
-            &call,
-            &request,
-            value,
-        );
+        if pending.applied.is_none() {
+            pending.applied = Some(simulation.apply(&pending));
+        }
+        simulation.complete(client.process, &pending, EventType::Ok);
     }
     let replica = ReplicaState {
         digest: "generated".into(),

@@ -90,7 +90,7 @@ pub enum EventType {
 }
 
 /// What the operation does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Function {
     CreateAuction,
@@ -453,6 +453,39 @@ impl Operation {
     }
 }
 
+impl Call {
+    pub fn function(&self) -> Function {
+        match self {
+            Call::CreateAuction(_) => Function::CreateAuction,
+            Call::Bid(_) => Function::Bid,
+            Call::Read => Function::Read,
+            Call::Close => Function::Close,
+        }
+    }
+}
+
+/// How many operations ended each way; the run summary reports these per function.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub ok: usize,
+    pub fail: usize,
+    pub info: usize,
+}
+
+/// Counts operations by function and completion.
+pub fn count(operations: &[Operation]) -> BTreeMap<Function, Counts> {
+    let mut counts: BTreeMap<Function, Counts> = BTreeMap::new();
+    for operation in operations {
+        let entry = counts.entry(operation.call.function()).or_default();
+        match operation.completion {
+            Completion::Ok(_) => entry.ok += 1,
+            Completion::Fail => entry.fail += 1,
+            Completion::Info => entry.info += 1,
+        }
+    }
+    counts
+}
+
 fn call_of(record: &Record) -> Option<Call> {
     match (record.f, record.value) {
         (Function::CreateAuction, Some(Value::Terms(terms))) => Some(Call::CreateAuction(terms)),
@@ -536,12 +569,7 @@ pub fn pair(records: &[Record]) -> Result<Vec<Operation>, PairError> {
             invoke_line,
             field,
         };
-        let invoked_f = match operation.call {
-            Call::CreateAuction(_) => Function::CreateAuction,
-            Call::Bid(_) => Function::Bid,
-            Call::Read => Function::Read,
-            Call::Close => Function::Close,
-        };
+        let invoked_f = operation.call.function();
         if record.f != invoked_f {
             return Err(mismatch("f"));
         }
@@ -762,6 +790,30 @@ mod tests {
         let operations = pair(&[bid_invoke(0, 1, 100)]).expect("pairs");
         assert_eq!(operations[0].completion, Completion::Info);
         assert_eq!(operations[0].complete_ns, None);
+    }
+
+    #[test]
+    fn counts_group_operations_by_function_and_completion() {
+        let first = bid_invoke(0, 1, 100);
+        let records = [
+            first.clone(),
+            completion(
+                &first,
+                1,
+                EventType::Ok,
+                Some(Value::BidReply { accepted: true }),
+            ),
+            bid_invoke(2, 2, 200),
+        ];
+        let counts = count(&pair(&records).expect("pairs"));
+        assert_eq!(
+            counts[&Function::Bid],
+            Counts {
+                ok: 1,
+                fail: 0,
+                info: 1
+            }
+        );
     }
 
     #[test]

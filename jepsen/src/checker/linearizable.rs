@@ -29,7 +29,7 @@
 //!
 //! Events at equal times count as concurrent (calls sort before returns).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::checker::{Anomaly, StuckOperation, Verdict};
 use crate::history::{Completion, Operation, Output};
@@ -58,22 +58,59 @@ const PREFIX_TAIL_LEN: usize = 16;
 /// operations are excluded: they had no effect).
 pub fn check(operations: &[Operation], limits: SearchLimits) -> Verdict {
     let mut verdict = Verdict::new("linearizable");
-    let mut by_auction: BTreeMap<u64, Vec<&Operation>> = BTreeMap::new();
-    for operation in operations {
-        if operation.completion != Completion::Fail {
-            by_auction
-                .entry(operation.auction)
-                .or_default()
-                .push(operation);
-        }
-    }
-    for (auction, part) in by_auction {
+    for (auction, part) in merge_retries(operations) {
+        let part: Vec<&Operation> = part.iter().collect();
         verdict.checked += part.len();
         if let Err(anomaly) = check_auction(auction, &part, limits) {
             verdict.report(*anomaly);
         }
     }
     verdict
+}
+
+/// Partitions by auction and turns every set of attempts sharing a request id into one
+/// logical operation, dropping those that definitely had no effect.
+///
+/// Clients retry with the same request id (I9), and the system applies the request at most
+/// once and answers every attempt with the first outcome (I2). So the request took effect
+/// once, after the first attempt was invoked and before the first `ok` answer: the logical
+/// operation spans that interval and returns that answer. With no `ok` attempt it is `info`
+/// if any attempt was, and `fail` (left out) only if every attempt failed. Treating the
+/// attempts as separate bids would make a correct retry look like a second, too-low bid.
+/// Whether all answers agree is the `duplicate` checker's business.
+fn merge_retries(operations: &[Operation]) -> BTreeMap<u64, Vec<Operation>> {
+    let mut by_auction: BTreeMap<u64, Vec<Operation>> = BTreeMap::new();
+    let mut position: HashMap<(u64, &str), usize> = HashMap::new();
+    for operation in operations {
+        let part = by_auction.entry(operation.auction).or_default();
+        let key = (operation.auction, operation.request.as_str());
+        let Some(&index) = position.get(&key) else {
+            position.insert(key, part.len());
+            part.push(operation.clone());
+            continue;
+        };
+        let merged = &mut part[index];
+        merged.invoke_ns = merged.invoke_ns.min(operation.invoke_ns);
+        let earlier_ok = match (merged.completion, operation.completion) {
+            (Completion::Ok(_), Completion::Ok(_)) => operation.complete_ns < merged.complete_ns,
+            (_, Completion::Ok(_)) => true,
+            (Completion::Fail, Completion::Info) => {
+                merged.completion = Completion::Info;
+                merged.complete_ns = None;
+                false
+            }
+            _ => false,
+        };
+        if earlier_ok {
+            merged.completion = operation.completion;
+            merged.complete_ns = operation.complete_ns;
+            merged.completion_index = operation.completion_index;
+        }
+    }
+    for part in by_auction.values_mut() {
+        part.retain(|operation| operation.completion != Completion::Fail);
+    }
+    by_auction
 }
 
 /// A doubly linked list node: one call or return event.
@@ -513,6 +550,30 @@ mod tests {
         failed.complete_ns = Some(3);
         let history = [create(0, 1), failed, read(2, Some(150), Some(1), 10, 11)];
         assert_eq!(verdict(&history).validity, Validity::Invalid);
+    }
+
+    #[test]
+    fn retry_with_the_same_request_id_is_one_bid() {
+        // The first attempt timed out but was applied; the retry gets the stored answer.
+        // As two separate bids of 150 the second would be too low and rejected.
+        let mut retry = bid(5, 150, true, 4, 6);
+        let first = info_bid(1, 150, 2);
+        retry.request = first.request.clone();
+        let history = [
+            create(0, 1),
+            first,
+            retry,
+            read(2, Some(150), Some(1), 7, 8),
+        ];
+        assert!(verdict(&history).is_valid(), "{:?}", verdict(&history));
+        // A failed attempt followed by an acknowledged one: effective within the retry.
+        let mut failed = info_bid(1, 150, 2);
+        failed.completion = Completion::Fail;
+        failed.complete_ns = Some(3);
+        let mut retry = bid(5, 150, true, 4, 6);
+        retry.request = failed.request.clone();
+        let history = [create(0, 1), failed, retry];
+        assert!(verdict(&history).is_valid());
     }
 
     #[test]

@@ -283,3 +283,135 @@ pub(crate) mod test_support {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{GeneratorConfig, generate};
+    use crate::history::{Completion, Operation, pair};
+    use crate::replicas::LogEntry;
+
+    fn run(seed: u64) -> (Vec<Operation>, FinalState) {
+        let config = GeneratorConfig {
+            seed,
+            operations: 300,
+            ..GeneratorConfig::default()
+        };
+        let generated = generate(&config);
+        let operations = pair(&generated.records).expect("generated histories pair");
+        (operations, generated.final_state)
+    }
+
+    fn failing(operations: &[Operation], final_state: &FinalState) -> Vec<&'static str> {
+        let report = check_all(
+            operations,
+            final_state,
+            linearizable::SearchLimits::default(),
+        );
+        report
+            .verdicts
+            .iter()
+            .filter(|verdict| !verdict.is_valid())
+            .map(|v| v.checker)
+            .collect()
+    }
+
+    fn is_request(entry: &LogEntry, wanted: &str) -> bool {
+        matches!(entry, LogEntry::Bid { request, .. } if request == wanted)
+    }
+
+    fn first_acknowledged_bid(operations: &[Operation]) -> &Operation {
+        operations
+            .iter()
+            .find(|operation| operation.bid_accepted() == Some(true))
+            .expect("some")
+    }
+
+    #[test]
+    fn generated_runs_pass_every_checker() {
+        for seed in 0..20 {
+            let (operations, final_state) = run(seed);
+            assert_eq!(
+                failing(&operations, &final_state),
+                Vec::<&str>::new(),
+                "seed {seed}"
+            );
+        }
+    }
+
+    #[test]
+    fn planted_lost_write_is_caught() {
+        let (operations, mut final_state) = run(1);
+        let acknowledged = first_acknowledged_bid(&operations);
+        let replica = final_state.replicas.values_mut().next().expect("replicas");
+        let log = replica
+            .auctions
+            .get_mut(&acknowledged.auction)
+            .expect("auction");
+        log.retain(|entry| !is_request(entry, &acknowledged.request));
+        assert_eq!(failing(&operations, &final_state), vec!["lost"]);
+    }
+
+    #[test]
+    fn planted_double_apply_is_caught() {
+        let (operations, mut final_state) = run(2);
+        let acknowledged = first_acknowledged_bid(&operations);
+        for replica in final_state.replicas.values_mut() {
+            let log = replica
+                .auctions
+                .get_mut(&acknowledged.auction)
+                .expect("auction");
+            let position = log
+                .iter()
+                .position(|entry| is_request(entry, &acknowledged.request))
+                .expect("logged");
+            let entry = log[position].clone();
+            log.insert(position + 1, entry);
+        }
+        assert_eq!(failing(&operations, &final_state), vec!["duplicate"]);
+    }
+
+    #[test]
+    fn planted_bid_after_close_is_caught() {
+        let (operations, mut final_state) = run(3);
+        for replica in final_state.replicas.values_mut() {
+            let log = replica.auctions.values_mut().next().expect("auction");
+            log.push(LogEntry::Close {
+                outcome: crate::history::CloseOutcome::Unsold,
+            });
+            log.push(LogEntry::Bid {
+                request: "planted".into(),
+                bidder: 1,
+                amount: u64::MAX,
+                accepted: true,
+            });
+        }
+        assert!(failing(&operations, &final_state).contains(&"close"));
+    }
+
+    #[test]
+    fn planted_stale_read_is_caught_only_by_linearizability() {
+        let (mut operations, final_state) = run(4);
+        let read = operations
+            .iter_mut()
+            .rev()
+            .find(|operation| {
+                matches!(operation.completion, Completion::Ok(Output::State(view))
+                    if view.price.is_some() && !view.closed)
+            })
+            .expect("a read that saw a price");
+        if let Completion::Ok(Output::State(view)) = &mut read.completion {
+            view.price = None;
+            view.leader = None;
+        }
+        assert_eq!(failing(&operations, &final_state), vec!["linearizable"]);
+    }
+
+    #[test]
+    fn planted_diverged_replica_is_caught() {
+        let (operations, mut final_state) = run(5);
+        let replica = final_state.replicas.values_mut().next().expect("replicas");
+        replica.digest = "diverged".into();
+        assert_eq!(failing(&operations, &final_state), vec!["digest"]);
+    }
+}
