@@ -1,6 +1,9 @@
 //! What the harness collects from every replica after the nemeses are healed (`final.json`):
 //! each node's state digest and, per auction, the applied entries in log order.
 //!
+//! The harness collects it only after every replica has applied up to the leader's commit
+//! index, so a replica that lacks a committed entry at that point is a real loss, not lag.
+//!
 //! An entry is a bid the engine *applied* (accepted or rejected, recorded under its request
 //! id) or the auction's close. A retry that the engine answered from its dedupe table is not
 //! an entry: it applied nothing. So a request id that shows up twice is a double apply (I2).

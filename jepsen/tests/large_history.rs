@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use martelo_jepsen::checker::check_all;
-use martelo_jepsen::checker::linearizable::SearchLimits;
+use martelo_jepsen::checker::linearizable::{self, SearchLimits};
 use martelo_jepsen::generate::{GeneratorConfig, generate};
 use martelo_jepsen::history::{HistoryWriter, ReadLimits, pair, read_history};
 
@@ -31,15 +31,21 @@ fn time_checkers(config: GeneratorConfig) {
     let parsed = start.elapsed();
     let report = check_all(&operations, &generated.final_state, SearchLimits::default());
     let total = start.elapsed();
+    // The linearizability search dominates; time it alone too.
+    let alone = Instant::now();
+    let verdict = linearizable::check(&operations, SearchLimits::default());
+    let linearizable_time = alone.elapsed();
+    assert!(verdict.is_valid());
     println!(
         "{} operations ({} records, {} auctions, {} clients): parse+pair {:.2?}, \
-         all checkers {:.2?}, total {:.2?}",
+         all checkers {:.2?} (linearizable alone {:.2?}), total {:.2?}",
         operations.len(),
         records.len(),
         config.auctions,
         config.clients,
         parsed,
         total - parsed,
+        linearizable_time,
         total,
     );
     for verdict in &report.verdicts {
