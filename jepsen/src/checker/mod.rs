@@ -415,3 +415,63 @@ mod tests {
         assert_eq!(failing(&operations, &final_state), vec!["digest"]);
     }
 }
+
+#[cfg(test)]
+mod readme_example {
+    use super::*;
+    use crate::history::{ReadLimits, pair, read_history};
+
+    #[test]
+    fn readme_example_history_reads_pairs_and_is_linearizable() {
+        // Keeps the documented format honest: the README's example must parse and pass.
+        let readme = include_str!("../../README.md");
+        let lines: Vec<&str> = readme
+            .lines()
+            .filter(|line| line.starts_with("{\"index\""))
+            .collect();
+        assert_eq!(lines.len(), 8);
+        let text = lines.join("\n");
+        let records = read_history(text.as_bytes(), ReadLimits::default()).expect("reads");
+        let operations = pair(&records).expect("pairs");
+        let verdict = linearizable::check(&operations, linearizable::SearchLimits::default());
+        assert!(verdict.is_valid(), "{verdict:?}");
+    }
+}
+
+#[cfg(test)]
+mod corrupted_input {
+    use super::*;
+    use crate::generate::{GeneratorConfig, Rng, generate};
+    use crate::history::{HistoryWriter, ReadLimits, pair, read_history};
+
+    #[test]
+    fn corrupted_histories_give_errors_or_verdicts_never_panics() {
+        let generated = generate(&GeneratorConfig {
+            operations: 60,
+            ..GeneratorConfig::default()
+        });
+        let mut writer = HistoryWriter::new(Vec::new(), ReadLimits::default());
+        for record in generated.records {
+            writer.append(record).expect("fits");
+        }
+        let clean = writer.into_inner();
+        let mut rng = Rng::new(5);
+        for _ in 0..300 {
+            let mut bytes = clean.clone();
+            for _ in 0..1 + rng.below(3) {
+                let position = rng.below(bytes.len() as u64) as usize;
+                bytes[position] = b"0123456789{}\":,\nx-"[rng.below(18) as usize];
+            }
+            let Ok(records) = read_history(&bytes[..], ReadLimits::default()) else {
+                continue;
+            };
+            let Ok(operations) = pair(&records) else {
+                continue;
+            };
+            let limits = linearizable::SearchLimits {
+                states_max: 100_000,
+            };
+            let _report = check_all(&operations, &generated.final_state, limits);
+        }
+    }
+}
