@@ -7,18 +7,18 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 
 mod workload;
 
-const HOT_BIDS: u64 = 100_000;
-const HOT_BIDDERS: u64 = 10_000;
-const OPEN_AUCTIONS: u64 = 100_000;
-const SPREAD_BIDS: u64 = 100_000;
+const BIDDERS: u64 = 10_000;
+const BIDS: u64 = 100_000;
 
-fn hot_auction(c: &mut Criterion) {
-    let commands = workload::bids(HOT_BIDS, 1, HOT_BIDDERS);
-    let (state, first_index) = workload::state_with_auctions(1);
+/// Applies `BIDS` bids from `BIDDERS` bidders spread over `auctions` open auctions, each
+/// iteration on a fresh copy of the state.
+fn bench_bids(c: &mut Criterion, name: &str, auctions: u64, samples: usize) {
+    let commands = workload::bids(BIDS, auctions, BIDDERS);
+    let (state, first_index) = workload::state_with_auctions(auctions);
     let mut group = c.benchmark_group("apply");
-    group.throughput(Throughput::Elements(HOT_BIDS));
-    group.sample_size(20);
-    group.bench_function("hot_auction_10k_bidders", |b| {
+    group.throughput(Throughput::Elements(BIDS));
+    group.sample_size(samples);
+    group.bench_function(name, |b| {
         b.iter_batched_ref(
             || state.clone(),
             |state| workload::apply_all(state, first_index, &commands),
@@ -28,20 +28,12 @@ fn hot_auction(c: &mut Criterion) {
     group.finish();
 }
 
+fn hot_auction(c: &mut Criterion) {
+    bench_bids(c, "hot_auction_10k_bidders", 1, 20);
+}
+
 fn many_auctions(c: &mut Criterion) {
-    let commands = workload::bids(SPREAD_BIDS, OPEN_AUCTIONS, HOT_BIDDERS);
-    let (state, first_index) = workload::state_with_auctions(OPEN_AUCTIONS);
-    let mut group = c.benchmark_group("apply");
-    group.throughput(Throughput::Elements(SPREAD_BIDS));
-    group.sample_size(10);
-    group.bench_function("spread_over_100k_open_auctions", |b| {
-        b.iter_batched_ref(
-            || state.clone(),
-            |state| workload::apply_all(state, first_index, &commands),
-            BatchSize::LargeInput,
-        )
-    });
-    group.finish();
+    bench_bids(c, "spread_over_100k_open_auctions", 100_000, 10);
 }
 
 criterion_group!(benches, hot_auction, many_auctions);
