@@ -1,7 +1,15 @@
 //! # martelo-cluster
 //!
 //! Will hold the node runtime (Raft groups, gRPC server, leader timers, sink), the client
-//! library and the `martelo` CLI. Today it holds only [`demo`], the engine replay behind
-//! `martelo demo`; the node itself is tracked by the cluster issue.
+//! library and the `martelo` CLI. Built so far:
+//!
+//! - [`routing`]: which group owns an auction (the stable shard hash);
+//! - [`clock`]: the leader's hybrid clock and the clock-skew guard;
+//! - [`demo`]: the engine replay behind `martelo demo`.
+//!
+//! Pure logic goes in modules like these, callable from tests without sockets; the node's
+//! runtime (tracked by the cluster issue) will be a thin shell around them.
 
+pub mod clock;
 pub mod demo;
+pub mod routing;
