@@ -5,6 +5,7 @@
 //!
 //! - [`routing`]: which group owns an auction (the stable shard hash);
 //! - [`clock`]: the leader's hybrid clock and the clock-skew guard;
+//! - [`retry`]: the client library's retry rule (same request id, unknown is never failed);
 //! - [`demo`]: the engine replay behind `martelo demo`.
 //!
 //! Pure logic goes in modules like these, callable from tests without sockets; the node's
@@ -12,4 +13,5 @@
 
 pub mod clock;
 pub mod demo;
+pub mod retry;
 pub mod routing;
