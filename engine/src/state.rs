@@ -11,6 +11,7 @@
 //!                     └─ new ─► execute ─► record the reply ─► reply + events
 //! ```
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -115,29 +116,47 @@ pub struct Closed {
     pub at: Timestamp,
 }
 
-/// The index key of an idempotency record: the user and a 64-bit XXH3 hash of the request
-/// id. A fixed-size key keeps the index's nodes small and its comparisons free of pointer
-/// chasing, which matters on the bid hot path. The record keeps the full request id; if two
-/// of one user's request ids ever share a hash, the later request is rejected as
-/// `request_id_reused`, which can only affect that user's own requests.
+/// The index key of an idempotency record: the user and a 128-bit XXH3 hash of the request
+/// id. A fixed-size key keeps the index's nodes small, its comparisons free of pointer
+/// chasing and the hot path free of an allocation per bid. XXH3 is not a cryptographic hash,
+/// but a collision can only involve two request ids of the same user, so at worst a user who
+/// crafts one confuses their own requests (the later one is answered as a retry of, or a reuse
+/// of, the earlier one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 struct RequestKey {
     user: UserId,
-    request_hash: u64,
+    request_hash: u128,
 }
 
 impl RequestKey {
     fn of(user: UserId, request_id: &RequestId) -> RequestKey {
-        let request_hash = xxhash_rust::xxh3::xxh3_64(request_id.as_str().as_bytes());
+        let request_hash = xxhash_rust::xxh3::xxh3_128(request_id.as_str().as_bytes());
         RequestKey { user, request_hash }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 struct RequestRecord {
-    request_id: RequestId,
     fingerprint: Fingerprint,
     reply: Reply,
+}
+
+impl RequestRecord {
+    /// The answer to a request whose key was seen before: the stored reply if it is a retry,
+    /// `request_id_reused` if the payload differs (not recorded: it changed nothing).
+    fn answer_repeat(&self, fingerprint: Fingerprint) -> Outcome {
+        if self.fingerprint == fingerprint {
+            return Outcome { reply: self.reply.clone(), events: Vec::new(), replayed: true };
+        }
+        let reply = Reply::Rejected(RejectCode::RequestIdReused);
+        Outcome { reply, events: Vec::new(), replayed: false }
+    }
+
+    /// Not recorded: nothing was applied, so a later retry may be evaluated afresh.
+    fn limit_reached() -> Outcome {
+        let reply = Reply::Rejected(RejectCode::RequestLimitReached);
+        Outcome { reply, events: Vec::new(), replayed: false }
+    }
 }
 
 /// What a request asked for, to tell a retry from a reuse of its request id. Bids, the hot
@@ -236,30 +255,43 @@ impl State {
         let key = RequestKey::of(request.actor.user, &request.request_id);
         let fingerprint = Fingerprint::of(&request.action);
         let auction_id = request.action.auction_id();
-        if let Some(record) = self.find_record(&key, auction_id) {
-            if record.fingerprint == fingerprint && record.request_id == request.request_id {
-                return Outcome { reply: record.reply.clone(), events: Vec::new(), replayed: true };
+        // A key lives in at most one place: the group-level records (the request named no
+        // existing auction when it was applied) or its auction's records.
+        if let Some(record) = self.requests.get(&key) {
+            return record.answer_repeat(fingerprint);
+        }
+        // Reserve the record's slot in the auction's index with a single search: this is the
+        // hot path of every bid. Executing never touches an auction's records.
+        let capacity = self.capacity;
+        let reserved = match auction_id.and_then(|id| self.auctions.get_mut(&id)) {
+            Some(auction) => match auction.requests.entry(key) {
+                Entry::Occupied(entry) => {
+                    return auction.records[*entry.get() as usize].answer_repeat(fingerprint);
+                }
+                Entry::Vacant(entry) => {
+                    if auction.records.len() >= capacity.requests_per_auction_max {
+                        return RequestRecord::limit_reached();
+                    }
+                    entry.insert(u32::try_from(auction.records.len()).expect("bounded"));
+                    true
+                }
+            },
+            None if self.requests.len() >= capacity.group_requests_max => {
+                return RequestRecord::limit_reached();
             }
-            let reply = Reply::Rejected(RejectCode::RequestIdReused);
-            return Outcome { reply, events: Vec::new(), replayed: false };
-        }
-        if !self.has_room_for_record(auction_id) {
-            // Not recorded: nothing was applied, so a later retry may be evaluated afresh.
-            let reply = Reply::Rejected(RejectCode::RequestLimitReached);
-            return Outcome { reply, events: Vec::new(), replayed: false };
-        }
+            None => false,
+        };
         let mut events = Vec::with_capacity(4);
         let reply = to_reply(self.execute(now, log_index, request, &mut events));
-        let record = RequestRecord {
-            request_id: request.request_id.clone(),
-            fingerprint,
-            reply: reply.clone(),
-        };
+        let record = RequestRecord { fingerprint, reply: reply.clone() };
+        // A create that succeeded has made the auction exist: its record goes there too.
         match auction_id.and_then(|id| self.auctions.get_mut(&id)) {
             Some(auction) => {
-                let position = u32::try_from(auction.records.len()).expect("records are bounded");
+                if !reserved {
+                    let position = u32::try_from(auction.records.len()).expect("bounded");
+                    auction.requests.insert(key, position);
+                }
                 auction.records.push(record);
-                auction.requests.insert(key, position);
             }
             None => {
                 self.requests_expiry.insert((now.plus(limits::REQUEST_RETENTION), key));
@@ -267,25 +299,6 @@ impl State {
             }
         }
         Outcome { reply, events, replayed: false }
-    }
-
-    fn find_record(
-        &self,
-        key: &RequestKey,
-        auction_id: Option<AuctionId>,
-    ) -> Option<&RequestRecord> {
-        let in_auction = auction_id.and_then(|id| self.auctions.get(&id)).and_then(|auction| {
-            let position = *auction.requests.get(key)?;
-            auction.records.get(position as usize)
-        });
-        in_auction.or_else(|| self.requests.get(key))
-    }
-
-    fn has_room_for_record(&self, auction_id: Option<AuctionId>) -> bool {
-        match auction_id.and_then(|id| self.auctions.get(&id)) {
-            Some(auction) => auction.records.len() < self.capacity.requests_per_auction_max,
-            None => self.requests.len() < self.capacity.group_requests_max,
-        }
     }
 
     fn execute(
