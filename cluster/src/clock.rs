@@ -131,8 +131,14 @@ mod tests {
 
     #[test]
     fn offset_is_measured_from_the_round_trip_midpoint() {
-        assert_eq!(sample(1_000, 1_105, 1_010).offset(), (100 * MS as i64, Micros(5 * MS)));
-        assert_eq!(sample(1_000, 905, 1_010).offset(), (-100 * MS as i64, Micros(5 * MS)));
+        assert_eq!(
+            sample(1_000, 1_105, 1_010).offset(),
+            (100 * MS as i64, Micros(5 * MS))
+        );
+        assert_eq!(
+            sample(1_000, 905, 1_010).offset(),
+            (-100 * MS as i64, Micros(5 * MS))
+        );
     }
 
     #[test]

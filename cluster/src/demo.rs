@@ -10,10 +10,22 @@ use martelo_engine::{
 };
 use serde_json::json;
 
-const SELLER: Actor = Actor { user: UserId(1), role: Role::Seller };
-const ALICE: Actor = Actor { user: UserId(10), role: Role::Bidder };
-const BOB: Actor = Actor { user: UserId(11), role: Role::Bidder };
-const CAROL: Actor = Actor { user: UserId(12), role: Role::Bidder };
+const SELLER: Actor = Actor {
+    user: UserId(1),
+    role: Role::Seller,
+};
+const ALICE: Actor = Actor {
+    user: UserId(10),
+    role: Role::Bidder,
+};
+const BOB: Actor = Actor {
+    user: UserId(11),
+    role: Role::Bidder,
+};
+const CAROL: Actor = Actor {
+    user: UserId(12),
+    role: Role::Bidder,
+};
 
 /// 2026-01-01T00:00:00Z in microseconds.
 const T0: u64 = 1_767_225_600_000_000;
@@ -23,12 +35,19 @@ fn at(seconds: u64) -> Timestamp {
 }
 
 fn request(actor: Actor, id: &str, action: Action) -> anyhow::Result<Command> {
-    Ok(Command::Request(Request { actor, request_id: RequestId::try_from(id)?, action }))
+    Ok(Command::Request(Request {
+        actor,
+        request_id: RequestId::try_from(id)?,
+        action,
+    }))
 }
 
 fn bid(actor: Actor, id: &str, amount: u64, max: Option<u64>) -> anyhow::Result<Command> {
-    let action =
-        Action::PlaceBid { auction_id: AUCTION, amount: Amount(amount), max: max.map(Amount) };
+    let action = Action::PlaceBid {
+        auction_id: AUCTION,
+        amount: Amount(amount),
+        max: max.map(Amount),
+    };
     request(actor, id, action)
 }
 
@@ -53,16 +72,41 @@ fn script() -> anyhow::Result<Vec<(u64, Command)>> {
         }),
     };
     Ok(vec![
-        (0, request(SELLER, "create-1", Action::CreateAuction { auction_id: AUCTION, spec })?),
+        (
+            0,
+            request(
+                SELLER,
+                "create-1",
+                Action::CreateAuction {
+                    auction_id: AUCTION,
+                    spec,
+                },
+            )?,
+        ),
         (10, bid(ALICE, "a-1", 1_000, Some(2_500))?),
         (20, bid(BOB, "b-1", 2_100, None)?),
         (30, bid(BOB, "b-1", 2_100, None)?),
         (40, bid(CAROL, "c-1", 2_550, Some(2_550))?),
         (550, bid(ALICE, "a-2", 2_650, Some(3_000))?),
         (560, bid(BOB, "b-2", 2_800, None)?),
-        (605, Command::Close { auction_id: AUCTION }),
-        (680, Command::Close { auction_id: AUCTION }),
-        (700, Command::Close { auction_id: AUCTION }),
+        (
+            605,
+            Command::Close {
+                auction_id: AUCTION,
+            },
+        ),
+        (
+            680,
+            Command::Close {
+                auction_id: AUCTION,
+            },
+        ),
+        (
+            700,
+            Command::Close {
+                auction_id: AUCTION,
+            },
+        ),
     ])
 }
 
@@ -71,7 +115,10 @@ pub fn run() -> anyhow::Result<Vec<String>> {
     let mut state = State::new();
     let mut lines = Vec::new();
     for (index, (seconds, command)) in script()?.into_iter().enumerate() {
-        let ctx = ApplyCtx { log_index: index as u64 + 1, timestamp: at(seconds) };
+        let ctx = ApplyCtx {
+            log_index: index as u64 + 1,
+            timestamp: at(seconds),
+        };
         let outcome = state.apply(ctx, &command);
         let line = json!({
             "log_index": ctx.log_index,
@@ -95,15 +142,20 @@ mod tests {
     #[test]
     fn demo_sells_to_the_highest_maximum_after_a_soft_close_extension() {
         let lines = run().expect("demo runs");
-        let parsed: Vec<serde_json::Value> =
-            lines.iter().map(|line| serde_json::from_str(line).expect("json")).collect();
+        let parsed: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|line| serde_json::from_str(line).expect("json"))
+            .collect();
         // Bob's retry of b-1 is a replay, not a second bid.
         assert_eq!(parsed[3]["replayed"], json!(true));
         // Alice's bid at 550 s falls in the last 120 s and resets the end to 670 s; Bob's at
         // 560 s resets it again, to 680 s, so a Close at 605 s is refused.
         let extended = parsed[5]["events"].to_string();
         assert!(extended.contains("EndExtended"), "{extended}");
-        assert_eq!(parsed[7]["reply"], json!({ "Rejected": "auction_not_ended" }));
+        assert_eq!(
+            parsed[7]["reply"],
+            json!({ "Rejected": "auction_not_ended" })
+        );
         // Bob's 2,800 loses to Alice's standing 3,000 maximum; at 680 s the auction closes
         // with Alice the winner at Bob's bid plus one increment.
         let close = &parsed[8]["reply"]["Accepted"]["Closed"]["result"]["Sold"];

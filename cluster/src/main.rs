@@ -5,7 +5,11 @@ use std::io::Write;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "martelo", version, about = "martelo: a replicated real-time auction platform")]
+#[command(
+    name = "martelo",
+    version,
+    about = "martelo: a replicated real-time auction platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,

@@ -107,11 +107,17 @@ impl<Node: Clone + PartialEq> Proposal<Node> {
                     self.backoff = (self.backoff * 2).min(self.policy.backoff_max);
                     (node.clone(), after)
                 }
-                None => return Step::GiveUp { maybe_applied: self.maybe_applied },
+                None => {
+                    return Step::GiveUp {
+                        maybe_applied: self.maybe_applied,
+                    };
+                }
             },
         };
         if self.attempts >= self.policy.attempts_max || elapsed + after >= self.policy.deadline {
-            return Step::GiveUp { maybe_applied: self.maybe_applied };
+            return Step::GiveUp {
+                maybe_applied: self.maybe_applied,
+            };
         }
         self.attempts += 1;
         Step::Retry { node, after }
@@ -130,48 +136,93 @@ mod tests {
     fn a_redirect_goes_straight_to_the_named_leader() {
         let mut proposal = proposal();
         let step = proposal.next(Attempt::NotLeader { leader: Some("n2") }, Duration::ZERO);
-        assert_eq!(step, Step::Retry { node: "n2", after: Duration::ZERO });
-        assert_eq!(proposal.next(Attempt::Decided, Duration::from_millis(3)), Step::Done);
+        assert_eq!(
+            step,
+            Step::Retry {
+                node: "n2",
+                after: Duration::ZERO
+            }
+        );
+        assert_eq!(
+            proposal.next(Attempt::Decided, Duration::from_millis(3)),
+            Step::Done
+        );
     }
 
     #[test]
     fn without_a_leader_hint_it_tries_members_in_turn_with_growing_backoff() {
         let mut proposal = proposal();
         let first = proposal.next(Attempt::NotSent, Duration::ZERO);
-        assert_eq!(first, Step::Retry { node: "n1", after: Duration::from_millis(10) });
-        let second = proposal.next(Attempt::NotLeader { leader: None }, Duration::from_millis(10));
-        assert_eq!(second, Step::Retry { node: "n2", after: Duration::from_millis(20) });
+        assert_eq!(
+            first,
+            Step::Retry {
+                node: "n1",
+                after: Duration::from_millis(10)
+            }
+        );
+        let second = proposal.next(
+            Attempt::NotLeader { leader: None },
+            Duration::from_millis(10),
+        );
+        assert_eq!(
+            second,
+            Step::Retry {
+                node: "n2",
+                after: Duration::from_millis(20)
+            }
+        );
     }
 
     #[test]
     fn a_timeout_makes_the_final_outcome_unknown_never_failed() {
-        let policy = RetryPolicy { attempts_max: 2, ..RetryPolicy::default() };
+        let policy = RetryPolicy {
+            attempts_max: 2,
+            ..RetryPolicy::default()
+        };
         let mut proposal = Proposal::new(policy, vec!["n1"]);
         assert!(matches!(
             proposal.next(Attempt::Indeterminate, Duration::ZERO),
             Step::Retry { .. }
         ));
         let step = proposal.next(Attempt::NotSent, Duration::from_millis(50));
-        assert_eq!(step, Step::GiveUp { maybe_applied: true });
+        assert_eq!(
+            step,
+            Step::GiveUp {
+                maybe_applied: true
+            }
+        );
     }
 
     #[test]
     fn a_not_leader_answer_also_leaves_the_outcome_unknown() {
-        let policy = RetryPolicy { attempts_max: 2, ..RetryPolicy::default() };
+        let policy = RetryPolicy {
+            attempts_max: 2,
+            ..RetryPolicy::default()
+        };
         let mut proposal = Proposal::new(policy, vec!["n1"]);
         proposal.next(Attempt::NotLeader { leader: None }, Duration::ZERO);
         let step = proposal.next(Attempt::NotSent, Duration::from_millis(20));
-        assert_eq!(step, Step::GiveUp { maybe_applied: true });
+        assert_eq!(
+            step,
+            Step::GiveUp {
+                maybe_applied: true
+            }
+        );
     }
 
     #[test]
     fn only_attempts_that_never_reached_a_node_allow_reporting_not_applied() {
-        let policy = RetryPolicy { attempts_max: 2, ..RetryPolicy::default() };
+        let policy = RetryPolicy {
+            attempts_max: 2,
+            ..RetryPolicy::default()
+        };
         let mut proposal = Proposal::new(policy, vec!["n1"]);
         proposal.next(Attempt::NotSent, Duration::ZERO);
         assert_eq!(
             proposal.next(Attempt::NotSent, Duration::from_millis(20)),
-            Step::GiveUp { maybe_applied: false }
+            Step::GiveUp {
+                maybe_applied: false
+            }
         );
     }
 
@@ -179,6 +230,11 @@ mod tests {
     fn the_deadline_bounds_every_retry() {
         let mut proposal = proposal();
         let late = RetryPolicy::default().deadline - Duration::from_millis(5);
-        assert_eq!(proposal.next(Attempt::NotSent, late), Step::GiveUp { maybe_applied: false });
+        assert_eq!(
+            proposal.next(Attempt::NotSent, late),
+            Step::GiveUp {
+                maybe_applied: false
+            }
+        );
     }
 }

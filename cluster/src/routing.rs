@@ -99,7 +99,10 @@ mod tests {
     #[test]
     fn shard_counts_outside_the_limits_are_refused() {
         assert_eq!(ShardCount::try_from(0), Err(InvalidShardCount(0)));
-        assert_eq!(ShardCount::try_from(SHARD_COUNT_MAX + 1), Err(InvalidShardCount(1025)));
+        assert_eq!(
+            ShardCount::try_from(SHARD_COUNT_MAX + 1),
+            Err(InvalidShardCount(1025))
+        );
         assert_eq!(
             shards(3).groups().collect::<Vec<_>>(),
             vec![GroupId(1), GroupId(2), GroupId(3)]

@@ -2,7 +2,10 @@
 
 use martelo_engine::*;
 
-pub const SELLER: Actor = Actor { user: UserId(1), role: Role::Seller };
+pub const SELLER: Actor = Actor {
+    user: UserId(1),
+    role: Role::Seller,
+};
 pub const T0: u64 = 1_800_000_000_000_000;
 
 pub fn spec(increment: IncrementPolicy) -> AuctionSpec {
@@ -32,7 +35,13 @@ pub fn state_with_auctions(count: u64) -> (State, u64) {
                 spec: spec(IncrementPolicy::Fixed(Amount(10))),
             },
         });
-        let reply = state.apply(ApplyCtx { log_index: id + 1, timestamp: Timestamp(T0) }, &command);
+        let reply = state.apply(
+            ApplyCtx {
+                log_index: id + 1,
+                timestamp: Timestamp(T0),
+            },
+            &command,
+        );
         assert!(reply.reply.is_accepted());
     }
     (state, count + 1)
@@ -58,7 +67,10 @@ pub fn bids(count: u64, auctions: u64, bidders: u64) -> Vec<Command> {
                 (*slot, (index % 2 == 0).then_some(Amount(*slot + 500)))
             };
             Command::Request(Request {
-                actor: Actor { user: UserId(bidder), role: Role::Bidder },
+                actor: Actor {
+                    user: UserId(bidder),
+                    role: Role::Bidder,
+                },
                 request_id: RequestId::try_from(format!("bid-{index}")).expect("valid"),
                 action: Action::PlaceBid {
                     auction_id: AuctionId(auction),
@@ -75,7 +87,10 @@ pub fn apply_all(state: &mut State, first_index: u64, commands: &[Command]) -> u
     let mut accepted = 0;
     for (offset, command) in commands.iter().enumerate() {
         let offset = offset as u64;
-        let ctx = ApplyCtx { log_index: first_index + offset, timestamp: Timestamp(T0 + offset) };
+        let ctx = ApplyCtx {
+            log_index: first_index + offset,
+            timestamp: Timestamp(T0 + offset),
+        };
         accepted += usize::from(state.apply(ctx, command).reply.is_accepted());
     }
     accepted

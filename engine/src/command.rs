@@ -56,18 +56,35 @@ pub enum Role {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Action {
     /// Seller or admin. The actor becomes the auction's seller.
-    CreateAuction { auction_id: AuctionId, spec: AuctionSpec },
+    CreateAuction {
+        auction_id: AuctionId,
+        spec: AuctionSpec,
+    },
     /// The auction's seller, before the first bid, while it is not closed. Replaces the spec.
-    EditAuction { auction_id: AuctionId, spec: AuctionSpec },
+    EditAuction {
+        auction_id: AuctionId,
+        spec: AuctionSpec,
+    },
     /// The seller before the first bid, or an admin at any time before close (with a reason).
-    CancelAuction { auction_id: AuctionId, reason: Option<Reason> },
+    CancelAuction {
+        auction_id: AuctionId,
+        reason: Option<Reason>,
+    },
     /// `amount` is the bid placed now; `max`, if given, is the most the bidder lets the engine
     /// bid on their behalf (proxy bidding). Without `max`, the maximum is `amount`.
-    PlaceBid { auction_id: AuctionId, amount: Amount, max: Option<Amount> },
+    PlaceBid {
+        auction_id: AuctionId,
+        amount: Amount,
+        max: Option<Amount>,
+    },
     /// Buy at the listing's buy-it-now price, ending the auction.
     BuyNow { auction_id: AuctionId },
     /// Admin: strike a bid from an open auction; leader and price are recomputed without it.
-    VoidBid { auction_id: AuctionId, bid_id: BidId, reason: Reason },
+    VoidBid {
+        auction_id: AuctionId,
+        bid_id: BidId,
+        reason: Reason,
+    },
     /// Admin: the user may place no bid and buy nothing until reinstated. Suspension is
     /// per group; the cluster applies it to every group.
     SuspendBidder { user: UserId, reason: Reason },

@@ -236,9 +236,18 @@ impl std::fmt::Display for RejectCode {
 /// How an auction ended. Every auction ends with exactly one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AuctionResult {
-    Sold { winner: UserId, price: Amount, via: SaleKind },
-    Unsold { reason: UnsoldReason },
-    Cancelled { by: UserId, reason: Option<Reason> },
+    Sold {
+        winner: UserId,
+        price: Amount,
+        via: SaleKind,
+    },
+    Unsold {
+        reason: UnsoldReason,
+    },
+    Cancelled {
+        by: UserId,
+        reason: Option<Reason>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -258,8 +267,15 @@ pub enum UnsoldReason {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Event {
     Auction(AuctionEvent),
-    BidderSuspended { user: UserId, reason: Reason, at: Timestamp },
-    BidderReinstated { user: UserId, at: Timestamp },
+    BidderSuspended {
+        user: UserId,
+        reason: Reason,
+        at: Timestamp,
+    },
+    BidderReinstated {
+        user: UserId,
+        at: Timestamp,
+    },
 }
 
 /// An event of one auction. `seq` increases by one with each event of that auction, so a
@@ -354,7 +370,10 @@ mod tests {
         let codes: BTreeSet<&str> = RejectCode::ALL.iter().map(|code| code.as_str()).collect();
         assert_eq!(codes.len(), RejectCode::ALL.len());
         for code in codes {
-            assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{code}");
+            assert!(
+                code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{code}"
+            );
         }
         assert!(RejectCode::ALL.windows(2).all(|pair| pair[0] < pair[1]));
     }

@@ -117,7 +117,8 @@ pub enum SoftCloseMode {
 
 impl SoftClose {
     pub fn total_cap(&self) -> Micros {
-        self.total_extension_max.unwrap_or(limits::SOFT_CLOSE_TOTAL_MAX)
+        self.total_extension_max
+            .unwrap_or(limits::SOFT_CLOSE_TOTAL_MAX)
     }
 
     fn check(&self) -> Result<(), RejectCode> {
@@ -127,7 +128,11 @@ impl SoftClose {
         let window_ok = self.window.0 > 0 && self.window <= limits::SOFT_CLOSE_WINDOW_MAX;
         let extension_ok = extension.0 > 0 && extension <= limits::SOFT_CLOSE_EXTENSION_MAX;
         let cap_ok = self.total_cap() <= limits::SOFT_CLOSE_TOTAL_MAX;
-        if window_ok && extension_ok && cap_ok { Ok(()) } else { Err(RejectCode::InvalidSoftClose) }
+        if window_ok && extension_ok && cap_ok {
+            Ok(())
+        } else {
+            Err(RejectCode::InvalidSoftClose)
+        }
     }
 }
 
@@ -143,7 +148,9 @@ impl AuctionSpec {
         }
         // The reserve and the buy-it-now price only make sense at or above the starting
         // price, and buying now must be able to meet the reserve.
-        let reserve_ok = self.reserve_price.is_none_or(|reserve| reserve >= self.starting_price);
+        let reserve_ok = self
+            .reserve_price
+            .is_none_or(|reserve| reserve >= self.starting_price);
         let floor = self.reserve_price.unwrap_or(self.starting_price);
         let buy_now_ok = self.buy_now_price.is_none_or(|buy_now| buy_now >= floor);
         if !reserve_ok || !buy_now_ok {
@@ -165,7 +172,9 @@ impl AuctionSpec {
 
     /// The latest the auction can end, counting every soft-close extension.
     pub fn latest_end(&self) -> Timestamp {
-        let cap = self.soft_close.map_or(Micros(0), |soft_close| soft_close.total_cap());
+        let cap = self
+            .soft_close
+            .map_or(Micros(0), |soft_close| soft_close.total_cap());
         self.end.plus(cap)
     }
 }
@@ -175,7 +184,10 @@ mod tests {
     use super::*;
 
     fn band(from: u64, increment: u64) -> IncrementBand {
-        IncrementBand { from: Amount(from), increment: Amount(increment) }
+        IncrementBand {
+            from: Amount(from),
+            increment: Amount(increment),
+        }
     }
 
     #[test]
@@ -203,7 +215,10 @@ mod tests {
             (limits::AMOUNT_MAX, 10_000),
         ];
         for (price, increment) in cases {
-            assert_eq!(IncrementPolicy::Ebay.increment_at(Amount(price)), Amount(increment));
+            assert_eq!(
+                IncrementPolicy::Ebay.increment_at(Amount(price)),
+                Amount(increment)
+            );
         }
     }
 
@@ -222,7 +237,9 @@ mod tests {
             vec![band(1, 10)],
             vec![band(0, 10), band(0, 20)],
             vec![band(0, 10), band(500, 0)],
-            (0..=limits::INCREMENT_BANDS_MAX as u64).map(|i| band(i * 10, 1)).collect(),
+            (0..=limits::INCREMENT_BANDS_MAX as u64)
+                .map(|i| band(i * 10, 1))
+                .collect(),
         ];
         for bands in bad {
             assert_eq!(
@@ -244,13 +261,20 @@ mod tests {
             total_extension_max: Some(Micros::from_secs(600)),
         };
         assert_eq!(ok.check(), Ok(()));
-        let zero_window = SoftClose { window: Micros(0), ..ok };
+        let zero_window = SoftClose {
+            window: Micros(0),
+            ..ok
+        };
         assert_eq!(zero_window.check(), Err(RejectCode::InvalidSoftClose));
-        let long_extension =
-            SoftClose { mode: SoftCloseMode::ResetRemaining(Micros::from_secs(7200)), ..ok };
+        let long_extension = SoftClose {
+            mode: SoftCloseMode::ResetRemaining(Micros::from_secs(7200)),
+            ..ok
+        };
         assert_eq!(long_extension.check(), Err(RejectCode::InvalidSoftClose));
-        let huge_cap =
-            SoftClose { total_extension_max: Some(Micros::from_secs(30 * 86_400)), ..ok };
+        let huge_cap = SoftClose {
+            total_extension_max: Some(Micros::from_secs(30 * 86_400)),
+            ..ok
+        };
         assert_eq!(huge_cap.check(), Err(RejectCode::InvalidSoftClose));
     }
 }

@@ -146,16 +146,28 @@ impl RequestRecord {
     /// `request_id_reused` if the payload differs (not recorded: it changed nothing).
     fn answer_repeat(&self, fingerprint: Fingerprint) -> Outcome {
         if self.fingerprint == fingerprint {
-            return Outcome { reply: self.reply.clone(), events: Vec::new(), replayed: true };
+            return Outcome {
+                reply: self.reply.clone(),
+                events: Vec::new(),
+                replayed: true,
+            };
         }
         let reply = Reply::Rejected(RejectCode::RequestIdReused);
-        Outcome { reply, events: Vec::new(), replayed: false }
+        Outcome {
+            reply,
+            events: Vec::new(),
+            replayed: false,
+        }
     }
 
     /// Not recorded: nothing was applied, so a later retry may be evaluated afresh.
     fn limit_reached() -> Outcome {
         let reply = Reply::Rejected(RejectCode::RequestLimitReached);
-        Outcome { reply, events: Vec::new(), replayed: false }
+        Outcome {
+            reply,
+            events: Vec::new(),
+            replayed: false,
+        }
     }
 }
 
@@ -163,16 +175,26 @@ impl RequestRecord {
 /// path, are compared field by field; everything else by a 128-bit digest of its encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 enum Fingerprint {
-    Bid { auction_id: AuctionId, amount: Amount, max: Option<Amount> },
+    Bid {
+        auction_id: AuctionId,
+        amount: Amount,
+        max: Option<Amount>,
+    },
     Digest([u8; 16]),
 }
 
 impl Fingerprint {
     fn of(action: &Action) -> Fingerprint {
         match action {
-            Action::PlaceBid { auction_id, amount, max } => {
-                Fingerprint::Bid { auction_id: *auction_id, amount: *amount, max: *max }
-            }
+            Action::PlaceBid {
+                auction_id,
+                amount,
+                max,
+            } => Fingerprint::Bid {
+                auction_id: *auction_id,
+                amount: *amount,
+                max: *max,
+            },
             other => {
                 let digest = crate::digest::of(other);
                 let mut short = [0u8; 16];
@@ -217,7 +239,10 @@ impl State {
         capacity.bids_per_auction_max = capacity.bids_per_auction_max.min(u32::MAX as usize);
         capacity.requests_per_auction_max =
             capacity.requests_per_auction_max.min(u32::MAX as usize);
-        State { capacity, ..State::default() }
+        State {
+            capacity,
+            ..State::default()
+        }
     }
 
     pub fn capacity(&self) -> Capacity {
@@ -245,7 +270,11 @@ impl State {
         match command {
             Command::Close { auction_id } => {
                 let reply = to_reply(self.close_when_ended(now, *auction_id, &mut events));
-                Outcome { reply, events, replayed: false }
+                Outcome {
+                    reply,
+                    events,
+                    replayed: false,
+                }
             }
             Command::Request(request) => self.request(now, ctx.log_index, request),
         }
@@ -283,7 +312,10 @@ impl State {
         };
         let mut events = Vec::with_capacity(4);
         let reply = to_reply(self.execute(now, log_index, request, &mut events));
-        let record = RequestRecord { fingerprint, reply: reply.clone() };
+        let record = RequestRecord {
+            fingerprint,
+            reply: reply.clone(),
+        };
         // A create that succeeded has made the auction exist: its record goes there too.
         match auction_id.and_then(|id| self.auctions.get_mut(&id)) {
             Some(auction) => {
@@ -294,11 +326,16 @@ impl State {
                 auction.records.push(record);
             }
             None => {
-                self.requests_expiry.insert((now.plus(limits::REQUEST_RETENTION), key));
+                self.requests_expiry
+                    .insert((now.plus(limits::REQUEST_RETENTION), key));
                 self.requests.insert(key, record);
             }
         }
-        Outcome { reply, events, replayed: false }
+        Outcome {
+            reply,
+            events,
+            replayed: false,
+        }
     }
 
     fn execute(
@@ -319,14 +356,24 @@ impl State {
             Action::CancelAuction { auction_id, reason } => {
                 self.cancel_auction(now, actor, *auction_id, reason.as_ref(), events)
             }
-            Action::PlaceBid { auction_id, amount, max } => {
-                let bid = BidRequest { amount: *amount, max: *max, log_index };
+            Action::PlaceBid {
+                auction_id,
+                amount,
+                max,
+            } => {
+                let bid = BidRequest {
+                    amount: *amount,
+                    max: *max,
+                    log_index,
+                };
                 self.place_bid(now, actor, *auction_id, bid, events)
             }
             Action::BuyNow { auction_id } => self.buy_now(now, actor, *auction_id, events),
-            Action::VoidBid { auction_id, bid_id, reason } => {
-                self.void_bid(now, actor, *auction_id, *bid_id, reason, events)
-            }
+            Action::VoidBid {
+                auction_id,
+                bid_id,
+                reason,
+            } => self.void_bid(now, actor, *auction_id, *bid_id, reason, events),
             Action::SuspendBidder { user, reason } => {
                 require_role(actor, Role::Admin)?;
                 if !self.suspended.insert(*user) {
@@ -344,7 +391,10 @@ impl State {
                 if !self.suspended.remove(user) {
                     return Err(RejectCode::BidderNotSuspended);
                 }
-                events.push(Event::BidderReinstated { user: *user, at: now });
+                events.push(Event::BidderReinstated {
+                    user: *user,
+                    at: now,
+                });
                 Ok(Accepted::BidderReinstated { user: *user })
             }
         }
@@ -381,7 +431,14 @@ impl State {
             records: Vec::new(),
         };
         let listing = Box::new(Listing::from(spec));
-        auction.emit(now, AuctionEventKind::Created { seller: actor.user, listing }, events);
+        auction.emit(
+            now,
+            AuctionEventKind::Created {
+                seller: actor.user,
+                listing,
+            },
+            events,
+        );
         let seq = auction.seq;
         self.open_by_end.insert((auction.end, auction_id));
         self.auctions.insert(auction_id, auction);
@@ -409,7 +466,9 @@ impl State {
         auction.end = spec.end;
         auction.emit(
             now,
-            AuctionEventKind::Edited { listing: Box::new(Listing::from(spec)) },
+            AuctionEventKind::Edited {
+                listing: Box::new(Listing::from(spec)),
+            },
             events,
         );
         let seq = auction.seq;
@@ -439,7 +498,10 @@ impl State {
                 return Err(RejectCode::HasBids);
             }
         }
-        let result = AuctionResult::Cancelled { by: actor.user, reason: reason.cloned() };
+        let result = AuctionResult::Cancelled {
+            by: actor.user,
+            reason: reason.cloned(),
+        };
         let seq = self.finish(now, auction_id, result, events);
         Ok(Accepted::AuctionCancelled { auction_id, seq })
     }
@@ -494,9 +556,18 @@ impl State {
         };
         auction.bids.push(placed);
         let before = (auction.price, auction.leader.map(|leader| leader.bidder));
-        let kind = AuctionEventKind::BidAccepted { bid_id, bidder: actor.user, amount };
+        let kind = AuctionEventKind::BidAccepted {
+            bid_id,
+            bidder: actor.user,
+            amount,
+        };
         auction.emit(now, kind, events);
-        let change = fold_bid(&auction.spec, &mut auction.leader, &mut auction.price, &placed);
+        let change = fold_bid(
+            &auction.spec,
+            &mut auction.leader,
+            &mut auction.price,
+            &placed,
+        );
         if let Some((bidder, by)) = change.outbid {
             auction.emit(now, AuctionEventKind::Outbid { bidder, by }, events);
         }
@@ -512,7 +583,9 @@ impl State {
             bid_id,
             seq: auction.seq,
             price,
-            leading: auction.leader.is_some_and(|leader| leader.bidder == actor.user),
+            leading: auction
+                .leader
+                .is_some_and(|leader| leader.bidder == actor.user),
             reserve_met: auction.reserve_met(),
             end: new_end,
         };
@@ -533,10 +606,20 @@ impl State {
         let suspended = self.suspended.contains(&actor.user);
         let auction = self.open_auction_mut(auction_id)?;
         auction.check_may_buy_or_bid(now, actor.user, suspended)?;
-        let price = auction.buy_now_price().ok_or(RejectCode::BuyNowUnavailable)?;
-        let result = AuctionResult::Sold { winner: actor.user, price, via: SaleKind::BuyNow };
+        let price = auction
+            .buy_now_price()
+            .ok_or(RejectCode::BuyNowUnavailable)?;
+        let result = AuctionResult::Sold {
+            winner: actor.user,
+            price,
+            via: SaleKind::BuyNow,
+        };
         let seq = self.finish(now, auction_id, result, events);
-        Ok(Accepted::BoughtNow { auction_id, seq, price })
+        Ok(Accepted::BoughtNow {
+            auction_id,
+            seq,
+            price,
+        })
     }
 
     fn void_bid(
@@ -550,19 +633,28 @@ impl State {
     ) -> Rule<Accepted> {
         require_role(actor, Role::Admin)?;
         let auction = self.open_auction_mut(auction_id)?;
-        let bid = auction.bids.get_mut(bid_id.0 as usize).ok_or(RejectCode::BidNotFound)?;
+        let bid = auction
+            .bids
+            .get_mut(bid_id.0 as usize)
+            .ok_or(RejectCode::BidNotFound)?;
         if bid.voided {
             return Err(RejectCode::BidAlreadyVoided);
         }
         bid.voided = true;
         let before = (auction.price, auction.leader);
         (auction.leader, auction.price) = auction.recompute();
-        let kind = AuctionEventKind::BidVoided { bid_id, reason: reason.clone() };
+        let kind = AuctionEventKind::BidVoided {
+            bid_id,
+            reason: reason.clone(),
+        };
         auction.emit(now, kind, events);
         if before != (auction.price, auction.leader) {
             auction.emit_price(now, events);
         }
-        Ok(Accepted::BidVoided { auction_id, seq: auction.seq })
+        Ok(Accepted::BidVoided {
+            auction_id,
+            seq: auction.seq,
+        })
     }
 
     fn close_when_ended(
@@ -576,10 +668,12 @@ impl State {
             return Err(RejectCode::AuctionNotEnded);
         }
         let result = match auction.leader {
-            None => AuctionResult::Unsold { reason: UnsoldReason::NoBids },
-            Some(_) if !auction.reserve_met() => {
-                AuctionResult::Unsold { reason: UnsoldReason::ReserveNotMet }
-            }
+            None => AuctionResult::Unsold {
+                reason: UnsoldReason::NoBids,
+            },
+            Some(_) if !auction.reserve_met() => AuctionResult::Unsold {
+                reason: UnsoldReason::ReserveNotMet,
+            },
             Some(leader) => AuctionResult::Sold {
                 winner: leader.bidder,
                 price: auction.price.expect("a leader implies a price"),
@@ -587,7 +681,11 @@ impl State {
             },
         };
         let seq = self.finish(now, auction_id, result.clone(), events);
-        Ok(Accepted::Closed { auction_id, seq, result })
+        Ok(Accepted::Closed {
+            auction_id,
+            seq,
+            result,
+        })
     }
 
     /// Records the auction's one result and schedules its removal from the state.
@@ -598,17 +696,30 @@ impl State {
         result: AuctionResult,
         events: &mut Vec<Event>,
     ) -> u64 {
-        let auction = self.auctions.get_mut(&auction_id).expect("caller found the auction");
-        assert!(auction.closed.is_none(), "auction {auction_id:?} closed twice");
-        auction.closed = Some(Closed { result: result.clone(), at: now });
+        let auction = self
+            .auctions
+            .get_mut(&auction_id)
+            .expect("caller found the auction");
+        assert!(
+            auction.closed.is_none(),
+            "auction {auction_id:?} closed twice"
+        );
+        auction.closed = Some(Closed {
+            result: result.clone(),
+            at: now,
+        });
         auction.emit(now, AuctionEventKind::Closed { result }, events);
         self.open_by_end.remove(&(auction.end, auction_id));
-        self.closed_expiry.insert((now.plus(limits::CLOSED_RETENTION), auction_id));
+        self.closed_expiry
+            .insert((now.plus(limits::CLOSED_RETENTION), auction_id));
         auction.seq
     }
 
     fn open_auction_mut(&mut self, auction_id: AuctionId) -> Rule<&mut Auction> {
-        let auction = self.auctions.get_mut(&auction_id).ok_or(RejectCode::AuctionNotFound)?;
+        let auction = self
+            .auctions
+            .get_mut(&auction_id)
+            .ok_or(RejectCode::AuctionNotFound)?;
         if auction.closed.is_some() {
             return Err(RejectCode::AuctionClosed);
         }
@@ -624,7 +735,11 @@ impl State {
             self.closed_expiry.pop_first();
             self.auctions.remove(&auction_id);
         }
-        while self.requests_expiry.first().is_some_and(|(at, _)| *at <= now) {
+        while self
+            .requests_expiry
+            .first()
+            .is_some_and(|(at, _)| *at <= now)
+        {
             let (_, key) = self.requests_expiry.pop_first().expect("checked non-empty");
             self.requests.remove(&key);
         }
@@ -652,7 +767,10 @@ impl State {
     /// Open auctions whose effective end is at or before `now`, earliest first: the ones the
     /// leader should propose `Close` for.
     pub fn due_for_close(&self, now: Timestamp) -> impl Iterator<Item = AuctionId> + '_ {
-        self.open_by_end.iter().take_while(move |(end, _)| *end <= now).map(|(_, id)| *id)
+        self.open_by_end
+            .iter()
+            .take_while(move |(end, _)| *end <= now)
+            .map(|(_, id)| *id)
     }
 
     /// The earliest effective end among open auctions, for the leader's close timer.
@@ -754,7 +872,10 @@ impl Auction {
     pub fn reserve_met(&self) -> bool {
         match self.price {
             None => false,
-            Some(price) => self.spec.reserve_price.is_none_or(|reserve| price >= reserve),
+            Some(price) => self
+                .spec
+                .reserve_price
+                .is_none_or(|reserve| price >= reserve),
         }
     }
 
@@ -781,7 +902,12 @@ impl Auction {
 
     fn emit(&mut self, at: Timestamp, kind: AuctionEventKind, events: &mut Vec<Event>) {
         self.seq += 1;
-        let event = AuctionEvent { auction_id: self.id, seq: self.seq, at, kind };
+        let event = AuctionEvent {
+            auction_id: self.id,
+            seq: self.seq,
+            at,
+            kind,
+        };
         events.push(Event::Auction(event));
     }
 
@@ -844,7 +970,11 @@ impl Auction {
         if self.recompute() != (self.leader, self.price) {
             return fail("leader and price differ from the folded bid history");
         }
-        if self.bids.windows(2).any(|pair| pair[0].log_index >= pair[1].log_index) {
+        if self
+            .bids
+            .windows(2)
+            .any(|pair| pair[0].log_index >= pair[1].log_index)
+        {
             return fail("bids out of log order");
         }
         let mut positions: Vec<u32> = self.requests.values().copied().collect();
@@ -890,7 +1020,10 @@ fn fold_bid(
     let mut outbid = None;
     match leader {
         None => {
-            *leader = Some(Leader { bidder: bid.bidder, max: bid.max });
+            *leader = Some(Leader {
+                bidder: bid.bidder,
+                max: bid.max,
+            });
             *price = Some(bid.amount);
         }
         Some(current) if current.bidder == bid.bidder => {
@@ -900,7 +1033,10 @@ fn fold_bid(
             let challenge = plus_increment(spec, current.max).min(bid.max);
             *price = Some(challenge.max(bid.amount));
             outbid = Some((current.bidder, bid.bidder));
-            *current = Leader { bidder: bid.bidder, max: bid.max };
+            *current = Leader {
+                bidder: bid.bidder,
+                max: bid.max,
+            };
         }
         Some(current) => {
             let challenge = plus_increment(spec, bid.max).min(current.max);
@@ -920,11 +1056,17 @@ fn fold_bid(
 fn plus_increment(spec: &AuctionSpec, price: Amount) -> Amount {
     let increment = spec.increment.increment_at(price);
     // Both terms are at most AMOUNT_MAX, whose double fits in u64 (see limits.rs).
-    price.checked_add(increment).expect("bounded amounts cannot overflow")
+    price
+        .checked_add(increment)
+        .expect("bounded amounts cannot overflow")
 }
 
 fn require_role(actor: Actor, role: Role) -> Rule<()> {
-    if actor.role >= role { Ok(()) } else { Err(RejectCode::PermissionDenied) }
+    if actor.role >= role {
+        Ok(())
+    } else {
+        Err(RejectCode::PermissionDenied)
+    }
 }
 
 fn to_reply(rule: Rule<Accepted>) -> Reply {

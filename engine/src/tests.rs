@@ -2,11 +2,26 @@
 
 use crate::*;
 
-const SELLER: Actor = Actor { user: UserId(1), role: Role::Seller };
-const ALICE: Actor = Actor { user: UserId(10), role: Role::Bidder };
-const BOB: Actor = Actor { user: UserId(11), role: Role::Bidder };
-const CAROL: Actor = Actor { user: UserId(12), role: Role::Bidder };
-const ADMIN: Actor = Actor { user: UserId(99), role: Role::Admin };
+const SELLER: Actor = Actor {
+    user: UserId(1),
+    role: Role::Seller,
+};
+const ALICE: Actor = Actor {
+    user: UserId(10),
+    role: Role::Bidder,
+};
+const BOB: Actor = Actor {
+    user: UserId(11),
+    role: Role::Bidder,
+};
+const CAROL: Actor = Actor {
+    user: UserId(12),
+    role: Role::Bidder,
+};
+const ADMIN: Actor = Actor {
+    user: UserId(99),
+    role: Role::Admin,
+};
 const A1: AuctionId = AuctionId(1);
 
 /// Seconds after the harness's epoch.
@@ -42,28 +57,51 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        Harness { state: State::new(), log_index: 0, next_request: 0 }
+        Harness {
+            state: State::new(),
+            log_index: 0,
+            next_request: 0,
+        }
     }
 
     /// A harness holding auction `A1` created from `spec` at time 0.
     fn with(spec: AuctionSpec) -> Harness {
         let mut harness = Harness::new();
-        let reply = harness.act(0, SELLER, Action::CreateAuction { auction_id: A1, spec });
+        let reply = harness.act(
+            0,
+            SELLER,
+            Action::CreateAuction {
+                auction_id: A1,
+                spec,
+            },
+        );
         assert!(reply.is_accepted(), "{reply:?}");
         harness
     }
 
     fn apply(&mut self, seconds: u64, command: Command) -> Outcome {
         self.log_index += 1;
-        let ctx = ApplyCtx { log_index: self.log_index, timestamp: at(seconds) };
+        let ctx = ApplyCtx {
+            log_index: self.log_index,
+            timestamp: at(seconds),
+        };
         let outcome = self.state.apply(ctx, &command);
-        self.state.validate().expect("state stays valid after every command");
+        self.state
+            .validate()
+            .expect("state stays valid after every command");
         outcome
     }
 
     fn request(&mut self, seconds: u64, actor: Actor, id: &str, action: Action) -> Outcome {
         let request_id = RequestId::try_from(id).unwrap();
-        self.apply(seconds, Command::Request(Request { actor, request_id, action }))
+        self.apply(
+            seconds,
+            Command::Request(Request {
+                actor,
+                request_id,
+                action,
+            }),
+        )
     }
 
     /// A request with a fresh request id; returns only the reply.
@@ -74,8 +112,11 @@ impl Harness {
     }
 
     fn bid(&mut self, seconds: u64, actor: Actor, amount: u64, max: Option<u64>) -> Reply {
-        let action =
-            Action::PlaceBid { auction_id: A1, amount: Amount(amount), max: max.map(Amount) };
+        let action = Action::PlaceBid {
+            auction_id: A1,
+            amount: Amount(amount),
+            max: max.map(Amount),
+        };
         self.act(seconds, actor, action)
     }
 
@@ -96,16 +137,26 @@ impl Harness {
     }
 
     fn result(&self) -> AuctionResult {
-        self.auction().closed().expect("auction closed").result.clone()
+        self.auction()
+            .closed()
+            .expect("auction closed")
+            .result
+            .clone()
     }
 }
 
 fn rejected(reply: &Reply) -> RejectCode {
-    reply.rejection().unwrap_or_else(|| panic!("expected a rejection, got {reply:?}"))
+    reply
+        .rejection()
+        .unwrap_or_else(|| panic!("expected a rejection, got {reply:?}"))
 }
 
 fn sold(winner: Actor, price: u64) -> AuctionResult {
-    AuctionResult::Sold { winner: winner.user, price: Amount(price), via: SaleKind::Bidding }
+    AuctionResult::Sold {
+        winner: winner.user,
+        price: Amount(price),
+        via: SaleKind::Bidding,
+    }
 }
 
 // ---- creating and editing -------------------------------------------------------------------
@@ -113,37 +164,87 @@ fn sold(winner: Actor, price: u64) -> AuctionResult {
 #[test]
 fn seller_creates_an_auction_and_its_creation_event_has_seq_one() {
     let mut harness = Harness::new();
-    let outcome =
-        harness.request(0, SELLER, "c", Action::CreateAuction { auction_id: A1, spec: spec() });
-    assert_eq!(outcome.reply, Reply::Accepted(Accepted::AuctionCreated { auction_id: A1, seq: 1 }));
-    let Event::Auction(event) = &outcome.events[0] else { panic!("auction event expected") };
+    let outcome = harness.request(
+        0,
+        SELLER,
+        "c",
+        Action::CreateAuction {
+            auction_id: A1,
+            spec: spec(),
+        },
+    );
+    assert_eq!(
+        outcome.reply,
+        Reply::Accepted(Accepted::AuctionCreated {
+            auction_id: A1,
+            seq: 1
+        })
+    );
+    let Event::Auction(event) = &outcome.events[0] else {
+        panic!("auction event expected")
+    };
     assert_eq!((event.seq, event.at), (1, at(0)));
-    assert!(matches!(event.kind, AuctionEventKind::Created { seller: UserId(1), .. }));
+    assert!(matches!(
+        event.kind,
+        AuctionEventKind::Created {
+            seller: UserId(1),
+            ..
+        }
+    ));
 }
 
 #[test]
 fn bidders_cannot_create_auctions() {
     let mut harness = Harness::new();
-    let reply = harness.act(0, ALICE, Action::CreateAuction { auction_id: A1, spec: spec() });
+    let reply = harness.act(
+        0,
+        ALICE,
+        Action::CreateAuction {
+            auction_id: A1,
+            spec: spec(),
+        },
+    );
     assert_eq!(rejected(&reply), RejectCode::PermissionDenied);
 }
 
 #[test]
 fn creating_an_existing_auction_id_is_rejected() {
     let mut harness = Harness::with(spec());
-    let reply = harness.act(1, ADMIN, Action::CreateAuction { auction_id: A1, spec: spec() });
+    let reply = harness.act(
+        1,
+        ADMIN,
+        Action::CreateAuction {
+            auction_id: A1,
+            spec: spec(),
+        },
+    );
     assert_eq!(rejected(&reply), RejectCode::AuctionExists);
 }
 
 #[test]
 fn listing_rules_reject_bad_prices_windows_and_policies() {
     let cases: Vec<(AuctionSpec, RejectCode)> = vec![
-        (AuctionSpec { starting_price: Amount(0), ..spec() }, RejectCode::AmountOutOfRange),
         (
-            AuctionSpec { starting_price: Amount(limits::AMOUNT_MAX + 1), ..spec() },
+            AuctionSpec {
+                starting_price: Amount(0),
+                ..spec()
+            },
             RejectCode::AmountOutOfRange,
         ),
-        (AuctionSpec { reserve_price: Some(Amount(999)), ..spec() }, RejectCode::InvalidPrices),
+        (
+            AuctionSpec {
+                starting_price: Amount(limits::AMOUNT_MAX + 1),
+                ..spec()
+            },
+            RejectCode::AmountOutOfRange,
+        ),
+        (
+            AuctionSpec {
+                reserve_price: Some(Amount(999)),
+                ..spec()
+            },
+            RejectCode::InvalidPrices,
+        ),
         (
             AuctionSpec {
                 reserve_price: Some(Amount(5_000)),
@@ -153,13 +254,32 @@ fn listing_rules_reject_bad_prices_windows_and_policies() {
             RejectCode::InvalidPrices,
         ),
         (
-            AuctionSpec { increment: IncrementPolicy::Fixed(Amount(0)), ..spec() },
+            AuctionSpec {
+                increment: IncrementPolicy::Fixed(Amount(0)),
+                ..spec()
+            },
             RejectCode::InvalidIncrementPolicy,
         ),
-        (AuctionSpec { end: at(0), ..spec() }, RejectCode::InvalidWindow),
-        (AuctionSpec { start: at(10), end: at(5), ..spec() }, RejectCode::InvalidWindow),
         (
-            AuctionSpec { end: at(0).plus(limits::AUCTION_DURATION_MAX).plus(Micros(1)), ..spec() },
+            AuctionSpec {
+                end: at(0),
+                ..spec()
+            },
+            RejectCode::InvalidWindow,
+        ),
+        (
+            AuctionSpec {
+                start: at(10),
+                end: at(5),
+                ..spec()
+            },
+            RejectCode::InvalidWindow,
+        ),
+        (
+            AuctionSpec {
+                end: at(0).plus(limits::AUCTION_DURATION_MAX).plus(Micros(1)),
+                ..spec()
+            },
             RejectCode::InvalidWindow,
         ),
         (
@@ -176,7 +296,14 @@ fn listing_rules_reject_bad_prices_windows_and_policies() {
     ];
     for (bad, code) in cases {
         let mut harness = Harness::new();
-        let reply = harness.act(0, SELLER, Action::CreateAuction { auction_id: A1, spec: bad });
+        let reply = harness.act(
+            0,
+            SELLER,
+            Action::CreateAuction {
+                auction_id: A1,
+                spec: bad,
+            },
+        );
         assert_eq!(rejected(&reply), code);
         assert!(harness.state.auction(A1).is_none());
     }
@@ -185,34 +312,71 @@ fn listing_rules_reject_bad_prices_windows_and_policies() {
 #[test]
 fn an_auction_whose_end_is_already_past_is_rejected() {
     let mut harness = Harness::new();
-    let reply = harness.act(2_000, SELLER, Action::CreateAuction { auction_id: A1, spec: spec() });
+    let reply = harness.act(
+        2_000,
+        SELLER,
+        Action::CreateAuction {
+            auction_id: A1,
+            spec: spec(),
+        },
+    );
     assert_eq!(rejected(&reply), RejectCode::InvalidWindow);
 }
 
 #[test]
 fn seller_edits_before_the_first_bid_and_the_new_end_schedules_the_close() {
     let mut harness = Harness::with(spec());
-    let edited = AuctionSpec { end: at(500), starting_price: Amount(2_000), ..spec() };
-    let reply = harness.act(1, SELLER, Action::EditAuction { auction_id: A1, spec: edited });
+    let edited = AuctionSpec {
+        end: at(500),
+        starting_price: Amount(2_000),
+        ..spec()
+    };
+    let reply = harness.act(
+        1,
+        SELLER,
+        Action::EditAuction {
+            auction_id: A1,
+            spec: edited,
+        },
+    );
     assert!(reply.is_accepted());
     assert_eq!(harness.auction().end(), at(500));
     assert_eq!(harness.state.next_end(), Some((at(500), A1)));
-    assert_eq!(rejected(&harness.bid(2, ALICE, 1_500, None)), RejectCode::BidTooLow);
+    assert_eq!(
+        rejected(&harness.bid(2, ALICE, 1_500, None)),
+        RejectCode::BidTooLow
+    );
 }
 
 #[test]
 fn only_the_seller_edits_and_only_before_the_first_bid() {
     let mut harness = Harness::with(spec());
-    let edit = || Action::EditAuction { auction_id: A1, spec: spec() };
-    assert_eq!(rejected(&harness.act(1, ALICE, edit())), RejectCode::NotSeller);
+    let edit = || Action::EditAuction {
+        auction_id: A1,
+        spec: spec(),
+    };
+    assert_eq!(
+        rejected(&harness.act(1, ALICE, edit())),
+        RejectCode::NotSeller
+    );
     assert!(harness.bid(2, ALICE, 1_000, None).is_accepted());
-    assert_eq!(rejected(&harness.act(3, SELLER, edit())), RejectCode::HasBids);
+    assert_eq!(
+        rejected(&harness.act(3, SELLER, edit())),
+        RejectCode::HasBids
+    );
 }
 
 #[test]
 fn editing_an_unknown_auction_is_rejected() {
     let mut harness = Harness::new();
-    let reply = harness.act(0, SELLER, Action::EditAuction { auction_id: A1, spec: spec() });
+    let reply = harness.act(
+        0,
+        SELLER,
+        Action::EditAuction {
+            auction_id: A1,
+            spec: spec(),
+        },
+    );
     assert_eq!(rejected(&reply), RejectCode::AuctionNotFound);
 }
 
@@ -221,31 +385,68 @@ fn editing_an_unknown_auction_is_rejected() {
 #[test]
 fn seller_cancels_before_the_first_bid_and_the_outcome_is_cancelled() {
     let mut harness = Harness::with(spec());
-    let reply = harness.act(1, SELLER, Action::CancelAuction { auction_id: A1, reason: None });
+    let reply = harness.act(
+        1,
+        SELLER,
+        Action::CancelAuction {
+            auction_id: A1,
+            reason: None,
+        },
+    );
     assert!(reply.is_accepted());
-    assert_eq!(harness.result(), AuctionResult::Cancelled { by: SELLER.user, reason: None });
-    assert_eq!(rejected(&harness.bid(2, ALICE, 1_000, None)), RejectCode::AuctionClosed);
+    assert_eq!(
+        harness.result(),
+        AuctionResult::Cancelled {
+            by: SELLER.user,
+            reason: None
+        }
+    );
+    assert_eq!(
+        rejected(&harness.bid(2, ALICE, 1_000, None)),
+        RejectCode::AuctionClosed
+    );
     assert_eq!(harness.state.next_end(), None);
 }
 
 #[test]
 fn seller_cannot_cancel_after_a_bid_and_others_cannot_cancel_at_all() {
     let mut harness = Harness::with(spec());
-    let cancel = || Action::CancelAuction { auction_id: A1, reason: None };
-    assert_eq!(rejected(&harness.act(1, BOB, cancel())), RejectCode::NotSeller);
+    let cancel = || Action::CancelAuction {
+        auction_id: A1,
+        reason: None,
+    };
+    assert_eq!(
+        rejected(&harness.act(1, BOB, cancel())),
+        RejectCode::NotSeller
+    );
     assert!(harness.bid(2, ALICE, 1_000, None).is_accepted());
-    assert_eq!(rejected(&harness.act(3, SELLER, cancel())), RejectCode::HasBids);
+    assert_eq!(
+        rejected(&harness.act(3, SELLER, cancel())),
+        RejectCode::HasBids
+    );
 }
 
 #[test]
 fn admin_cancels_at_any_time_but_must_give_a_reason() {
     let mut harness = Harness::with(spec());
     assert!(harness.bid(1, ALICE, 1_000, None).is_accepted());
-    let no_reason = Action::CancelAuction { auction_id: A1, reason: None };
-    assert_eq!(rejected(&harness.act(2, ADMIN, no_reason)), RejectCode::ReasonRequired);
-    let with_reason = Action::CancelAuction { auction_id: A1, reason: Some(reason("fraud")) };
+    let no_reason = Action::CancelAuction {
+        auction_id: A1,
+        reason: None,
+    };
+    assert_eq!(
+        rejected(&harness.act(2, ADMIN, no_reason)),
+        RejectCode::ReasonRequired
+    );
+    let with_reason = Action::CancelAuction {
+        auction_id: A1,
+        reason: Some(reason("fraud")),
+    };
     assert!(harness.act(3, ADMIN, with_reason).is_accepted());
-    let expected = AuctionResult::Cancelled { by: ADMIN.user, reason: Some(reason("fraud")) };
+    let expected = AuctionResult::Cancelled {
+        by: ADMIN.user,
+        reason: Some(reason("fraud")),
+    };
     assert_eq!(harness.result(), expected);
 }
 
@@ -253,25 +454,44 @@ fn admin_cancels_at_any_time_but_must_give_a_reason() {
 
 #[test]
 fn bids_are_accepted_only_from_start_until_just_before_the_end() {
-    let mut harness = Harness::with(AuctionSpec { start: at(100), end: at(200), ..spec() });
-    assert_eq!(rejected(&harness.bid(99, ALICE, 1_000, None)), RejectCode::AuctionNotOpen);
+    let mut harness = Harness::with(AuctionSpec {
+        start: at(100),
+        end: at(200),
+        ..spec()
+    });
+    assert_eq!(
+        rejected(&harness.bid(99, ALICE, 1_000, None)),
+        RejectCode::AuctionNotOpen
+    );
     assert!(harness.bid(100, ALICE, 1_000, None).is_accepted());
-    assert_eq!(rejected(&harness.bid(200, BOB, 5_000, None)), RejectCode::AuctionNotOpen);
+    assert_eq!(
+        rejected(&harness.bid(200, BOB, 5_000, None)),
+        RejectCode::AuctionNotOpen
+    );
 }
 
 #[test]
 fn bid_on_an_unknown_auction_is_rejected() {
     let mut harness = Harness::new();
-    assert_eq!(rejected(&harness.bid(0, ALICE, 1_000, None)), RejectCode::AuctionNotFound);
+    assert_eq!(
+        rejected(&harness.bid(0, ALICE, 1_000, None)),
+        RejectCode::AuctionNotFound
+    );
 }
 
 #[test]
 fn the_engine_never_lets_time_run_backwards() {
-    let mut harness = Harness::with(AuctionSpec { end: at(100), ..spec() });
+    let mut harness = Harness::with(AuctionSpec {
+        end: at(100),
+        ..spec()
+    });
     assert!(harness.bid(150, ALICE, 1_000, None).rejection() == Some(RejectCode::AuctionNotOpen));
     // An entry stamped earlier than one already applied is treated as happening at the later
     // time, so it cannot sneak a bid back into the window.
-    assert_eq!(rejected(&harness.bid(50, BOB, 1_000, None)), RejectCode::AuctionNotOpen);
+    assert_eq!(
+        rejected(&harness.bid(50, BOB, 1_000, None)),
+        RejectCode::AuctionNotOpen
+    );
     assert_eq!(harness.state.last_applied().1, at(150));
 }
 
@@ -279,7 +499,10 @@ fn the_engine_never_lets_time_run_backwards() {
 #[should_panic(expected = "log index")]
 fn applying_a_log_index_twice_panics() {
     let mut state = State::new();
-    let ctx = ApplyCtx { log_index: 5, timestamp: at(0) };
+    let ctx = ApplyCtx {
+        log_index: 5,
+        timestamp: at(0),
+    };
     state.apply(ctx, &Command::Close { auction_id: A1 });
     state.apply(ctx, &Command::Close { auction_id: A1 });
 }
@@ -289,7 +512,10 @@ fn applying_a_log_index_twice_panics() {
 #[test]
 fn first_bid_must_reach_the_starting_price() {
     let mut harness = Harness::with(spec());
-    assert_eq!(rejected(&harness.bid(1, ALICE, 999, None)), RejectCode::BidTooLow);
+    assert_eq!(
+        rejected(&harness.bid(1, ALICE, 999, None)),
+        RejectCode::BidTooLow
+    );
     assert!(harness.bid(2, ALICE, 1_000, None).is_accepted());
     assert_eq!(harness.price(), Some(1_000));
 }
@@ -298,14 +524,23 @@ fn first_bid_must_reach_the_starting_price() {
 fn later_bids_must_reach_price_plus_increment() {
     let mut harness = Harness::with(spec());
     assert!(harness.bid(1, ALICE, 1_000, None).is_accepted());
-    assert_eq!(rejected(&harness.bid(2, BOB, 1_099, None)), RejectCode::BidTooLow);
+    assert_eq!(
+        rejected(&harness.bid(2, BOB, 1_099, None)),
+        RejectCode::BidTooLow
+    );
     assert!(harness.bid(3, BOB, 1_100, None).is_accepted());
-    assert_eq!((harness.price(), harness.leader()), (Some(1_100), Some(BOB.user)));
+    assert_eq!(
+        (harness.price(), harness.leader()),
+        (Some(1_100), Some(BOB.user))
+    );
 }
 
 #[test]
 fn band_increments_follow_the_band_of_the_current_price() {
-    let mut harness = Harness::with(AuctionSpec { increment: IncrementPolicy::Ebay, ..spec() });
+    let mut harness = Harness::with(AuctionSpec {
+        increment: IncrementPolicy::Ebay,
+        ..spec()
+    });
     assert!(harness.bid(1, ALICE, 2_490, None).is_accepted());
     // 2,490 is in the 5.00-24.99 band: +50.
     assert_eq!(harness.auction().minimum_bid(), Amount(2_540));
@@ -317,20 +552,33 @@ fn band_increments_follow_the_band_of_the_current_price() {
 #[test]
 fn amounts_out_of_range_are_rejected_before_anything_else() {
     let mut harness = Harness::with(spec());
-    assert_eq!(rejected(&harness.bid(1, ALICE, 0, None)), RejectCode::AmountOutOfRange);
+    assert_eq!(
+        rejected(&harness.bid(1, ALICE, 0, None)),
+        RejectCode::AmountOutOfRange
+    );
     let too_much = limits::AMOUNT_MAX + 1;
     assert_eq!(
         rejected(&harness.bid(1, ALICE, 1_000, Some(too_much))),
         RejectCode::AmountOutOfRange
     );
-    let on_unknown = Action::PlaceBid { auction_id: AuctionId(9), amount: Amount(0), max: None };
-    assert_eq!(rejected(&harness.act(1, ALICE, on_unknown)), RejectCode::AmountOutOfRange);
+    let on_unknown = Action::PlaceBid {
+        auction_id: AuctionId(9),
+        amount: Amount(0),
+        max: None,
+    };
+    assert_eq!(
+        rejected(&harness.act(1, ALICE, on_unknown)),
+        RejectCode::AmountOutOfRange
+    );
 }
 
 #[test]
 fn a_maximum_below_the_amount_is_rejected() {
     let mut harness = Harness::with(spec());
-    assert_eq!(rejected(&harness.bid(1, ALICE, 2_000, Some(1_500))), RejectCode::MaxBelowAmount);
+    assert_eq!(
+        rejected(&harness.bid(1, ALICE, 2_000, Some(1_500))),
+        RejectCode::MaxBelowAmount
+    );
 }
 
 #[test]
@@ -338,7 +586,10 @@ fn bid_equal_to_current_max_loses_to_earlier_bidder() {
     let mut harness = Harness::with(spec());
     assert!(harness.bid(1, ALICE, 1_000, None).is_accepted());
     // Same plain amount, later in the log: below price + increment, rejected.
-    assert_eq!(rejected(&harness.bid(2, BOB, 1_000, None)), RejectCode::BidTooLow);
+    assert_eq!(
+        rejected(&harness.bid(2, BOB, 1_000, None)),
+        RejectCode::BidTooLow
+    );
     assert_eq!(harness.leader(), Some(ALICE.user));
 }
 
@@ -350,7 +601,9 @@ fn proxy_price_is_second_highest_maximum_plus_one_increment() {
     assert!(harness.bid(1, ALICE, 1_000, Some(5_000)).is_accepted());
     assert_eq!(harness.price(), Some(1_000));
     let reply = harness.bid(2, BOB, 2_000, Some(3_000));
-    let Reply::Accepted(Accepted::Bid { leading, price, .. }) = reply else { panic!("{reply:?}") };
+    let Reply::Accepted(Accepted::Bid { leading, price, .. }) = reply else {
+        panic!("{reply:?}")
+    };
     assert!(!leading, "Alice's proxy outbids Bob at once");
     assert_eq!(price, Amount(3_100));
     assert_eq!(harness.leader(), Some(ALICE.user));
@@ -361,7 +614,10 @@ fn proxy_price_is_capped_at_the_leaders_maximum() {
     let mut harness = Harness::with(spec());
     assert!(harness.bid(1, ALICE, 1_000, Some(3_050)).is_accepted());
     assert!(harness.bid(2, BOB, 3_000, None).is_accepted());
-    assert_eq!((harness.price(), harness.leader()), (Some(3_050), Some(ALICE.user)));
+    assert_eq!(
+        (harness.price(), harness.leader()),
+        (Some(3_050), Some(ALICE.user))
+    );
 }
 
 #[test]
@@ -369,17 +625,27 @@ fn a_higher_maximum_takes_the_lead_at_the_old_maximum_plus_one_increment() {
     let mut harness = Harness::with(spec());
     assert!(harness.bid(1, ALICE, 1_000, Some(2_000)).is_accepted());
     let outcome = {
-        let action =
-            Action::PlaceBid { auction_id: A1, amount: Amount(1_100), max: Some(Amount(9_000)) };
+        let action = Action::PlaceBid {
+            auction_id: A1,
+            amount: Amount(1_100),
+            max: Some(Amount(9_000)),
+        };
         harness.request(2, BOB, "bob-1", action)
     };
-    assert_eq!((harness.price(), harness.leader()), (Some(2_100), Some(BOB.user)));
+    assert_eq!(
+        (harness.price(), harness.leader()),
+        (Some(2_100), Some(BOB.user))
+    );
     let outbid = outcome.events.iter().any(|event| {
         matches!(event, Event::Auction(AuctionEvent {
             kind: AuctionEventKind::Outbid { bidder, by }, ..
         }) if *bidder == ALICE.user && *by == BOB.user)
     });
-    assert!(outbid, "the outbid event names who was outbid: {:?}", outcome.events);
+    assert!(
+        outbid,
+        "the outbid event names who was outbid: {:?}",
+        outcome.events
+    );
 }
 
 #[test]
@@ -387,37 +653,59 @@ fn equal_maxima_are_won_by_the_earlier_bid_in_log_order() {
     let mut harness = Harness::with(spec());
     assert!(harness.bid(1, ALICE, 1_000, Some(4_000)).is_accepted());
     assert!(harness.bid(2, BOB, 1_100, Some(4_000)).is_accepted());
-    assert_eq!((harness.price(), harness.leader()), (Some(4_000), Some(ALICE.user)));
+    assert_eq!(
+        (harness.price(), harness.leader()),
+        (Some(4_000), Some(ALICE.user))
+    );
 }
 
 #[test]
 fn the_leader_may_raise_their_maximum_without_raising_the_price() {
     let mut harness = Harness::with(spec());
     assert!(harness.bid(1, ALICE, 1_000, Some(2_000)).is_accepted());
-    assert_eq!(rejected(&harness.bid(2, ALICE, 1_000, Some(2_000))), RejectCode::MaxNotRaised);
+    assert_eq!(
+        rejected(&harness.bid(2, ALICE, 1_000, Some(2_000))),
+        RejectCode::MaxNotRaised
+    );
     assert!(harness.bid(3, ALICE, 1_000, Some(8_000)).is_accepted());
     assert_eq!(harness.price(), Some(1_000));
-    assert_eq!(harness.auction().leader().map(|leader| leader.max), Some(Amount(8_000)));
+    assert_eq!(
+        harness.auction().leader().map(|leader| leader.max),
+        Some(Amount(8_000))
+    );
 }
 
 // ---- reserve and buy it now -------------------------------------------------------------------
 
 #[test]
 fn reserve_not_met_ends_unsold_and_only_the_flag_is_public() {
-    let mut harness = Harness::with(AuctionSpec { reserve_price: Some(Amount(5_000)), ..spec() });
+    let mut harness = Harness::with(AuctionSpec {
+        reserve_price: Some(Amount(5_000)),
+        ..spec()
+    });
     let reply = harness.bid(1, ALICE, 1_000, None);
-    let Reply::Accepted(Accepted::Bid { reserve_met, .. }) = reply else { panic!("{reply:?}") };
+    let Reply::Accepted(Accepted::Bid { reserve_met, .. }) = reply else {
+        panic!("{reply:?}")
+    };
     assert!(!reserve_met);
     let close = harness.apply(1_000, Command::Close { auction_id: A1 });
-    let expected = AuctionResult::Unsold { reason: UnsoldReason::ReserveNotMet };
+    let expected = AuctionResult::Unsold {
+        reason: UnsoldReason::ReserveNotMet,
+    };
     assert_eq!(harness.result(), expected);
     let public = serde_json::to_string(&close.events).unwrap();
-    assert!(!public.contains("5000"), "the reserve amount never leaves the engine: {public}");
+    assert!(
+        !public.contains("5000"),
+        "the reserve amount never leaves the engine: {public}"
+    );
 }
 
 #[test]
 fn a_maximum_at_or_above_the_reserve_lifts_the_price_to_the_reserve() {
-    let mut harness = Harness::with(AuctionSpec { reserve_price: Some(Amount(5_000)), ..spec() });
+    let mut harness = Harness::with(AuctionSpec {
+        reserve_price: Some(Amount(5_000)),
+        ..spec()
+    });
     assert!(harness.bid(1, ALICE, 1_000, Some(6_000)).is_accepted());
     assert_eq!(harness.price(), Some(5_000));
     assert!(harness.auction().reserve_met());
@@ -427,18 +715,30 @@ fn a_maximum_at_or_above_the_reserve_lifts_the_price_to_the_reserve() {
 
 #[test]
 fn buy_now_ends_the_auction_at_once_at_the_listed_price() {
-    let mut harness = Harness::with(AuctionSpec { buy_now_price: Some(Amount(9_000)), ..spec() });
+    let mut harness = Harness::with(AuctionSpec {
+        buy_now_price: Some(Amount(9_000)),
+        ..spec()
+    });
     let reply = harness.act(1, ALICE, Action::BuyNow { auction_id: A1 });
     assert!(reply.is_accepted());
-    let expected =
-        AuctionResult::Sold { winner: ALICE.user, price: Amount(9_000), via: SaleKind::BuyNow };
+    let expected = AuctionResult::Sold {
+        winner: ALICE.user,
+        price: Amount(9_000),
+        via: SaleKind::BuyNow,
+    };
     assert_eq!(harness.result(), expected);
-    assert_eq!(rejected(&harness.bid(2, BOB, 1_000, None)), RejectCode::AuctionClosed);
+    assert_eq!(
+        rejected(&harness.bid(2, BOB, 1_000, None)),
+        RejectCode::AuctionClosed
+    );
 }
 
 #[test]
 fn buy_now_disappears_with_the_first_bid() {
-    let mut harness = Harness::with(AuctionSpec { buy_now_price: Some(Amount(9_000)), ..spec() });
+    let mut harness = Harness::with(AuctionSpec {
+        buy_now_price: Some(Amount(9_000)),
+        ..spec()
+    });
     assert!(harness.bid(1, ALICE, 1_000, None).is_accepted());
     let reply = harness.act(2, BOB, Action::BuyNow { auction_id: A1 });
     assert_eq!(rejected(&reply), RejectCode::BuyNowUnavailable);
@@ -453,9 +753,16 @@ fn buy_now_stays_while_the_reserve_is_unmet() {
     };
     let mut harness = Harness::with(listing);
     assert!(harness.bid(1, ALICE, 1_000, None).is_accepted());
-    assert!(harness.act(2, BOB, Action::BuyNow { auction_id: A1 }).is_accepted());
-    let bought =
-        AuctionResult::Sold { winner: BOB.user, price: Amount(9_000), via: SaleKind::BuyNow };
+    assert!(
+        harness
+            .act(2, BOB, Action::BuyNow { auction_id: A1 })
+            .is_accepted()
+    );
+    let bought = AuctionResult::Sold {
+        winner: BOB.user,
+        price: Amount(9_000),
+        via: SaleKind::BuyNow,
+    };
     assert_eq!(harness.result(), bought);
 }
 
@@ -483,9 +790,15 @@ fn soft(mode: SoftCloseMode, cap: Option<u64>) -> AuctionSpec {
 fn a_bid_in_the_soft_close_window_adds_the_extension_to_the_end() {
     let mut harness = Harness::with(soft(SoftCloseMode::AddToEnd(Micros::from_secs(30)), None));
     assert!(harness.bid(900, ALICE, 1_000, None).is_accepted());
-    assert_eq!(harness.auction().end(), at(1_000), "outside the window: no change");
+    assert_eq!(
+        harness.auction().end(),
+        at(1_000),
+        "outside the window: no change"
+    );
     let reply = harness.bid(950, BOB, 1_100, None);
-    let Reply::Accepted(Accepted::Bid { end, .. }) = reply else { panic!("{reply:?}") };
+    let Reply::Accepted(Accepted::Bid { end, .. }) = reply else {
+        panic!("{reply:?}")
+    };
     assert_eq!(end, at(1_030));
     assert_eq!(harness.state.next_end(), Some((at(1_030), A1)));
     assert_eq!(rejected(&harness.close(1_000)), RejectCode::AuctionNotEnded);
@@ -494,8 +807,10 @@ fn a_bid_in_the_soft_close_window_adds_the_extension_to_the_end() {
 
 #[test]
 fn reset_mode_sets_the_remaining_time_and_the_cap_bounds_the_total() {
-    let mut harness =
-        Harness::with(soft(SoftCloseMode::ResetRemaining(Micros::from_secs(50)), Some(70)));
+    let mut harness = Harness::with(soft(
+        SoftCloseMode::ResetRemaining(Micros::from_secs(50)),
+        Some(70),
+    ));
     assert!(harness.bid(990, ALICE, 1_000, None).is_accepted());
     assert_eq!(harness.auction().end(), at(1_040));
     assert!(harness.bid(1_030, BOB, 1_100, None).is_accepted());
@@ -509,25 +824,40 @@ fn reset_mode_sets_the_remaining_time_and_the_cap_bounds_the_total() {
 #[test]
 fn sellers_cannot_bid_on_their_own_auction() {
     let mut harness = Harness::with(spec());
-    assert_eq!(rejected(&harness.bid(1, SELLER, 1_000, None)), RejectCode::OwnAuction);
-    let buy = Harness::with(AuctionSpec { buy_now_price: Some(Amount(2_000)), ..spec() }).act(
-        1,
-        SELLER,
-        Action::BuyNow { auction_id: A1 },
+    assert_eq!(
+        rejected(&harness.bid(1, SELLER, 1_000, None)),
+        RejectCode::OwnAuction
     );
+    let buy = Harness::with(AuctionSpec {
+        buy_now_price: Some(Amount(2_000)),
+        ..spec()
+    })
+    .act(1, SELLER, Action::BuyNow { auction_id: A1 });
     assert_eq!(rejected(&buy), RejectCode::OwnAuction);
 }
 
 #[test]
 fn suspended_bidders_cannot_bid_until_reinstated() {
     let mut harness = Harness::with(spec());
-    let suspend = Action::SuspendBidder { user: ALICE.user, reason: reason("chargebacks") };
+    let suspend = Action::SuspendBidder {
+        user: ALICE.user,
+        reason: reason("chargebacks"),
+    };
     assert!(harness.act(1, ADMIN, suspend.clone()).is_accepted());
-    assert_eq!(rejected(&harness.act(1, ADMIN, suspend)), RejectCode::BidderAlreadySuspended);
-    assert_eq!(rejected(&harness.bid(2, ALICE, 1_000, None)), RejectCode::BidderSuspended);
+    assert_eq!(
+        rejected(&harness.act(1, ADMIN, suspend)),
+        RejectCode::BidderAlreadySuspended
+    );
+    assert_eq!(
+        rejected(&harness.bid(2, ALICE, 1_000, None)),
+        RejectCode::BidderSuspended
+    );
     let reinstate = Action::ReinstateBidder { user: ALICE.user };
     assert!(harness.act(3, ADMIN, reinstate.clone()).is_accepted());
-    assert_eq!(rejected(&harness.act(3, ADMIN, reinstate)), RejectCode::BidderNotSuspended);
+    assert_eq!(
+        rejected(&harness.act(3, ADMIN, reinstate)),
+        RejectCode::BidderNotSuspended
+    );
     assert!(harness.bid(4, ALICE, 1_000, None).is_accepted());
 }
 
@@ -535,12 +865,22 @@ fn suspended_bidders_cannot_bid_until_reinstated() {
 fn only_admins_suspend_reinstate_and_void() {
     let mut harness = Harness::with(spec());
     let actions = [
-        Action::SuspendBidder { user: BOB.user, reason: reason("x") },
+        Action::SuspendBidder {
+            user: BOB.user,
+            reason: reason("x"),
+        },
         Action::ReinstateBidder { user: BOB.user },
-        Action::VoidBid { auction_id: A1, bid_id: BidId(0), reason: reason("x") },
+        Action::VoidBid {
+            auction_id: A1,
+            bid_id: BidId(0),
+            reason: reason("x"),
+        },
     ];
     for action in actions {
-        assert_eq!(rejected(&harness.act(1, SELLER, action)), RejectCode::PermissionDenied);
+        assert_eq!(
+            rejected(&harness.act(1, SELLER, action)),
+            RejectCode::PermissionDenied
+        );
     }
 }
 
@@ -551,28 +891,63 @@ fn voiding_the_leaders_bid_recomputes_leader_and_price_from_the_rest() {
     let mut harness = Harness::with(spec());
     assert!(harness.bid(1, ALICE, 1_000, Some(2_000)).is_accepted());
     assert!(harness.bid(2, BOB, 1_100, Some(9_000)).is_accepted());
-    assert_eq!((harness.price(), harness.leader()), (Some(2_100), Some(BOB.user)));
-    let void = Action::VoidBid { auction_id: A1, bid_id: BidId(1), reason: reason("shill") };
+    assert_eq!(
+        (harness.price(), harness.leader()),
+        (Some(2_100), Some(BOB.user))
+    );
+    let void = Action::VoidBid {
+        auction_id: A1,
+        bid_id: BidId(1),
+        reason: reason("shill"),
+    };
     assert!(harness.act(3, ADMIN, void.clone()).is_accepted());
-    assert_eq!((harness.price(), harness.leader()), (Some(1_000), Some(ALICE.user)));
-    assert_eq!(rejected(&harness.act(4, ADMIN, void)), RejectCode::BidAlreadyVoided);
-    let missing = Action::VoidBid { auction_id: A1, bid_id: BidId(7), reason: reason("x") };
-    assert_eq!(rejected(&harness.act(5, ADMIN, missing)), RejectCode::BidNotFound);
+    assert_eq!(
+        (harness.price(), harness.leader()),
+        (Some(1_000), Some(ALICE.user))
+    );
+    assert_eq!(
+        rejected(&harness.act(4, ADMIN, void)),
+        RejectCode::BidAlreadyVoided
+    );
+    let missing = Action::VoidBid {
+        auction_id: A1,
+        bid_id: BidId(7),
+        reason: reason("x"),
+    };
+    assert_eq!(
+        rejected(&harness.act(5, ADMIN, missing)),
+        RejectCode::BidNotFound
+    );
 }
 
 #[test]
 fn voiding_every_bid_clears_the_price_and_the_auction_ends_with_no_bids() {
     let mut harness = Harness::with(spec());
     assert!(harness.bid(1, ALICE, 1_000, None).is_accepted());
-    let void = Action::VoidBid { auction_id: A1, bid_id: BidId(0), reason: reason("test") };
+    let void = Action::VoidBid {
+        auction_id: A1,
+        bid_id: BidId(0),
+        reason: reason("test"),
+    };
     let outcome = harness.request(2, ADMIN, "void", void);
     let cleared = outcome.events.iter().any(|event| {
-        matches!(event, Event::Auction(AuctionEvent { kind: AuctionEventKind::PriceCleared, .. }))
+        matches!(
+            event,
+            Event::Auction(AuctionEvent {
+                kind: AuctionEventKind::PriceCleared,
+                ..
+            })
+        )
     });
     assert!(cleared);
     assert_eq!(harness.price(), None);
     harness.close(1_000);
-    assert_eq!(harness.result(), AuctionResult::Unsold { reason: UnsoldReason::NoBids });
+    assert_eq!(
+        harness.result(),
+        AuctionResult::Unsold {
+            reason: UnsoldReason::NoBids
+        }
+    );
 }
 
 // ---- closing ------------------------------------------------------------------------------
@@ -591,22 +966,39 @@ fn close_sells_to_the_leader_and_a_closed_auction_accepts_nothing() {
     assert!(harness.bid(1, ALICE, 1_000, None).is_accepted());
     assert!(harness.bid(2, BOB, 1_200, None).is_accepted());
     assert_eq!(harness.state.due_for_close(at(999)).count(), 0);
-    assert_eq!(harness.state.due_for_close(at(1_000)).collect::<Vec<_>>(), vec![A1]);
+    assert_eq!(
+        harness.state.due_for_close(at(1_000)).collect::<Vec<_>>(),
+        vec![A1]
+    );
     assert!(harness.close(1_000).is_accepted());
     assert_eq!(harness.result(), sold(BOB, 1_200));
     assert_eq!(rejected(&harness.close(1_001)), RejectCode::AuctionClosed);
-    assert_eq!(rejected(&harness.bid(1_001, CAROL, 9_000, None)), RejectCode::AuctionClosed);
+    assert_eq!(
+        rejected(&harness.bid(1_001, CAROL, 9_000, None)),
+        RejectCode::AuctionClosed
+    );
     let buy = harness.act(1_001, CAROL, Action::BuyNow { auction_id: A1 });
     assert_eq!(rejected(&buy), RejectCode::AuctionClosed);
-    let cancel = Action::CancelAuction { auction_id: A1, reason: Some(reason("late")) };
-    assert_eq!(rejected(&harness.act(1_001, ADMIN, cancel)), RejectCode::AuctionClosed);
+    let cancel = Action::CancelAuction {
+        auction_id: A1,
+        reason: Some(reason("late")),
+    };
+    assert_eq!(
+        rejected(&harness.act(1_001, ADMIN, cancel)),
+        RejectCode::AuctionClosed
+    );
 }
 
 #[test]
 fn close_without_bids_ends_unsold() {
     let mut harness = Harness::with(spec());
     harness.close(1_000);
-    assert_eq!(harness.result(), AuctionResult::Unsold { reason: UnsoldReason::NoBids });
+    assert_eq!(
+        harness.result(),
+        AuctionResult::Unsold {
+            reason: UnsoldReason::NoBids
+        }
+    );
 }
 
 #[test]
@@ -614,9 +1006,19 @@ fn closed_auctions_leave_the_state_after_the_retention_period() {
     let mut harness = Harness::with(spec());
     harness.close(1_000);
     let retention = limits::CLOSED_RETENTION.0 / 1_000_000;
-    harness.apply(1_000 + retention - 1, Command::Close { auction_id: AuctionId(2) });
+    harness.apply(
+        1_000 + retention - 1,
+        Command::Close {
+            auction_id: AuctionId(2),
+        },
+    );
     assert!(harness.state.auction(A1).is_some());
-    harness.apply(1_000 + retention, Command::Close { auction_id: AuctionId(2) });
+    harness.apply(
+        1_000 + retention,
+        Command::Close {
+            auction_id: AuctionId(2),
+        },
+    );
     assert!(harness.state.auction(A1).is_none());
 }
 
@@ -625,7 +1027,11 @@ fn closed_auctions_leave_the_state_after_the_retention_period() {
 #[test]
 fn a_retry_returns_the_first_outcome_and_changes_nothing() {
     let mut harness = Harness::with(spec());
-    let action = Action::PlaceBid { auction_id: A1, amount: Amount(1_000), max: None };
+    let action = Action::PlaceBid {
+        auction_id: A1,
+        amount: Amount(1_000),
+        max: None,
+    };
     let first = harness.request(1, ALICE, "k1", action.clone());
     let digest_after_first = harness.auction().clone();
     let retry = harness.request(2, ALICE, "k1", action);
@@ -636,8 +1042,15 @@ fn a_retry_returns_the_first_outcome_and_changes_nothing() {
 
 #[test]
 fn a_retry_of_a_rejected_request_returns_the_same_rejection() {
-    let mut harness = Harness::with(AuctionSpec { start: at(100), ..spec() });
-    let action = Action::PlaceBid { auction_id: A1, amount: Amount(1_000), max: None };
+    let mut harness = Harness::with(AuctionSpec {
+        start: at(100),
+        ..spec()
+    });
+    let action = Action::PlaceBid {
+        auction_id: A1,
+        amount: Amount(1_000),
+        max: None,
+    };
     let early = harness.request(1, ALICE, "k1", action.clone());
     assert_eq!(rejected(&early.reply), RejectCode::AuctionNotOpen);
     let retry = harness.request(150, ALICE, "k1", action);
@@ -649,19 +1062,36 @@ fn a_retry_of_a_rejected_request_returns_the_same_rejection() {
 #[test]
 fn reusing_a_request_id_with_another_payload_is_rejected() {
     let mut harness = Harness::with(spec());
-    let bid = |amount| Action::PlaceBid { auction_id: A1, amount: Amount(amount), max: None };
-    assert!(harness.request(1, ALICE, "k1", bid(1_000)).reply.is_accepted());
+    let bid = |amount| Action::PlaceBid {
+        auction_id: A1,
+        amount: Amount(amount),
+        max: None,
+    };
+    assert!(
+        harness
+            .request(1, ALICE, "k1", bid(1_000))
+            .reply
+            .is_accepted()
+    );
     let reuse = harness.request(2, ALICE, "k1", bid(2_000));
     assert_eq!(rejected(&reuse.reply), RejectCode::RequestIdReused);
     assert_eq!(harness.price(), Some(1_000));
     // Request ids are per user: Bob may use the same one.
-    assert!(harness.request(3, BOB, "k1", bid(2_000)).reply.is_accepted());
+    assert!(
+        harness
+            .request(3, BOB, "k1", bid(2_000))
+            .reply
+            .is_accepted()
+    );
 }
 
 #[test]
 fn a_retry_of_a_create_returns_the_creation_reply() {
     let mut harness = Harness::new();
-    let create = Action::CreateAuction { auction_id: A1, spec: spec() };
+    let create = Action::CreateAuction {
+        auction_id: A1,
+        spec: spec(),
+    };
     let first = harness.request(0, SELLER, "c1", create.clone());
     let retry = harness.request(1, SELLER, "c1", create);
     assert!(retry.replayed);
@@ -671,12 +1101,23 @@ fn a_retry_of_a_create_returns_the_creation_reply() {
 #[test]
 fn records_of_requests_outside_auctions_expire_after_the_retention_period() {
     let mut harness = Harness::new();
-    let suspend = Action::SuspendBidder { user: BOB.user, reason: reason("x") };
-    assert!(harness.request(0, ADMIN, "s1", suspend.clone()).reply.is_accepted());
+    let suspend = Action::SuspendBidder {
+        user: BOB.user,
+        reason: reason("x"),
+    };
+    assert!(
+        harness
+            .request(0, ADMIN, "s1", suspend.clone())
+            .reply
+            .is_accepted()
+    );
     assert!(harness.request(1, ADMIN, "s1", suspend.clone()).replayed);
     let retention = limits::REQUEST_RETENTION.0 / 1_000_000;
     let late = harness.request(retention, ADMIN, "s1", suspend);
-    assert!(!late.replayed, "the record expired, so the request is evaluated again");
+    assert!(
+        !late.replayed,
+        "the record expired, so the request is evaluated again"
+    );
     assert_eq!(rejected(&late.reply), RejectCode::BidderAlreadySuspended);
 }
 
@@ -687,10 +1128,16 @@ fn every_event_of_an_auction_carries_the_next_sequence_number() {
     let mut harness = Harness::with(soft(SoftCloseMode::AddToEnd(Micros::from_secs(30)), None));
     let mut seqs = vec![1];
     for (second, actor, amount) in [(10, ALICE, 1_000), (960, BOB, 1_100), (970, CAROL, 1_200)] {
-        let action = Action::PlaceBid { auction_id: A1, amount: Amount(amount), max: None };
+        let action = Action::PlaceBid {
+            auction_id: A1,
+            amount: Amount(amount),
+            max: None,
+        };
         let outcome = harness.request(second, actor, &format!("b{second}"), action);
         for event in outcome.events {
-            let Event::Auction(event) = event else { panic!("auction event expected") };
+            let Event::Auction(event) = event else {
+                panic!("auction event expected")
+            };
             seqs.push(event.seq);
         }
     }
@@ -700,7 +1147,10 @@ fn every_event_of_an_auction_carries_the_next_sequence_number() {
 
 #[test]
 fn snapshot_restores_an_identical_state() {
-    let mut harness = Harness::with(AuctionSpec { reserve_price: Some(Amount(3_000)), ..spec() });
+    let mut harness = Harness::with(AuctionSpec {
+        reserve_price: Some(Amount(3_000)),
+        ..spec()
+    });
     harness.bid(1, ALICE, 1_000, Some(2_000));
     harness.bid(2, BOB, 2_100, None);
     let bytes = bincode::serde::encode_to_vec(&harness.state, bincode::config::standard()).unwrap();
@@ -723,8 +1173,18 @@ fn tiny() -> Capacity {
 }
 
 fn harness_with_capacity(capacity: Capacity) -> Harness {
-    let mut harness = Harness { state: State::with_capacity(capacity), ..Harness::new() };
-    let reply = harness.act(0, SELLER, Action::CreateAuction { auction_id: A1, spec: spec() });
+    let mut harness = Harness {
+        state: State::with_capacity(capacity),
+        ..Harness::new()
+    };
+    let reply = harness.act(
+        0,
+        SELLER,
+        Action::CreateAuction {
+            auction_id: A1,
+            spec: spec(),
+        },
+    );
     assert!(reply.is_accepted());
     harness
 }
@@ -732,9 +1192,15 @@ fn harness_with_capacity(capacity: Capacity) -> Harness {
 #[test]
 fn a_group_holds_at_most_its_auction_capacity() {
     let mut harness = harness_with_capacity(tiny());
-    let create = |id| Action::CreateAuction { auction_id: AuctionId(id), spec: spec() };
+    let create = |id| Action::CreateAuction {
+        auction_id: AuctionId(id),
+        spec: spec(),
+    };
     assert!(harness.act(1, SELLER, create(2)).is_accepted());
-    assert_eq!(rejected(&harness.act(2, SELLER, create(3))), RejectCode::AuctionLimitReached);
+    assert_eq!(
+        rejected(&harness.act(2, SELLER, create(3))),
+        RejectCode::AuctionLimitReached
+    );
 }
 
 #[test]
@@ -742,7 +1208,10 @@ fn an_auction_holds_at_most_its_bid_capacity() {
     let mut harness = harness_with_capacity(tiny());
     assert!(harness.bid(1, ALICE, 1_000, None).is_accepted());
     assert!(harness.bid(2, BOB, 1_100, None).is_accepted());
-    assert_eq!(rejected(&harness.bid(3, CAROL, 1_200, None)), RejectCode::BidLimitReached);
+    assert_eq!(
+        rejected(&harness.bid(3, CAROL, 1_200, None)),
+        RejectCode::BidLimitReached
+    );
 }
 
 #[test]
@@ -752,14 +1221,24 @@ fn idempotency_records_are_bounded_and_an_unrecorded_rejection_is_not_replayed()
     for second in 1..=3 {
         harness.bid(second, SELLER, 1_000, None);
     }
-    let action = Action::PlaceBid { auction_id: A1, amount: Amount(1_000), max: None };
+    let action = Action::PlaceBid {
+        auction_id: A1,
+        amount: Amount(1_000),
+        max: None,
+    };
     let full = harness.request(4, ALICE, "late", action.clone());
     assert_eq!(rejected(&full.reply), RejectCode::RequestLimitReached);
     assert!(!harness.request(5, ALICE, "late", action).replayed);
     // Requests outside auctions have their own bound.
-    let suspend = |user| Action::SuspendBidder { user: UserId(user), reason: reason("x") };
+    let suspend = |user| Action::SuspendBidder {
+        user: UserId(user),
+        reason: reason("x"),
+    };
     assert!(harness.act(6, ADMIN, suspend(50)).is_accepted());
     assert!(harness.act(6, ADMIN, suspend(51)).is_accepted());
-    assert_eq!(rejected(&harness.act(7, ADMIN, suspend(52))), RejectCode::RequestLimitReached);
+    assert_eq!(
+        rejected(&harness.act(7, ADMIN, suspend(52))),
+        RejectCode::RequestLimitReached
+    );
     assert!(!harness.state.is_suspended(UserId(52)));
 }

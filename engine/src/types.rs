@@ -110,7 +110,12 @@ impl fmt::Display for Currency {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     #[error("{field} must be between {min} and {max} bytes, got {got}")]
-    Length { field: &'static str, min: usize, max: usize, got: usize },
+    Length {
+        field: &'static str,
+        min: usize,
+        max: usize,
+        got: usize,
+    },
     #[error("{field} contains a character that is not allowed")]
     Character { field: &'static str },
 }
@@ -138,7 +143,12 @@ impl TryFrom<&str> for Currency {
     fn try_from(value: &str) -> Result<Self, Self::Error> {
         let bytes = value.as_bytes();
         if bytes.len() != 3 {
-            return Err(ParseError::Length { field: "currency", min: 3, max: 3, got: bytes.len() });
+            return Err(ParseError::Length {
+                field: "currency",
+                min: 3,
+                max: 3,
+                got: bytes.len(),
+            });
         }
         if !bytes.iter().all(u8::is_ascii_uppercase) {
             return Err(ParseError::Character { field: "currency" });
@@ -251,10 +261,22 @@ mod tests {
 
     #[test]
     fn currency_accepts_three_upper_case_letters_only() {
-        assert_eq!(Currency::try_from("USD").map(|c| c.to_string()), Ok("USD".to_owned()));
-        assert_eq!(Currency::try_from("usd").map_err(|e| e.code()), Err("invalid_character"));
-        assert_eq!(Currency::try_from("US").map_err(|e| e.code()), Err("invalid_length"));
-        assert_eq!(Currency::try_from("EURO").map_err(|e| e.code()), Err("invalid_length"));
+        assert_eq!(
+            Currency::try_from("USD").map(|c| c.to_string()),
+            Ok("USD".to_owned())
+        );
+        assert_eq!(
+            Currency::try_from("usd").map_err(|e| e.code()),
+            Err("invalid_character")
+        );
+        assert_eq!(
+            Currency::try_from("US").map_err(|e| e.code()),
+            Err("invalid_length")
+        );
+        assert_eq!(
+            Currency::try_from("EURO").map_err(|e| e.code()),
+            Err("invalid_length")
+        );
     }
 
     #[test]

@@ -10,13 +10,22 @@ use std::collections::BTreeMap;
 use martelo_engine::*;
 use proptest::prelude::*;
 
-const SELLER: Actor = Actor { user: UserId(1), role: Role::Seller };
-const ADMIN: Actor = Actor { user: UserId(99), role: Role::Admin };
+const SELLER: Actor = Actor {
+    user: UserId(1),
+    role: Role::Seller,
+};
+const ADMIN: Actor = Actor {
+    user: UserId(99),
+    role: Role::Admin,
+};
 const AUCTIONS: u64 = 3;
 const BIDDERS: u64 = 5;
 
 fn bidder(index: u8) -> Actor {
-    Actor { user: UserId(10 + u64::from(index) % BIDDERS), role: Role::Bidder }
+    Actor {
+        user: UserId(10 + u64::from(index) % BIDDERS),
+        role: Role::Bidder,
+    }
 }
 
 fn reason() -> Reason {
@@ -123,7 +132,11 @@ fn op(with_voids: bool) -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(|which| Op::Reuse { which }),
     ];
     let voids = (auction, 0..6u32).prop_map(|(auction, bid)| Op::Void { auction, bid });
-    if with_voids { prop_oneof![20 => base, 1 => voids].boxed() } else { base.boxed() }
+    if with_voids {
+        prop_oneof![20 => base, 1 => voids].boxed()
+    } else {
+        base.boxed()
+    }
 }
 
 /// `(seconds to advance, op)` sequences.
@@ -181,12 +194,27 @@ fn commands(ops: &[(u64, Op)]) -> Vec<(Timestamp, Command)> {
             action,
         };
         let request = match op {
-            Op::Create { auction, listing, by_bidder } => {
+            Op::Create {
+                auction,
+                listing,
+                by_bidder,
+            } => {
                 let actor = if *by_bidder { bidder(0) } else { SELLER };
                 let spec = spec_for(listing, now);
-                Some(fresh(actor, Action::CreateAuction { auction_id: AuctionId(*auction), spec }))
+                Some(fresh(
+                    actor,
+                    Action::CreateAuction {
+                        auction_id: AuctionId(*auction),
+                        spec,
+                    },
+                ))
             }
-            Op::Bid { auction, bidder: who, amount, extra_max } => {
+            Op::Bid {
+                auction,
+                bidder: who,
+                amount,
+                extra_max,
+            } => {
                 let action = Action::PlaceBid {
                     auction_id: AuctionId(*auction),
                     amount: Amount(*amount),
@@ -194,16 +222,34 @@ fn commands(ops: &[(u64, Op)]) -> Vec<(Timestamp, Command)> {
                 };
                 Some(fresh(bidder(*who), action))
             }
-            Op::BuyNow { auction, bidder: who } => {
-                Some(fresh(bidder(*who), Action::BuyNow { auction_id: AuctionId(*auction) }))
-            }
+            Op::BuyNow {
+                auction,
+                bidder: who,
+            } => Some(fresh(
+                bidder(*who),
+                Action::BuyNow {
+                    auction_id: AuctionId(*auction),
+                },
+            )),
             Op::Close { auction } => {
-                out.push((at(now), Command::Close { auction_id: AuctionId(*auction) }));
+                out.push((
+                    at(now),
+                    Command::Close {
+                        auction_id: AuctionId(*auction),
+                    },
+                ));
                 None
             }
             Op::Cancel { auction, admin } => {
-                let (actor, reason) = if *admin { (ADMIN, Some(reason())) } else { (SELLER, None) };
-                let action = Action::CancelAuction { auction_id: AuctionId(*auction), reason };
+                let (actor, reason) = if *admin {
+                    (ADMIN, Some(reason()))
+                } else {
+                    (SELLER, None)
+                };
+                let action = Action::CancelAuction {
+                    auction_id: AuctionId(*auction),
+                    reason,
+                };
                 Some(fresh(actor, action))
             }
             Op::Void { auction, bid } => {
@@ -215,14 +261,23 @@ fn commands(ops: &[(u64, Op)]) -> Vec<(Timestamp, Command)> {
                 Some(fresh(ADMIN, action))
             }
             Op::Suspend { bidder: who } => {
-                let action = Action::SuspendBidder { user: bidder(*who).user, reason: reason() };
+                let action = Action::SuspendBidder {
+                    user: bidder(*who).user,
+                    reason: reason(),
+                };
                 Some(fresh(ADMIN, action))
             }
-            Op::Reinstate { bidder: who } => {
-                Some(fresh(ADMIN, Action::ReinstateBidder { user: bidder(*who).user }))
-            }
+            Op::Reinstate { bidder: who } => Some(fresh(
+                ADMIN,
+                Action::ReinstateBidder {
+                    user: bidder(*who).user,
+                },
+            )),
             Op::Retry { which } if !issued.is_empty() => {
-                out.push((at(now), Command::Request(issued[which % issued.len()].clone())));
+                out.push((
+                    at(now),
+                    Command::Request(issued[which % issued.len()].clone()),
+                ));
                 None
             }
             Op::Reuse { which } if !issued.is_empty() => {
@@ -244,7 +299,12 @@ fn commands(ops: &[(u64, Op)]) -> Vec<(Timestamp, Command)> {
     // extension per bid; the final phase comes after that, well inside the retention period.
     let final_time = now + 30 + 400 + 20 * ops.len() as u64 + 1;
     for auction in 0..AUCTIONS {
-        out.push((at(final_time), Command::Close { auction_id: AuctionId(auction) }));
+        out.push((
+            at(final_time),
+            Command::Close {
+                auction_id: AuctionId(auction),
+            },
+        ));
     }
     out
 }
@@ -255,7 +315,10 @@ fn run(commands: &[(Timestamp, Command)]) -> (State, Vec<Outcome>) {
         .iter()
         .enumerate()
         .map(|(index, (timestamp, command))| {
-            let ctx = ApplyCtx { log_index: index as u64 + 1, timestamp: *timestamp };
+            let ctx = ApplyCtx {
+                log_index: index as u64 + 1,
+                timestamp: *timestamp,
+            };
             state.apply(ctx, command)
         })
         .collect();
@@ -264,8 +327,15 @@ fn run(commands: &[(Timestamp, Command)]) -> (State, Vec<Outcome>) {
 
 /// What the public can see of an auction, plus its bid list: everything a replay or a closed
 /// auction must leave unchanged.
-type Visible =
-    (AuctionId, u64, Option<Amount>, Option<Leader>, Vec<Bid>, Option<Closed>, Timestamp);
+type Visible = (
+    AuctionId,
+    u64,
+    Option<Amount>,
+    Option<Leader>,
+    Vec<Bid>,
+    Option<Closed>,
+    Timestamp,
+);
 
 fn visible(state: &State) -> Vec<Visible> {
     state
@@ -285,7 +355,10 @@ fn visible(state: &State) -> Vec<Visible> {
 }
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: 1_000, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: 1_000,
+        ..ProptestConfig::default()
+    }
 }
 
 proptest! {
@@ -461,9 +534,19 @@ impl ModelAuction {
         match &self.spec.increment {
             IncrementPolicy::Fixed(step) => step.0,
             IncrementPolicy::Ebay => {
-                let bands =
-                    [(0, 5), (100, 25), (500, 50), (2_500, 100), (10_000, 250), (25_000, 500)];
-                bands.iter().rev().find(|(from, _)| *from <= price).map_or(0, |band| band.1)
+                let bands = [
+                    (0, 5),
+                    (100, 25),
+                    (500, 50),
+                    (2_500, 100),
+                    (10_000, 250),
+                    (25_000, 500),
+                ];
+                bands
+                    .iter()
+                    .rev()
+                    .find(|(from, _)| *from <= price)
+                    .map_or(0, |band| band.1)
             }
             IncrementPolicy::Bands(_) => unreachable!("not generated"),
         }
@@ -478,8 +561,11 @@ impl ModelAuction {
     }
 
     fn reserve_met(&self) -> bool {
-        self.price
-            .is_some_and(|price| self.spec.reserve_price.is_none_or(|reserve| price >= reserve.0))
+        self.price.is_some_and(|price| {
+            self.spec
+                .reserve_price
+                .is_none_or(|reserve| price >= reserve.0)
+        })
     }
 }
 
@@ -503,7 +589,8 @@ impl Model {
                 }
                 let reply = self.execute(now, request);
                 let stored_scope = scope.filter(|id| self.auctions.contains_key(id));
-                self.records.insert(key, (stored_scope, request.action.clone(), reply.clone()));
+                self.records
+                    .insert(key, (stored_scope, request.action.clone(), reply.clone()));
                 reply
             }
         }
@@ -537,7 +624,10 @@ impl Model {
                         result: None,
                     },
                 );
-                Reply::Accepted(Accepted::AuctionCreated { auction_id: *auction_id, seq: 1 })
+                Reply::Accepted(Accepted::AuctionCreated {
+                    auction_id: *auction_id,
+                    seq: 1,
+                })
             }
             Action::CancelAuction { auction_id, reason } => {
                 let Some(auction) = self.auctions.get_mut(auction_id) else {
@@ -558,15 +648,21 @@ impl Model {
                         return rejected(RejectCode::HasBids);
                     }
                 }
-                auction.result =
-                    Some(AuctionResult::Cancelled { by: actor.user, reason: reason.clone() });
+                auction.result = Some(AuctionResult::Cancelled {
+                    by: actor.user,
+                    reason: reason.clone(),
+                });
                 auction.seq += 1;
                 Reply::Accepted(Accepted::AuctionCancelled {
                     auction_id: *auction_id,
                     seq: auction.seq,
                 })
             }
-            Action::PlaceBid { auction_id, amount, max } => {
+            Action::PlaceBid {
+                auction_id,
+                amount,
+                max,
+            } => {
                 let max = max.unwrap_or(*amount);
                 if !(1..=limits::AMOUNT_MAX).contains(&amount.0)
                     || !(1..=limits::AMOUNT_MAX).contains(&max.0)
@@ -593,8 +689,9 @@ impl Model {
                         auction.maxima.insert(actor.user, (max.0, order));
                     }
                     current => {
-                        let minimum =
-                            auction.price.map_or(auction.spec.starting_price.0, |price| {
+                        let minimum = auction
+                            .price
+                            .map_or(auction.spec.starting_price.0, |price| {
                                 price + auction.increment(price)
                             });
                         if amount.0 < minimum {
@@ -645,7 +742,10 @@ impl Model {
                             SoftCloseMode::ResetRemaining(span) => now.0 + span.0,
                         };
                         let cap = auction.spec.end.0
-                            + policy.total_extension_max.unwrap_or(limits::SOFT_CLOSE_TOTAL_MAX).0;
+                            + policy
+                                .total_extension_max
+                                .unwrap_or(limits::SOFT_CLOSE_TOTAL_MAX)
+                                .0;
                         if proposed.min(cap) > auction.end.0 {
                             auction.end = Timestamp(proposed.min(cap));
                             auction.seq += 1;
@@ -719,8 +819,12 @@ impl Model {
             return Reply::Rejected(RejectCode::AuctionNotEnded);
         }
         let result = match (auction.leader(), auction.reserve_met()) {
-            (None, _) => AuctionResult::Unsold { reason: UnsoldReason::NoBids },
-            (Some(_), false) => AuctionResult::Unsold { reason: UnsoldReason::ReserveNotMet },
+            (None, _) => AuctionResult::Unsold {
+                reason: UnsoldReason::NoBids,
+            },
+            (Some(_), false) => AuctionResult::Unsold {
+                reason: UnsoldReason::ReserveNotMet,
+            },
             (Some((winner, _)), true) => AuctionResult::Sold {
                 winner,
                 price: Amount(auction.price.expect("priced")),
@@ -729,7 +833,11 @@ impl Model {
         };
         auction.result = Some(result.clone());
         auction.seq += 1;
-        Reply::Accepted(Accepted::Closed { auction_id, seq: auction.seq, result })
+        Reply::Accepted(Accepted::Closed {
+            auction_id,
+            seq: auction.seq,
+            result,
+        })
     }
 }
 

@@ -34,7 +34,11 @@ impl Rng {
 
     /// Uniform in `0..bound` (slightly biased; irrelevant for workloads). `bound` 0 gives 0.
     pub fn below(&mut self, bound: u64) -> u64 {
-        if bound == 0 { 0 } else { self.next_u64() % bound }
+        if bound == 0 {
+            0
+        } else {
+            self.next_u64() % bound
+        }
     }
 
     pub fn percent(&mut self, percent: u32) -> bool {
@@ -158,7 +162,14 @@ impl Simulation {
     fn invoke(&mut self, process: u64, pending: &Pending) {
         let value = value_of_call(&pending.call);
         let (auction, call) = (pending.auction, pending.call);
-        self.record(process, EventType::Invoke, auction, &call, &pending.request, value);
+        self.record(
+            process,
+            EventType::Invoke,
+            auction,
+            &call,
+            &pending.request,
+            value,
+        );
     }
 
     fn complete(&mut self, process: u64, pending: &Pending, event: EventType) {
@@ -206,7 +217,10 @@ impl Simulation {
             return Call::Read;
         }
         let state = self.states.get(&auction).copied().unwrap_or_default();
-        let terms = state.terms.unwrap_or(Terms { starting_price: 100, increment: 1 });
+        let terms = state.terms.unwrap_or(Terms {
+            starting_price: 100,
+            increment: 1,
+        });
         let base = match state.top {
             Some(top) => top.amount + terms.increment,
             None => terms.starting_price,
@@ -244,14 +258,23 @@ pub fn generate(config: &GeneratorConfig) -> Generated {
             increment: 1 + simulation.rng.below(20),
         };
         let request = simulation.next_request();
-        let mut pending =
-            Pending { auction, call: Call::CreateAuction(terms), request, applied: None };
+        let mut pending = Pending {
+            auction,
+            call: Call::CreateAuction(terms),
+            request,
+            applied: None,
+        };
         simulation.invoke(0, &pending);
         pending.applied = Some(simulation.apply(&pending));
         simulation.complete(0, &pending, EventType::Ok);
     }
     let mut clients: Vec<Client> = (1..=config.clients)
-        .map(|process| Client { process, bidder: process, in_flight: None, retry: None })
+        .map(|process| Client {
+            process,
+            bidder: process,
+            in_flight: None,
+            retry: None,
+        })
         .collect();
     let mut started = config.auctions as usize;
     while started < config.operations && !clients.is_empty() {
@@ -265,7 +288,12 @@ pub fn generate(config: &GeneratorConfig) -> Generated {
                     let auction = 1 + simulation.rng.below(config.auctions.max(1));
                     let call = simulation.choose_call(config, auction, client.bidder);
                     let request = simulation.next_request();
-                    Pending { auction, call, request, applied: None }
+                    Pending {
+                        auction,
+                        call,
+                        request,
+                        applied: None,
+                    }
                 }
             };
             simulation.invoke(client.process, &pending);
@@ -310,8 +338,15 @@ pub fn generate(config: &GeneratorConfig) -> Generated {
         }
         simulation.complete(client.process, &pending, EventType::Ok);
     }
-    let replica = ReplicaState { digest: "generated".into(), auctions: simulation.logs };
-    let replicas =
-        (1..=config.replicas).map(|node| (format!("n{node}"), replica.clone())).collect();
-    Generated { records: simulation.records, final_state: FinalState { replicas } }
+    let replica = ReplicaState {
+        digest: "generated".into(),
+        auctions: simulation.logs,
+    };
+    let replicas = (1..=config.replicas)
+        .map(|node| (format!("n{node}"), replica.clone()))
+        .collect();
+    Generated {
+        records: simulation.records,
+        final_state: FinalState { replicas },
+    }
 }

@@ -72,7 +72,10 @@ pub struct ReadLimits {
 
 impl Default for ReadLimits {
     fn default() -> Self {
-        ReadLimits { line_bytes_max: 4096, records_max: 20_000_000 }
+        ReadLimits {
+            line_bytes_max: 4096,
+            records_max: 20_000_000,
+        }
     }
 }
 
@@ -180,13 +183,24 @@ pub enum HistoryError {
     #[error("line {line}: empty line")]
     EmptyLine { line: u64 },
     #[error("line {line}: not a history record: {source}")]
-    Json { line: u64, source: serde_json::Error },
+    Json {
+        line: u64,
+        source: serde_json::Error,
+    },
     #[error("line {line}: index is {found}, expected {expected} (index = line - 1)")]
-    IndexOutOfOrder { line: u64, found: u64, expected: u64 },
+    IndexOutOfOrder {
+        line: u64,
+        found: u64,
+        expected: u64,
+    },
     #[error("history has more than {max} records")]
     TooManyRecords { max: usize },
     #[error("record {index}: serialized line is {bytes} bytes, the limit is {max}")]
-    RecordTooLong { index: u64, bytes: usize, max: usize },
+    RecordTooLong {
+        index: u64,
+        bytes: usize,
+        max: usize,
+    },
     #[error("reading or writing the history: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -195,15 +209,36 @@ pub enum HistoryError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PairError {
     #[error("line {line}: {event:?} from process {process}, which has no operation pending")]
-    CompletionWithoutInvoke { line: u64, process: u64, event: EventType },
+    CompletionWithoutInvoke {
+        line: u64,
+        process: u64,
+        event: EventType,
+    },
     #[error("line {line}: process {process} invokes while its line {pending_line} is pending")]
-    ProcessAlreadyPending { line: u64, process: u64, pending_line: u64 },
+    ProcessAlreadyPending {
+        line: u64,
+        process: u64,
+        pending_line: u64,
+    },
     #[error("line {line}: completion's {field} differs from its invoke on line {invoke_line}")]
-    CompletionMismatch { line: u64, invoke_line: u64, field: &'static str },
+    CompletionMismatch {
+        line: u64,
+        invoke_line: u64,
+        field: &'static str,
+    },
     #[error("line {line}: {event:?} {f:?} cannot carry value {value:?}")]
-    BadValue { line: u64, event: EventType, f: Function, value: Option<Value> },
+    BadValue {
+        line: u64,
+        event: EventType,
+        f: Function,
+        value: Option<Value>,
+    },
     #[error("line {line}: completed at {completed_ns} ns, before its invoke at {invoked_ns} ns")]
-    CompletedBeforeInvoke { line: u64, invoked_ns: u64, completed_ns: u64 },
+    CompletedBeforeInvoke {
+        line: u64,
+        invoked_ns: u64,
+        completed_ns: u64,
+    },
     #[error("line {line}: request id is empty or longer than {REQUEST_ID_BYTES_MAX} bytes")]
     BadRequestId { line: u64 },
     #[error("line {line}: error note longer than {ERROR_NOTE_BYTES_MAX} bytes")]
@@ -222,14 +257,22 @@ pub struct HistoryReader<R> {
 
 impl<R: BufRead> HistoryReader<R> {
     pub fn new(input: R, limits: ReadLimits) -> Self {
-        HistoryReader { input, limits, line: 0, buffer: Vec::new(), done: false }
+        HistoryReader {
+            input,
+            limits,
+            line: 0,
+            buffer: Vec::new(),
+            done: false,
+        }
     }
 
     fn next_record(&mut self) -> Result<Option<Record>, HistoryError> {
         self.buffer.clear();
         // `take` bounds the allocation: a line without a newline never grows past the limit.
         let bound = self.limits.line_bytes_max as u64 + 1;
-        let read = (&mut self.input).take(bound).read_until(b'\n', &mut self.buffer)?;
+        let read = (&mut self.input)
+            .take(bound)
+            .read_until(b'\n', &mut self.buffer)?;
         if read == 0 {
             return Ok(None);
         }
@@ -238,7 +281,10 @@ impl<R: BufRead> HistoryReader<R> {
         if self.buffer.last() == Some(&b'\n') {
             self.buffer.pop();
         } else if self.buffer.len() > self.limits.line_bytes_max {
-            return Err(HistoryError::LineTooLong { line, max: self.limits.line_bytes_max });
+            return Err(HistoryError::LineTooLong {
+                line,
+                max: self.limits.line_bytes_max,
+            });
         }
         if self.buffer.last() == Some(&b'\r') {
             self.buffer.pop();
@@ -247,7 +293,9 @@ impl<R: BufRead> HistoryReader<R> {
             return Err(HistoryError::EmptyLine { line });
         }
         if line > self.limits.records_max as u64 {
-            return Err(HistoryError::TooManyRecords { max: self.limits.records_max });
+            return Err(HistoryError::TooManyRecords {
+                max: self.limits.records_max,
+            });
         }
         let record: Record = serde_json::from_slice(&self.buffer)
             .map_err(|source| HistoryError::Json { line, source })?;
@@ -294,7 +342,12 @@ pub struct HistoryWriter<W> {
 
 impl<W: Write> HistoryWriter<W> {
     pub fn new(output: W, limits: ReadLimits) -> Self {
-        HistoryWriter { output, next_index: 0, line_bytes_max: limits.line_bytes_max, line: vec![] }
+        HistoryWriter {
+            output,
+            next_index: 0,
+            line_bytes_max: limits.line_bytes_max,
+            line: vec![],
+        }
     }
 
     /// Writes `record` with the next index and returns that index. A record the reader would
@@ -302,8 +355,10 @@ impl<W: Write> HistoryWriter<W> {
     pub fn append(&mut self, mut record: Record) -> Result<u64, HistoryError> {
         record.index = self.next_index;
         self.line.clear();
-        serde_json::to_writer(&mut self.line, &record)
-            .map_err(|source| HistoryError::Json { line: record.index + 1, source })?;
+        serde_json::to_writer(&mut self.line, &record).map_err(|source| HistoryError::Json {
+            line: record.index + 1,
+            source,
+        })?;
         if self.line.len() > self.line_bytes_max {
             return Err(HistoryError::RecordTooLong {
                 index: record.index,
@@ -464,11 +519,19 @@ pub fn pair(records: &[Record]) -> Result<Vec<Operation>, PairError> {
         if record.request.is_empty() || record.request.len() > REQUEST_ID_BYTES_MAX {
             return Err(PairError::BadRequestId { line });
         }
-        if record.error.as_ref().is_some_and(|note| note.len() > ERROR_NOTE_BYTES_MAX) {
+        if record
+            .error
+            .as_ref()
+            .is_some_and(|note| note.len() > ERROR_NOTE_BYTES_MAX)
+        {
             return Err(PairError::ErrorNoteTooLong { line });
         }
-        let bad_value =
-            || PairError::BadValue { line, event: record.event, f: record.f, value: record.value };
+        let bad_value = || PairError::BadValue {
+            line,
+            event: record.event,
+            f: record.f,
+            value: record.value,
+        };
         if record.event == EventType::Invoke {
             if let Some(&position) = pending.get(&record.process) {
                 return Err(PairError::ProcessAlreadyPending {
@@ -501,7 +564,11 @@ pub fn pair(records: &[Record]) -> Result<Vec<Operation>, PairError> {
         };
         let operation = &mut operations[position];
         let invoke_line = operation.invoke_index + 1;
-        let mismatch = |field| PairError::CompletionMismatch { line, invoke_line, field };
+        let mismatch = |field| PairError::CompletionMismatch {
+            line,
+            invoke_line,
+            field,
+        };
         let invoked_f = operation.call.function();
         if record.f != invoked_f {
             return Err(mismatch("f"));
@@ -552,14 +619,23 @@ mod tests {
             f: Function::Bid,
             auction: 1,
             request: format!("r{index}"),
-            value: Some(Value::Bid(BidRequest { amount, bidder: process })),
+            value: Some(Value::Bid(BidRequest {
+                amount,
+                bidder: process,
+            })),
             time_ns: index * 10,
             error: None,
         }
     }
 
     fn completion(invoke: &Record, index: u64, event: EventType, value: Option<Value>) -> Record {
-        Record { index, event, value, time_ns: index * 10, ..invoke.clone() }
+        Record {
+            index,
+            event,
+            value,
+            time_ns: index * 10,
+            ..invoke.clone()
+        }
     }
 
     fn write(records: &[Record]) -> Vec<u8> {
@@ -573,7 +649,12 @@ mod tests {
     #[test]
     fn written_history_reads_back_identically() {
         let invoke = bid_invoke(0, 3, 100);
-        let ok = completion(&invoke, 1, EventType::Ok, Some(Value::BidReply { accepted: true }));
+        let ok = completion(
+            &invoke,
+            1,
+            EventType::Ok,
+            Some(Value::BidReply { accepted: true }),
+        );
         let bytes = write(&[invoke.clone(), ok.clone()]);
         let read = read_history(&bytes[..], ReadLimits::default()).expect("reads");
         assert_eq!(read, vec![invoke, ok]);
@@ -586,10 +667,19 @@ mod tests {
             r#""value":{"bid":{"amount":150,"bidder":1}},"time_ns":1200}"#,
         );
         let records = read_history(line.as_bytes(), ReadLimits::default()).expect("reads");
-        assert_eq!(records[0].value, Some(Value::Bid(BidRequest { amount: 150, bidder: 1 })));
+        assert_eq!(
+            records[0].value,
+            Some(Value::Bid(BidRequest {
+                amount: 150,
+                bidder: 1
+            }))
+        );
         let read = r#"{"state":{"price":null,"leader":null,"closed":true,"outcome":"unsold"}}"#;
         let value: Value = serde_json::from_str(read).expect("parses");
-        assert!(matches!(value, Value::State(AuctionView { closed: true, .. })));
+        assert!(matches!(
+            value,
+            Value::State(AuctionView { closed: true, .. })
+        ));
     }
 
     #[test]
@@ -597,7 +687,10 @@ mod tests {
         let mut bytes = write(&[bid_invoke(0, 1, 100)]);
         bytes.extend_from_slice(b"{\"index\":1,\"process\":\n");
         let error = read_history(&bytes[..], ReadLimits::default()).expect_err("malformed");
-        assert!(matches!(error, HistoryError::Json { line: 2, .. }), "{error}");
+        assert!(
+            matches!(error, HistoryError::Json { line: 2, .. }),
+            "{error}"
+        );
     }
 
     #[test]
@@ -618,16 +711,25 @@ mod tests {
             "\u{0}\u{1}garbage",
         ] {
             let error = read_history(line.as_bytes(), ReadLimits::default()).expect_err(line);
-            assert!(matches!(error, HistoryError::Json { line: 1, .. }), "{error}");
+            assert!(
+                matches!(error, HistoryError::Json { line: 1, .. }),
+                "{error}"
+            );
         }
     }
 
     #[test]
     fn overlong_line_is_rejected_without_reading_it_all() {
-        let limits = ReadLimits { line_bytes_max: 64, records_max: 10 };
+        let limits = ReadLimits {
+            line_bytes_max: 64,
+            records_max: 10,
+        };
         let long = vec![b'x'; 10_000];
         let error = read_history(&long[..], limits).expect_err("too long");
-        assert!(matches!(error, HistoryError::LineTooLong { line: 1, max: 64 }), "{error}");
+        assert!(
+            matches!(error, HistoryError::LineTooLong { line: 1, max: 64 }),
+            "{error}"
+        );
     }
 
     #[test]
@@ -637,10 +739,20 @@ mod tests {
         let mut bytes = write(&[bid_invoke(0, 1, 100)]);
         bytes.extend(serde_json::to_vec(&second).expect("serializes"));
         let error = read_history(&bytes[..], ReadLimits::default()).expect_err("index");
-        assert!(matches!(error, HistoryError::IndexOutOfOrder { line: 2, found: 5, .. }));
+        assert!(matches!(
+            error,
+            HistoryError::IndexOutOfOrder {
+                line: 2,
+                found: 5,
+                ..
+            }
+        ));
 
         let bytes = write(&[bid_invoke(0, 1, 100), bid_invoke(1, 2, 200)]);
-        let limits = ReadLimits { records_max: 1, ..ReadLimits::default() };
+        let limits = ReadLimits {
+            records_max: 1,
+            ..ReadLimits::default()
+        };
         let error = read_history(&bytes[..], limits).expect_err("too many");
         assert!(matches!(error, HistoryError::TooManyRecords { max: 1 }));
     }
@@ -648,7 +760,12 @@ mod tests {
     #[test]
     fn empty_line_is_an_error_but_a_final_newline_is_not() {
         let mut bytes = write(&[bid_invoke(0, 1, 100)]);
-        assert_eq!(read_history(&bytes[..], ReadLimits::default()).expect("ok").len(), 1);
+        assert_eq!(
+            read_history(&bytes[..], ReadLimits::default())
+                .expect("ok")
+                .len(),
+            1
+        );
         bytes.push(b'\n');
         let error = read_history(&bytes[..], ReadLimits::default()).expect_err("empty");
         assert!(matches!(error, HistoryError::EmptyLine { line: 2 }));
@@ -656,10 +773,16 @@ mod tests {
 
     #[test]
     fn writer_refuses_a_record_the_reader_would_refuse() {
-        let limits = ReadLimits { line_bytes_max: 50, records_max: 10 };
+        let limits = ReadLimits {
+            line_bytes_max: 50,
+            records_max: 10,
+        };
         let mut writer = HistoryWriter::new(Vec::new(), limits);
         let error = writer.append(bid_invoke(0, 1, 100)).expect_err("too long");
-        assert!(matches!(error, HistoryError::RecordTooLong { index: 0, .. }));
+        assert!(matches!(
+            error,
+            HistoryError::RecordTooLong { index: 0, .. }
+        ));
     }
 
     #[test]
@@ -674,11 +797,23 @@ mod tests {
         let first = bid_invoke(0, 1, 100);
         let records = [
             first.clone(),
-            completion(&first, 1, EventType::Ok, Some(Value::BidReply { accepted: true })),
+            completion(
+                &first,
+                1,
+                EventType::Ok,
+                Some(Value::BidReply { accepted: true }),
+            ),
             bid_invoke(2, 2, 200),
         ];
         let counts = count(&pair(&records).expect("pairs"));
-        assert_eq!(counts[&Function::Bid], Counts { ok: 1, fail: 0, info: 1 });
+        assert_eq!(
+            counts[&Function::Bid],
+            Counts {
+                ok: 1,
+                fail: 0,
+                info: 1
+            }
+        );
     }
 
     #[test]
@@ -688,18 +823,30 @@ mod tests {
         let orphan = completion(&bid_invoke(0, 9, 1), 0, EventType::Ok, reply);
         assert!(matches!(
             pair(&[orphan]),
-            Err(PairError::CompletionWithoutInvoke { line: 1, process: 9, .. })
+            Err(PairError::CompletionWithoutInvoke {
+                line: 1,
+                process: 9,
+                ..
+            })
         ));
         let twice = bid_invoke(1, 1, 200);
         assert!(matches!(
             pair(&[invoke.clone(), twice]),
-            Err(PairError::ProcessAlreadyPending { line: 2, pending_line: 1, .. })
+            Err(PairError::ProcessAlreadyPending {
+                line: 2,
+                pending_line: 1,
+                ..
+            })
         ));
         let mut wrong_auction = completion(&invoke, 1, EventType::Ok, reply);
         wrong_auction.auction = 2;
         assert!(matches!(
             pair(&[invoke.clone(), wrong_auction]),
-            Err(PairError::CompletionMismatch { line: 2, field: "auction", .. })
+            Err(PairError::CompletionMismatch {
+                line: 2,
+                field: "auction",
+                ..
+            })
         ));
         let wrong_value = completion(&invoke, 1, EventType::Ok, Some(Value::NotFound));
         assert!(matches!(
@@ -716,6 +863,9 @@ mod tests {
         ));
         let mut long_id = invoke;
         long_id.request = "x".repeat(REQUEST_ID_BYTES_MAX + 1);
-        assert!(matches!(pair(&[long_id]), Err(PairError::BadRequestId { line: 1 })));
+        assert!(matches!(
+            pair(&[long_id]),
+            Err(PairError::BadRequestId { line: 1 })
+        ));
     }
 }

@@ -78,9 +78,14 @@ impl AuctionState {
                 }
             }
             Call::Bid(bid) => {
-                let accepted = self.minimum_bid().is_some_and(|minimum| bid.amount >= minimum);
+                let accepted = self
+                    .minimum_bid()
+                    .is_some_and(|minimum| bid.amount >= minimum);
                 if accepted {
-                    next.top = Some(TopBid { amount: bid.amount, bidder: bid.bidder });
+                    next.top = Some(TopBid {
+                        amount: bid.amount,
+                        bidder: bid.bidder,
+                    });
                 }
                 Output::Bid { accepted }
             }
@@ -89,7 +94,9 @@ impl AuctionState {
             Call::Close if self.terms.is_none() => Output::NotFound,
             Call::Close => {
                 next.closed = true;
-                Output::Closed { outcome: self.outcome() }
+                Output::Closed {
+                    outcome: self.outcome(),
+                }
             }
         };
         (next, output)
@@ -111,7 +118,10 @@ mod tests {
     use super::*;
     use crate::history::BidRequest;
 
-    const TERMS: Terms = Terms { starting_price: 100, increment: 10 };
+    const TERMS: Terms = Terms {
+        starting_price: 100,
+        increment: 10,
+    };
 
     fn created() -> AuctionState {
         AuctionState::default().step(&Call::CreateAuction(TERMS)).0
@@ -141,11 +151,22 @@ mod tests {
     #[test]
     fn nothing_is_accepted_before_creation_or_after_close() {
         let missing = AuctionState::default();
-        assert_eq!(missing.step(&bid(1000, 1)).1, Output::Bid { accepted: false });
+        assert_eq!(
+            missing.step(&bid(1000, 1)).1,
+            Output::Bid { accepted: false }
+        );
         assert_eq!(missing.step(&Call::Read).1, Output::NotFound);
         let (closed, output) = created().step(&Call::Close);
-        assert_eq!(output, Output::Closed { outcome: CloseOutcome::Unsold });
-        assert_eq!(closed.step(&bid(1000, 1)).1, Output::Bid { accepted: false });
+        assert_eq!(
+            output,
+            Output::Closed {
+                outcome: CloseOutcome::Unsold
+            }
+        );
+        assert_eq!(
+            closed.step(&bid(1000, 1)).1,
+            Output::Bid { accepted: false }
+        );
         assert!(closed.never_changes(&bid(1000, 1)));
         assert!(!missing.never_changes(&bid(1000, 1)));
     }
@@ -154,9 +175,15 @@ mod tests {
     fn close_sells_to_the_leader_and_repeats_the_same_outcome() {
         let (state, _) = created().step(&bid(150, 4));
         let (state, output) = state.step(&Call::Close);
-        let sold = CloseOutcome::Sold(TopBid { amount: 150, bidder: 4 });
+        let sold = CloseOutcome::Sold(TopBid {
+            amount: 150,
+            bidder: 4,
+        });
         assert_eq!(output, Output::Closed { outcome: sold });
-        assert_eq!(state.step(&Call::Close), (state, Output::Closed { outcome: sold }));
+        assert_eq!(
+            state.step(&Call::Close),
+            (state, Output::Closed { outcome: sold })
+        );
         assert_eq!(state.view().outcome, Some(sold));
     }
 

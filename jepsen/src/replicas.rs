@@ -22,8 +22,15 @@ pub const FINAL_STATE_BYTES_MAX: u64 = 1 << 30;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LogEntry {
-    Bid { request: String, bidder: BidderId, amount: Amount, accepted: bool },
-    Close { outcome: CloseOutcome },
+    Bid {
+        request: String,
+        bidder: BidderId,
+        amount: Amount,
+        accepted: bool,
+    },
+    Close {
+        outcome: CloseOutcome,
+    },
 }
 
 /// One replica's view.
@@ -55,7 +62,9 @@ impl FinalState {
     /// Reads `final.json`, refusing more than `bytes_max` bytes.
     pub fn read(input: impl Read, bytes_max: u64) -> Result<FinalState, FinalStateError> {
         let mut bytes = Vec::new();
-        input.take(bytes_max.saturating_add(1)).read_to_end(&mut bytes)?;
+        input
+            .take(bytes_max.saturating_add(1))
+            .read_to_end(&mut bytes)?;
         if bytes.len() as u64 > bytes_max {
             return Err(FinalStateError::TooLarge { max: bytes_max });
         }
@@ -64,7 +73,10 @@ impl FinalState {
 
     /// node -> digest, the input of the digest checker.
     pub fn digests(&self) -> BTreeMap<String, String> {
-        self.replicas.iter().map(|(node, state)| (node.clone(), state.digest.clone())).collect()
+        self.replicas
+            .iter()
+            .map(|(node, state)| (node.clone(), state.digest.clone()))
+            .collect()
     }
 }
 
@@ -76,14 +88,30 @@ mod tests {
     fn final_state_round_trips_and_is_bounded() {
         let mut state = FinalState::default();
         let entries = vec![
-            LogEntry::Bid { request: "r1".into(), bidder: 1, amount: 100, accepted: true },
-            LogEntry::Close { outcome: CloseOutcome::Unsold },
+            LogEntry::Bid {
+                request: "r1".into(),
+                bidder: 1,
+                amount: 100,
+                accepted: true,
+            },
+            LogEntry::Close {
+                outcome: CloseOutcome::Unsold,
+            },
         ];
-        let replica = ReplicaState { digest: "abc".into(), auctions: [(7, entries)].into() };
+        let replica = ReplicaState {
+            digest: "abc".into(),
+            auctions: [(7, entries)].into(),
+        };
         state.replicas.insert("n1".into(), replica);
         let bytes = serde_json::to_vec(&state).expect("serializes");
         assert_eq!(FinalState::read(&bytes[..], 1 << 20).expect("reads"), state);
-        assert!(matches!(FinalState::read(&bytes[..], 10), Err(FinalStateError::TooLarge { .. })));
-        assert!(matches!(FinalState::read(&b"{\"x\":1}"[..], 100), Err(FinalStateError::Json(_))));
+        assert!(matches!(
+            FinalState::read(&bytes[..], 10),
+            Err(FinalStateError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            FinalState::read(&b"{\"x\":1}"[..], 100),
+            Err(FinalStateError::Json(_))
+        ));
     }
 }

@@ -20,7 +20,9 @@ fn time_checkers(config: GeneratorConfig) {
     // Go through the file format too, since a real run starts from history.jsonl.
     let mut writer = HistoryWriter::new(Vec::new(), ReadLimits::default());
     for record in generated.records {
-        writer.append(record).expect("generated records fit the limits");
+        writer
+            .append(record)
+            .expect("generated records fit the limits");
     }
     let bytes = writer.into_inner();
     let start = Instant::now();
@@ -47,7 +49,10 @@ fn time_checkers(config: GeneratorConfig) {
         total,
     );
     for verdict in &report.verdicts {
-        println!("  {:<12} {:?} (checked {})", verdict.checker, verdict.validity, verdict.checked);
+        println!(
+            "  {:<12} {:?} (checked {})",
+            verdict.checker, verdict.validity, verdict.checked
+        );
     }
     assert!(report.is_valid(), "{report:#?}");
     assert!(total < BUDGET, "took {total:?}, budget {BUDGET:?}");

@@ -18,24 +18,41 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
     }
     // auction -> replica -> recorded outcome (None: not closed there).
     let mut outcomes: BTreeMap<AuctionId, Vec<(String, Option<CloseOutcome>)>> = BTreeMap::new();
-    for auction in final_state.replicas.values().flat_map(|state| state.auctions.keys()) {
+    for auction in final_state
+        .replicas
+        .values()
+        .flat_map(|state| state.auctions.keys())
+    {
         outcomes.entry(*auction).or_default();
     }
     for (replica, state) in &final_state.replicas {
         for (&auction, recorded) in outcomes.iter_mut() {
-            let entries = state.auctions.get(&auction).map(Vec::as_slice).unwrap_or_default();
-            recorded.push((replica.clone(), check_log(replica, auction, entries, &mut verdict)));
+            let entries = state
+                .auctions
+                .get(&auction)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            recorded.push((
+                replica.clone(),
+                check_log(replica, auction, entries, &mut verdict),
+            ));
         }
     }
     verdict.checked = outcomes.len();
     let mut agreed: BTreeMap<AuctionId, Option<CloseOutcome>> = BTreeMap::new();
     let mut disagreed: BTreeSet<AuctionId> = BTreeSet::new();
     for (auction, recorded) in outcomes {
-        if recorded.iter().all(|(_, outcome)| *outcome == recorded[0].1) {
+        if recorded
+            .iter()
+            .all(|(_, outcome)| *outcome == recorded[0].1)
+        {
             agreed.insert(auction, recorded[0].1);
         } else {
             disagreed.insert(auction);
-            verdict.report(Anomaly::OutcomeDisagreement { auction, outcomes: recorded });
+            verdict.report(Anomaly::OutcomeDisagreement {
+                auction,
+                outcomes: recorded,
+            });
         }
     }
     check_observations(operations, &agreed, &disagreed, &mut verdict);
@@ -54,7 +71,12 @@ fn check_log(
     let mut closes = 0;
     for entry in entries {
         match entry {
-            LogEntry::Bid { request, bidder, amount, accepted: true } => {
+            LogEntry::Bid {
+                request,
+                bidder,
+                amount,
+                accepted: true,
+            } => {
                 if outcome.is_some() {
                     verdict.report(Anomaly::BidAcceptedAfterClose {
                         replica: replica.to_owned(),
@@ -64,10 +86,15 @@ fn check_log(
                     });
                 } else if top.is_none_or(|top| *amount > top.amount) {
                     // Strictly greater: on equal amounts the earlier bid keeps the lead.
-                    top = Some(TopBid { amount: *amount, bidder: *bidder });
+                    top = Some(TopBid {
+                        amount: *amount,
+                        bidder: *bidder,
+                    });
                 }
             }
-            LogEntry::Bid { accepted: false, .. } => {}
+            LogEntry::Bid {
+                accepted: false, ..
+            } => {}
             LogEntry::Close { outcome: recorded } => {
                 closes += 1;
                 if outcome.is_none() {
@@ -115,7 +142,9 @@ fn check_observations(
         };
         let line = operation.completion_index.unwrap_or(operation.invoke_index) + 1;
         let time = operation.complete_ns.unwrap_or(u64::MAX);
-        let earliest = first_seen_closed.entry(operation.auction).or_insert((time, line));
+        let earliest = first_seen_closed
+            .entry(operation.auction)
+            .or_insert((time, line));
         if time < earliest.0 {
             *earliest = (time, line);
         }
@@ -135,9 +164,10 @@ fn check_observations(
         }
     }
     for operation in operations {
-        let (Some(true), Some(&(closed_at, close_line))) =
-            (operation.bid_accepted(), first_seen_closed.get(&operation.auction))
-        else {
+        let (Some(true), Some(&(closed_at, close_line))) = (
+            operation.bid_accepted(),
+            first_seen_closed.get(&operation.auction),
+        ) else {
             continue;
         };
         if operation.invoke_ns > closed_at {
@@ -159,7 +189,12 @@ mod tests {
     use crate::replicas::ReplicaState;
 
     fn logged(request: &str, bidder: u64, amount: u64, accepted: bool) -> LogEntry {
-        LogEntry::Bid { request: request.into(), bidder, amount, accepted }
+        LogEntry::Bid {
+            request: request.into(),
+            bidder,
+            amount,
+            accepted,
+        }
     }
 
     fn sold(bidder: u64, amount: u64) -> CloseOutcome {
@@ -175,7 +210,13 @@ mod tests {
             .iter()
             .map(|(node, entries)| {
                 let auctions = [(1, entries.clone())].into();
-                ((*node).to_owned(), ReplicaState { digest: "d".into(), auctions })
+                (
+                    (*node).to_owned(),
+                    ReplicaState {
+                        digest: "d".into(),
+                        auctions,
+                    },
+                )
             })
             .collect();
         FinalState { replicas }
@@ -199,7 +240,10 @@ mod tests {
     #[test]
     fn single_close_with_highest_bid_passes() {
         let history = [create(0, 1), close_observed(sold(2, 120), 5, 6)];
-        let verdict = check(&history, &replicas(&[("n1", good_log()), ("n2", good_log())]));
+        let verdict = check(
+            &history,
+            &replicas(&[("n1", good_log()), ("n2", good_log())]),
+        );
         assert_eq!(verdict.validity, Validity::Valid, "{verdict:?}");
     }
 
@@ -216,7 +260,11 @@ mod tests {
 
     #[test]
     fn outcome_other_than_the_highest_bid_fails() {
-        let log = vec![logged("a", 1, 100, true), logged("c", 2, 120, true), closed(sold(1, 100))];
+        let log = vec![
+            logged("a", 1, 100, true),
+            logged("c", 2, 120, true),
+            closed(sold(1, 100)),
+        ];
         let verdict = check(&[], &replicas(&[("n1", log)]));
         assert!(matches!(
             &verdict.anomalies[..],
@@ -229,30 +277,47 @@ mod tests {
         let mut log = good_log();
         log.push(closed(sold(2, 120)));
         let verdict = check(&[], &replicas(&[("n1", log)]));
-        assert!(matches!(&verdict.anomalies[..], [Anomaly::MultipleCloses { count: 2, .. }]));
+        assert!(matches!(
+            &verdict.anomalies[..],
+            [Anomaly::MultipleCloses { count: 2, .. }]
+        ));
     }
 
     #[test]
     fn replicas_with_different_outcomes_fail() {
         let other = vec![logged("a", 1, 100, true), closed(sold(1, 100))];
         let verdict = check(&[], &replicas(&[("n1", good_log()), ("n2", other)]));
-        assert!(matches!(&verdict.anomalies[..], [Anomaly::OutcomeDisagreement { .. }]));
+        assert!(matches!(
+            &verdict.anomalies[..],
+            [Anomaly::OutcomeDisagreement { .. }]
+        ));
     }
 
     #[test]
     fn observed_outcome_must_match_the_log() {
         let history = [close_observed(sold(1, 100), 5, 6)];
         let verdict = check(&history, &replicas(&[("n1", good_log())]));
-        assert!(matches!(&verdict.anomalies[..], [Anomaly::ObservedOutcomeDiffers { .. }]));
+        assert!(matches!(
+            &verdict.anomalies[..],
+            [Anomaly::ObservedOutcomeDiffers { .. }]
+        ));
     }
 
     #[test]
     fn bid_acknowledged_after_a_client_saw_the_close_fails() {
-        let history = [create(0, 1), close_observed(sold(2, 120), 5, 6), bid(1, 130, true, 7, 8)];
+        let history = [
+            create(0, 1),
+            close_observed(sold(2, 120), 5, 6),
+            bid(1, 130, true, 7, 8),
+        ];
         let verdict = check(&history, &replicas(&[("n1", good_log())]));
         assert!(matches!(
             &verdict.anomalies[..],
-            [Anomaly::BidAcknowledgedAfterObservedClose { bid_line: 8, close_line: 7, .. }]
+            [Anomaly::BidAcknowledgedAfterObservedClose {
+                bid_line: 8,
+                close_line: 7,
+                ..
+            }]
         ));
     }
 }

@@ -19,7 +19,10 @@ pub fn check(digests: &BTreeMap<String, String>) -> Verdict {
         groups.entry(digest).or_default().push(node.clone());
     }
     if groups.len() > 1 {
-        let groups = groups.into_iter().map(|(digest, nodes)| (digest.to_owned(), nodes)).collect();
+        let groups = groups
+            .into_iter()
+            .map(|(digest, nodes)| (digest.to_owned(), nodes))
+            .collect();
         verdict.report(Anomaly::DigestMismatch { groups });
     }
     verdict
@@ -31,7 +34,10 @@ mod tests {
     use crate::checker::Validity;
 
     fn digests(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|&(node, digest)| (node.to_owned(), digest.to_owned())).collect()
+        pairs
+            .iter()
+            .map(|&(node, digest)| (node.to_owned(), digest.to_owned()))
+            .collect()
     }
 
     #[test]
@@ -49,7 +55,10 @@ mod tests {
             ("aa".to_owned(), vec!["n1".to_owned(), "n3".to_owned()]),
             ("bb".to_owned(), vec!["n2".to_owned()]),
         ];
-        assert_eq!(verdict.anomalies, vec![Anomaly::DigestMismatch { groups: expected }]);
+        assert_eq!(
+            verdict.anomalies,
+            vec![Anomaly::DigestMismatch { groups: expected }]
+        );
     }
 
     #[test]

@@ -26,7 +26,10 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
         for (&auction, entries) in &state.auctions {
             for entry in entries {
                 if let LogEntry::Bid { request, .. } = entry {
-                    logged.entry((auction, request.as_str())).or_default().push(entry);
+                    logged
+                        .entry((auction, request.as_str()))
+                        .or_default()
+                        .push(entry);
                 }
             }
         }
@@ -51,7 +54,13 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
                 continue;
             };
             for entry in entries {
-                let LogEntry::Bid { bidder, amount, accepted, .. } = **entry else {
+                let LogEntry::Bid {
+                    bidder,
+                    amount,
+                    accepted,
+                    ..
+                } = **entry
+                else {
                     continue;
                 };
                 if bidder != bid.bidder || amount != bid.amount {
@@ -82,7 +91,10 @@ fn check_history(operations: &[Operation], verdict: &mut Verdict) {
         let answer = (operation.completion_index, operation.bid_accepted());
         if let (Some(line), Some(accepted)) = answer {
             let key = (operation.auction, operation.request.as_str());
-            answers.entry(key).or_default().push((line + 1, Output::Bid { accepted }));
+            answers
+                .entry(key)
+                .or_default()
+                .push((line + 1, Output::Bid { accepted }));
         }
     }
     let mut conflicts: Vec<_> = answers
@@ -108,18 +120,35 @@ mod tests {
     use crate::replicas::ReplicaState;
 
     fn logged(request: &str, bidder: u64, amount: u64, accepted: bool) -> LogEntry {
-        LogEntry::Bid { request: request.into(), bidder, amount, accepted }
+        LogEntry::Bid {
+            request: request.into(),
+            bidder,
+            amount,
+            accepted,
+        }
     }
 
     fn one_replica(entries: Vec<LogEntry>) -> FinalState {
-        let state = ReplicaState { digest: "d".into(), auctions: [(1, entries)].into() };
-        FinalState { replicas: [("n1".to_owned(), state)].into() }
+        let state = ReplicaState {
+            digest: "d".into(),
+            auctions: [(1, entries)].into(),
+        };
+        FinalState {
+            replicas: [("n1".to_owned(), state)].into(),
+        }
     }
 
     #[test]
     fn each_request_applied_once_passes() {
-        let history = [create(0, 1), bid(1, 100, true, 2, 3), bid(2, 105, false, 4, 5)];
-        let log = vec![logged("p1-t2", 1, 100, true), logged("p2-t4", 2, 105, false)];
+        let history = [
+            create(0, 1),
+            bid(1, 100, true, 2, 3),
+            bid(2, 105, false, 4, 5),
+        ];
+        let log = vec![
+            logged("p1-t2", 1, 100, true),
+            logged("p2-t4", 2, 105, false),
+        ];
         let verdict = check(&history, &one_replica(log));
         assert_eq!(verdict.validity, Validity::Valid, "{verdict:?}");
     }
@@ -130,7 +159,10 @@ mod tests {
         let log = vec![logged("p1-t2", 1, 100, true), logged("p1-t2", 1, 100, true)];
         let verdict = check(&history, &one_replica(log));
         assert_eq!(verdict.validity, Validity::Invalid);
-        assert!(matches!(&verdict.anomalies[..], [Anomaly::DoubleApply { count: 2, .. }]));
+        assert!(matches!(
+            &verdict.anomalies[..],
+            [Anomaly::DoubleApply { count: 2, .. }]
+        ));
     }
 
     #[test]
@@ -152,13 +184,19 @@ mod tests {
     fn bid_rejected_to_the_client_but_accepted_in_the_log_fails() {
         let history = [create(0, 1), bid(1, 100, false, 2, 3)];
         let verdict = check(&history, &one_replica(vec![logged("p1-t2", 1, 100, true)]));
-        assert!(matches!(&verdict.anomalies[..], [Anomaly::AckDisagreesWithLog { .. }]));
+        assert!(matches!(
+            &verdict.anomalies[..],
+            [Anomaly::AckDisagreesWithLog { .. }]
+        ));
     }
 
     #[test]
     fn same_request_id_with_another_payload_fails() {
         let history = [create(0, 1), bid(1, 100, true, 2, 3)];
         let verdict = check(&history, &one_replica(vec![logged("p1-t2", 1, 999, true)]));
-        assert!(matches!(&verdict.anomalies[..], [Anomaly::LogPayloadDiffers { .. }]));
+        assert!(matches!(
+            &verdict.anomalies[..],
+            [Anomaly::LogPayloadDiffers { .. }]
+        ));
     }
 }

@@ -45,7 +45,9 @@ pub struct SearchLimits {
 
 impl Default for SearchLimits {
     fn default() -> Self {
-        SearchLimits { states_max: 2_000_000 }
+        SearchLimits {
+            states_max: 2_000_000,
+        }
     }
 }
 
@@ -142,14 +144,26 @@ impl EventList {
             }
         }
         events.sort_unstable();
-        let head = Node { operation: 0, is_call: false, previous: END, next: END, partner: END };
+        let head = Node {
+            operation: 0,
+            is_call: false,
+            previous: END,
+            next: END,
+            partner: END,
+        };
         let mut nodes = vec![head];
         let mut call_node = vec![END; operations.len()];
         for (position, &(_, kind, operation)) in events.iter().enumerate() {
             let node = position + 1;
             let next = if node < events.len() { node + 1 } else { END };
             let is_call = kind == 0;
-            nodes.push(Node { operation, is_call, previous: node - 1, next, partner: END });
+            nodes.push(Node {
+                operation,
+                is_call,
+                previous: node - 1,
+                next,
+                partner: END,
+            });
             if is_call {
                 call_node[operation] = node;
             } else {
@@ -225,7 +239,9 @@ fn check_auction(
     limits: SearchLimits,
 ) -> Result<(), Box<Anomaly>> {
     let expected = expected_of(operations);
-    let info: Vec<usize> = (0..operations.len()).filter(|&i| expected[i].is_none()).collect();
+    let info: Vec<usize> = (0..operations.len())
+        .filter(|&i| expected[i].is_none())
+        .collect();
     let mut list = EventList::new(operations);
     let mut remaining_ok = operations.len() - info.len();
     let mut state = AuctionState::default();
@@ -276,7 +292,9 @@ fn check_auction(
             // A return event: its operation should have been linearized by now and was not;
             // or the end of the list: nothing left to try here. Undo the last choice.
             let Some((call, previous)) = stack.pop() else {
-                return Err(Box::new(counterexample(auction, operations, &list, &deepest)));
+                return Err(Box::new(counterexample(
+                    auction, operations, &list, &deepest,
+                )));
             };
             let index = list.nodes[call].operation;
             list.unlift(call);
@@ -314,7 +332,10 @@ fn record_deepest(
     expected: &[Option<Output>],
 ) -> Deepest {
     let start = stack.len().saturating_sub(PREFIX_TAIL_LEN);
-    let tail = stack[start..].iter().map(|&(node, _)| list.nodes[node].operation).collect();
+    let tail = stack[start..]
+        .iter()
+        .map(|&(node, _)| list.nodes[node].operation)
+        .collect();
     // The completed operations invoked before the earliest pending completion: one of them
     // had to come next.
     let mut frontier = Vec::new();
@@ -327,7 +348,12 @@ fn record_deepest(
         node = list.nodes[node].next;
     }
     frontier.sort_unstable();
-    Deepest { depth: stack.len(), tail, state, frontier }
+    Deepest {
+        depth: stack.len(),
+        tail,
+        state,
+        frontier,
+    }
 }
 
 fn counterexample(
@@ -358,7 +384,11 @@ fn counterexample(
         auction,
         operations: operations.len(),
         longest_prefix: deepest.depth,
-        prefix_tail: deepest.tail.iter().map(|&index| operations[index].clone()).collect(),
+        prefix_tail: deepest
+            .tail
+            .iter()
+            .map(|&index| operations[index].clone())
+            .collect(),
         state_after_prefix: deepest.state,
         stuck,
     }
@@ -389,12 +419,26 @@ mod tests {
         invoke: u64,
         complete: u64,
     ) -> Operation {
-        let view = AuctionView { price, leader, closed: false, outcome: None };
-        op(process, Call::Read, Completion::Ok(Output::State(view)), invoke, Some(complete))
+        let view = AuctionView {
+            price,
+            leader,
+            closed: false,
+            outcome: None,
+        };
+        op(
+            process,
+            Call::Read,
+            Completion::Ok(Output::State(view)),
+            invoke,
+            Some(complete),
+        )
     }
 
     fn info_bid(process: u64, amount: u64, invoke: u64) -> Operation {
-        let call = Call::Bid(BidRequest { amount, bidder: process });
+        let call = Call::Bid(BidRequest {
+            amount,
+            bidder: process,
+        });
         op(process, call, Completion::Info, invoke, None)
     }
 
@@ -420,25 +464,42 @@ mod tests {
     #[test]
     fn stale_read_after_an_acknowledged_bid_is_not_linearizable() {
         // The read starts after the bid was acknowledged but does not see it (I8).
-        let history = [create(0, 1), bid(1, 100, true, 2, 3), read(2, None, None, 4, 5)];
+        let history = [
+            create(0, 1),
+            bid(1, 100, true, 2, 3),
+            read(2, None, None, 4, 5),
+        ];
         let verdict = verdict(&history);
         assert_eq!(verdict.validity, Validity::Invalid);
-        let [Anomaly::NotLinearizable { longest_prefix, stuck, .. }] = &verdict.anomalies[..]
+        let [
+            Anomaly::NotLinearizable {
+                longest_prefix,
+                stuck,
+                ..
+            },
+        ] = &verdict.anomalies[..]
         else {
             panic!("{verdict:?}");
         };
         assert_eq!(*longest_prefix, 2);
         assert_eq!(stuck.len(), 1);
-        let expected =
-            AuctionView { price: Some(100), leader: Some(1), closed: false, outcome: None };
+        let expected = AuctionView {
+            price: Some(100),
+            leader: Some(1),
+            closed: false,
+            outcome: None,
+        };
         assert_eq!(stuck[0].model_returns, Output::State(expected));
     }
 
     #[test]
     fn read_concurrent_with_a_bid_may_see_either_state() {
         for seen in [None, Some(100)] {
-            let history =
-                [create(0, 1), bid(1, 100, true, 2, 6), read(2, seen, seen.map(|_| 1), 3, 5)];
+            let history = [
+                create(0, 1),
+                bid(1, 100, true, 2, 6),
+                read(2, seen, seen.map(|_| 1), 3, 5),
+            ];
             assert!(verdict(&history).is_valid(), "read saw {seen:?}");
         }
     }
@@ -447,16 +508,28 @@ mod tests {
     fn concurrent_pair_is_linearizable_only_in_the_order_that_fits() {
         // 100 then 120 both accepted: only "100 first" works (120 first would make 100 too
         // low). Both orders are allowed by real time since the bids overlap.
-        let valid = [create(0, 1), bid(1, 120, true, 2, 5), bid(2, 100, true, 3, 4)];
+        let valid = [
+            create(0, 1),
+            bid(1, 120, true, 2, 5),
+            bid(2, 100, true, 3, 4),
+        ];
         assert!(verdict(&valid).is_valid());
         // If 120 completed before 100 was invoked, the only order left is wrong.
-        let invalid = [create(0, 1), bid(1, 120, true, 2, 3), bid(2, 100, true, 4, 5)];
+        let invalid = [
+            create(0, 1),
+            bid(1, 120, true, 2, 3),
+            bid(2, 100, true, 4, 5),
+        ];
         assert_eq!(verdict(&invalid).validity, Validity::Invalid);
     }
 
     #[test]
     fn acknowledged_bid_below_the_increment_is_not_linearizable() {
-        let history = [create(0, 1), bid(1, 100, true, 2, 3), bid(2, 105, true, 4, 5)];
+        let history = [
+            create(0, 1),
+            bid(1, 100, true, 2, 3),
+            bid(2, 105, true, 4, 5),
+        ];
         assert_eq!(verdict(&history).validity, Validity::Invalid);
         assert_eq!(TERMS.increment, 10);
     }
@@ -465,7 +538,11 @@ mod tests {
     fn info_bid_that_must_have_happened_explains_a_later_read() {
         // The client timed out, but a later read shows its bid: valid only because an info
         // operation may have taken effect.
-        let history = [create(0, 1), info_bid(1, 150, 2), read(2, Some(150), Some(1), 10, 11)];
+        let history = [
+            create(0, 1),
+            info_bid(1, 150, 2),
+            read(2, Some(150), Some(1), 10, 11),
+        ];
         assert!(verdict(&history).is_valid());
         // The same read with the bid marked failed cannot be explained.
         let mut failed = info_bid(1, 150, 2);
@@ -482,7 +559,12 @@ mod tests {
         let mut retry = bid(5, 150, true, 4, 6);
         let first = info_bid(1, 150, 2);
         retry.request = first.request.clone();
-        let history = [create(0, 1), first, retry, read(2, Some(150), Some(1), 7, 8)];
+        let history = [
+            create(0, 1),
+            first,
+            retry,
+            read(2, Some(150), Some(1), 7, 8),
+        ];
         assert!(verdict(&history).is_valid(), "{:?}", verdict(&history));
         // A failed attempt followed by an acknowledged one: effective within the retry.
         let mut failed = info_bid(1, 150, 2);
@@ -496,20 +578,32 @@ mod tests {
 
     #[test]
     fn info_bid_may_also_never_happen() {
-        let history = [create(0, 1), info_bid(1, 150, 2), read(2, None, None, 10, 11)];
+        let history = [
+            create(0, 1),
+            info_bid(1, 150, 2),
+            read(2, None, None, 10, 11),
+        ];
         assert!(verdict(&history).is_valid());
     }
 
     #[test]
     fn info_bid_cannot_take_effect_before_its_invoke() {
-        let history = [create(0, 1), read(2, Some(150), Some(1), 2, 3), info_bid(1, 150, 4)];
+        let history = [
+            create(0, 1),
+            read(2, Some(150), Some(1), 2, 3),
+            info_bid(1, 150, 4),
+        ];
         assert_eq!(verdict(&history).validity, Validity::Invalid);
     }
 
     #[test]
     fn bid_accepted_after_an_observed_close_is_not_linearizable() {
-        let closed =
-            Output::Closed { outcome: CloseOutcome::Sold(TopBid { amount: 100, bidder: 1 }) };
+        let closed = Output::Closed {
+            outcome: CloseOutcome::Sold(TopBid {
+                amount: 100,
+                bidder: 1,
+            }),
+        };
         let history = [
             create(0, 1),
             bid(1, 100, true, 2, 3),
@@ -535,14 +629,27 @@ mod tests {
         other_create.auction = 2;
         let mut broken = read(2, Some(999), Some(1), 4, 5);
         broken.auction = 2;
-        let history = [create(0, 1), other_create, other, broken, bid(3, 100, true, 2, 3)];
+        let history = [
+            create(0, 1),
+            other_create,
+            other,
+            broken,
+            bid(3, 100, true, 2, 3),
+        ];
         let verdict = verdict(&history);
-        assert!(matches!(&verdict.anomalies[..], [Anomaly::NotLinearizable { auction: 2, .. }]));
+        assert!(matches!(
+            &verdict.anomalies[..],
+            [Anomaly::NotLinearizable { auction: 2, .. }]
+        ));
     }
 
     #[test]
     fn exhausted_budget_is_unknown_not_invalid() {
-        let history = [create(0, 1), bid(1, 100, true, 2, 3), bid(2, 110, true, 4, 5)];
+        let history = [
+            create(0, 1),
+            bid(1, 100, true, 2, 3),
+            bid(2, 110, true, 4, 5),
+        ];
         let verdict = check(&history, SearchLimits { states_max: 1 });
         assert_eq!(verdict.validity, Validity::Unknown);
     }
@@ -590,7 +697,10 @@ mod tests {
             },
             Output::Closed { outcome } => {
                 *outcome = match outcome {
-                    CloseOutcome::Unsold => CloseOutcome::Sold(TopBid { amount: 1, bidder: 1 }),
+                    CloseOutcome::Unsold => CloseOutcome::Sold(TopBid {
+                        amount: 1,
+                        bidder: 1,
+                    }),
                     CloseOutcome::Sold(_) => CloseOutcome::Unsold,
                 }
             }
@@ -613,7 +723,11 @@ mod tests {
             }
             mutated += 1;
             let verdict = verdict(&history);
-            assert_eq!(verdict.validity, Validity::Invalid, "seed {seed}, op {target}");
+            assert_eq!(
+                verdict.validity,
+                Validity::Invalid,
+                "seed {seed}, op {target}"
+            );
         }
         assert!(mutated > 50, "too few mutations exercised: {mutated}");
     }

@@ -19,7 +19,10 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
         let mut logged: HashMap<(u64, &str), &LogEntry> = HashMap::new();
         for (&auction, entries) in &state.auctions {
             for entry in entries {
-                if let LogEntry::Bid { request, accepted, .. } = entry {
+                if let LogEntry::Bid {
+                    request, accepted, ..
+                } = entry
+                {
                     // Prefer an accepted entry, so a double apply is reported by its own
                     // checker rather than as a loss here.
                     let slot = logged.entry((auction, request.as_str())).or_insert(entry);
@@ -34,7 +37,9 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
                 continue;
             };
             verdict.checked += 1;
-            let found = logged.get(&(operation.auction, operation.request.as_str())).copied();
+            let found = logged
+                .get(&(operation.auction, operation.request.as_str()))
+                .copied();
             let kept = matches!(found, Some(LogEntry::Bid { accepted: true, .. }));
             if !kept {
                 verdict.report(Anomaly::LostBid {
@@ -58,15 +63,22 @@ mod tests {
     use crate::replicas::ReplicaState;
 
     fn logged(request: &str, amount: u64, accepted: bool) -> LogEntry {
-        LogEntry::Bid { request: request.into(), bidder: 1, amount, accepted }
+        LogEntry::Bid {
+            request: request.into(),
+            bidder: 1,
+            amount,
+            accepted,
+        }
     }
 
     fn replicas(logs: &[(&str, Vec<LogEntry>)]) -> FinalState {
         let replicas = logs
             .iter()
             .map(|(node, entries)| {
-                let state =
-                    ReplicaState { digest: "d".into(), auctions: [(1, entries.clone())].into() };
+                let state = ReplicaState {
+                    digest: "d".into(),
+                    auctions: [(1, entries.clone())].into(),
+                };
                 ((*node).to_owned(), state)
             })
             .collect();
@@ -75,7 +87,11 @@ mod tests {
 
     #[test]
     fn acknowledged_bids_present_everywhere_pass() {
-        let history = [create(0, 1), bid(1, 100, true, 2, 3), bid(2, 105, false, 4, 5)];
+        let history = [
+            create(0, 1),
+            bid(1, 100, true, 2, 3),
+            bid(2, 105, false, 4, 5),
+        ];
         let entry = logged("p1-t2", 100, true);
         let state = replicas(&[("n1", vec![entry.clone()]), ("n2", vec![entry])]);
         let verdict = check(&history, &state);
@@ -100,7 +116,10 @@ mod tests {
         let history = [create(0, 1), bid(1, 100, true, 2, 3)];
         let state = replicas(&[("n1", vec![logged("p1-t2", 100, false)])]);
         let verdict = check(&history, &state);
-        assert!(matches!(&verdict.anomalies[..], [Anomaly::LostBid { found: Some(_), .. }]));
+        assert!(matches!(
+            &verdict.anomalies[..],
+            [Anomaly::LostBid { found: Some(_), .. }]
+        ));
     }
 
     #[test]

@@ -104,7 +104,11 @@ pub enum Anomaly {
         stuck: Vec<StuckOperation>,
     },
     /// The search hit its budget before deciding: the verdict is unknown, not a failure.
-    SearchBudgetExceeded { auction: AuctionId, operations: usize, states_max: usize },
+    SearchBudgetExceeded {
+        auction: AuctionId,
+        operations: usize,
+        states_max: usize,
+    },
     /// A bid acknowledged as accepted is missing from (or rejected in) a replica's log.
     LostBid {
         replica: String,
@@ -115,9 +119,18 @@ pub enum Anomaly {
         found: Option<crate::replicas::LogEntry>,
     },
     /// A request id applied more than once in one replica's log.
-    DoubleApply { replica: String, auction: AuctionId, request: String, count: usize },
+    DoubleApply {
+        replica: String,
+        auction: AuctionId,
+        request: String,
+        count: usize,
+    },
     /// The same request id was answered with different outcomes (history line numbers).
-    ConflictingOutcomes { request: String, lines: Vec<u64>, outcomes: Vec<Output> },
+    ConflictingOutcomes {
+        request: String,
+        lines: Vec<u64>,
+        outcomes: Vec<Output>,
+    },
     /// The client was told one thing, the log says another.
     AckDisagreesWithLog {
         replica: String,
@@ -127,14 +140,31 @@ pub enum Anomaly {
         logged_accepted: bool,
     },
     /// A request id whose bid payload differs between the history and a replica's log.
-    LogPayloadDiffers { replica: String, auction: AuctionId, request: String },
+    LogPayloadDiffers {
+        replica: String,
+        auction: AuctionId,
+        request: String,
+    },
     /// A closed auction with more than one close entry.
-    MultipleCloses { replica: String, auction: AuctionId, count: usize },
+    MultipleCloses {
+        replica: String,
+        auction: AuctionId,
+        count: usize,
+    },
     /// A bid accepted after the auction's close, in log order.
-    BidAcceptedAfterClose { replica: String, auction: AuctionId, request: String, amount: Amount },
+    BidAcceptedAfterClose {
+        replica: String,
+        auction: AuctionId,
+        request: String,
+        amount: Amount,
+    },
     /// A bid acknowledged as accepted that was invoked after a client had already seen the
     /// auction closed.
-    BidAcknowledgedAfterObservedClose { auction: AuctionId, bid_line: u64, close_line: u64 },
+    BidAcknowledgedAfterObservedClose {
+        auction: AuctionId,
+        bid_line: u64,
+        close_line: u64,
+    },
     /// The recorded outcome is not the highest accepted bid before the close.
     WrongOutcome {
         replica: String,
@@ -143,7 +173,10 @@ pub enum Anomaly {
         expected: CloseOutcome,
     },
     /// Replicas disagree on an auction's outcome (or on whether it closed).
-    OutcomeDisagreement { auction: AuctionId, outcomes: Vec<(String, Option<CloseOutcome>)> },
+    OutcomeDisagreement {
+        auction: AuctionId,
+        outcomes: Vec<(String, Option<CloseOutcome>)>,
+    },
     /// A client observed an outcome that differs from the replicas' agreed one.
     ObservedOutcomeDiffers {
         auction: AuctionId,
@@ -200,7 +233,10 @@ pub(crate) mod test_support {
 
     use crate::history::{BidRequest, Call, Completion, Operation, Output, Terms};
 
-    pub const TERMS: Terms = Terms { starting_price: 100, increment: 10 };
+    pub const TERMS: Terms = Terms {
+        starting_price: 100,
+        increment: 10,
+    };
 
     /// An operation on auction 1 by `process`, over `[invoke, complete]` (`None`: info).
     pub fn op(
@@ -224,12 +260,27 @@ pub(crate) mod test_support {
     }
 
     pub fn create(invoke: u64, complete: u64) -> Operation {
-        op(0, Call::CreateAuction(TERMS), Completion::Ok(Output::Created), invoke, Some(complete))
+        op(
+            0,
+            Call::CreateAuction(TERMS),
+            Completion::Ok(Output::Created),
+            invoke,
+            Some(complete),
+        )
     }
 
     pub fn bid(process: u64, amount: u64, accepted: bool, invoke: u64, complete: u64) -> Operation {
-        let call = Call::Bid(BidRequest { amount, bidder: process });
-        op(process, call, Completion::Ok(Output::Bid { accepted }), invoke, Some(complete))
+        let call = Call::Bid(BidRequest {
+            amount,
+            bidder: process,
+        });
+        op(
+            process,
+            call,
+            Completion::Ok(Output::Bid { accepted }),
+            invoke,
+            Some(complete),
+        )
     }
 }
 
@@ -241,15 +292,28 @@ mod tests {
     use crate::replicas::LogEntry;
 
     fn run(seed: u64) -> (Vec<Operation>, FinalState) {
-        let config = GeneratorConfig { seed, operations: 300, ..GeneratorConfig::default() };
+        let config = GeneratorConfig {
+            seed,
+            operations: 300,
+            ..GeneratorConfig::default()
+        };
         let generated = generate(&config);
         let operations = pair(&generated.records).expect("generated histories pair");
         (operations, generated.final_state)
     }
 
     fn failing(operations: &[Operation], final_state: &FinalState) -> Vec<&'static str> {
-        let report = check_all(operations, final_state, linearizable::SearchLimits::default());
-        report.verdicts.iter().filter(|verdict| !verdict.is_valid()).map(|v| v.checker).collect()
+        let report = check_all(
+            operations,
+            final_state,
+            linearizable::SearchLimits::default(),
+        );
+        report
+            .verdicts
+            .iter()
+            .filter(|verdict| !verdict.is_valid())
+            .map(|v| v.checker)
+            .collect()
     }
 
     fn is_request(entry: &LogEntry, wanted: &str) -> bool {
@@ -257,14 +321,21 @@ mod tests {
     }
 
     fn first_acknowledged_bid(operations: &[Operation]) -> &Operation {
-        operations.iter().find(|operation| operation.bid_accepted() == Some(true)).expect("some")
+        operations
+            .iter()
+            .find(|operation| operation.bid_accepted() == Some(true))
+            .expect("some")
     }
 
     #[test]
     fn generated_runs_pass_every_checker() {
         for seed in 0..20 {
             let (operations, final_state) = run(seed);
-            assert_eq!(failing(&operations, &final_state), Vec::<&str>::new(), "seed {seed}");
+            assert_eq!(
+                failing(&operations, &final_state),
+                Vec::<&str>::new(),
+                "seed {seed}"
+            );
         }
     }
 
@@ -273,7 +344,10 @@ mod tests {
         let (operations, mut final_state) = run(1);
         let acknowledged = first_acknowledged_bid(&operations);
         let replica = final_state.replicas.values_mut().next().expect("replicas");
-        let log = replica.auctions.get_mut(&acknowledged.auction).expect("auction");
+        let log = replica
+            .auctions
+            .get_mut(&acknowledged.auction)
+            .expect("auction");
         log.retain(|entry| !is_request(entry, &acknowledged.request));
         assert_eq!(failing(&operations, &final_state), vec!["lost"]);
     }
@@ -283,7 +357,10 @@ mod tests {
         let (operations, mut final_state) = run(2);
         let acknowledged = first_acknowledged_bid(&operations);
         for replica in final_state.replicas.values_mut() {
-            let log = replica.auctions.get_mut(&acknowledged.auction).expect("auction");
+            let log = replica
+                .auctions
+                .get_mut(&acknowledged.auction)
+                .expect("auction");
             let position = log
                 .iter()
                 .position(|entry| is_request(entry, &acknowledged.request))
@@ -299,7 +376,9 @@ mod tests {
         let (operations, mut final_state) = run(3);
         for replica in final_state.replicas.values_mut() {
             let log = replica.auctions.values_mut().next().expect("auction");
-            log.push(LogEntry::Close { outcome: crate::history::CloseOutcome::Unsold });
+            log.push(LogEntry::Close {
+                outcome: crate::history::CloseOutcome::Unsold,
+            });
             log.push(LogEntry::Bid {
                 request: "planted".into(),
                 bidder: 1,
@@ -346,8 +425,10 @@ mod readme_example {
     fn readme_example_history_reads_pairs_and_is_linearizable() {
         // Keeps the documented format honest: the README's example must parse and pass.
         let readme = include_str!("../../README.md");
-        let lines: Vec<&str> =
-            readme.lines().filter(|line| line.starts_with("{\"index\"")).collect();
+        let lines: Vec<&str> = readme
+            .lines()
+            .filter(|line| line.starts_with("{\"index\""))
+            .collect();
         assert_eq!(lines.len(), 8);
         let text = lines.join("\n");
         let records = read_history(text.as_bytes(), ReadLimits::default()).expect("reads");
@@ -365,7 +446,10 @@ mod corrupted_input {
 
     #[test]
     fn corrupted_histories_give_errors_or_verdicts_never_panics() {
-        let generated = generate(&GeneratorConfig { operations: 60, ..GeneratorConfig::default() });
+        let generated = generate(&GeneratorConfig {
+            operations: 60,
+            ..GeneratorConfig::default()
+        });
         let mut writer = HistoryWriter::new(Vec::new(), ReadLimits::default());
         for record in generated.records {
             writer.append(record).expect("fits");
@@ -384,7 +468,9 @@ mod corrupted_input {
             let Ok(operations) = pair(&records) else {
                 continue;
             };
-            let limits = linearizable::SearchLimits { states_max: 100_000 };
+            let limits = linearizable::SearchLimits {
+                states_max: 100_000,
+            };
             let _report = check_all(&operations, &generated.final_state, limits);
         }
     }

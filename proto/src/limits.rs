@@ -1,0 +1,98 @@
+//! Size limits of the wire protocol, in bytes unless the name says otherwise.
+//!
+//! Every gRPC server and client built through [`crate::services`] enforces these, so an
+//! oversized message is refused by tonic (status `OUT_OF_RANGE`) before a handler or a
+//! decoder allocates for it. The relations between them are checked at compile time below.
+
+use crate::v1::{ApiError, ErrorCode};
+
+/// Largest engine request (`ProposeRequest.encoded_request`), engine-codec-encoded. The
+/// engine's own limits (description 8 KiB, 32 increment bands, ...) keep real commands far
+/// below it; the gap leaves room for fields added later.
+pub const PROPOSAL_COMMAND_BYTES_MAX: usize = 64 * 1024;
+
+/// Room for everything around an opaque payload: ids, `traceparent`, codec version, protobuf
+/// tags and lengths.
+pub const ENVELOPE_BYTES_MAX: usize = 4 * 1024;
+
+/// Largest message a client API server accepts: a proposal, a read or a subscription request.
+pub const CLIENT_REQUEST_BYTES_MAX: usize = PROPOSAL_COMMAND_BYTES_MAX + ENVELOPE_BYTES_MAX;
+
+/// Largest message a client API server sends and a client accepts: an `AuctionView` or one
+/// `SubscribeResponse`. The server must bound the auction view it encodes to fit (the engine
+/// keeps up to a million bids per auction, far more than this).
+pub const CLIENT_RESPONSE_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Largest admin message in either direction (status of every group on a node, an auction
+/// view). Admin calls are rare, so one generous limit serves both directions.
+pub const ADMIN_MESSAGE_BYTES_MAX: usize = CLIENT_RESPONSE_BYTES_MAX;
+
+/// Most auction ids in one `SubscribeRequest.auction_ids` filter.
+pub const SUBSCRIBE_AUCTIONS_MAX: usize = 4096;
+
+/// Most entries the cluster may put in one `AppendEntries`: the cluster's openraft
+/// `Config::max_payload_entries` must not exceed it, or a full batch of maximal commands
+/// would not fit in [`RAFT_MESSAGE_BYTES_MAX`].
+pub const RAFT_ENTRIES_PER_APPEND_MAX: usize = 256;
+
+/// What one log entry adds around its command in the raft-store codec: log id, cluster
+/// timestamp, `traceparent`, request id and codec framing.
+pub const RAFT_ENTRY_OVERHEAD_BYTES_MAX: usize = 1024;
+
+/// Largest data chunk in one `SnapshotData` message. 1 MiB keeps per-message memory small
+/// while amortizing the per-message cost of HTTP/2 and protobuf.
+pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 1024 * 1024;
+
+/// Largest message on the Raft transport, in either direction.
+pub const RAFT_MESSAGE_BYTES_MAX: usize = 32 * 1024 * 1024;
+
+/// Length of a version-00 W3C `traceparent`: `00-` + 32 hex + `-` + 16 hex + `-` + 2 hex.
+pub const TRACEPARENT_BYTES: usize = 55;
+
+// A full AppendEntries of maximal commands fits in one Raft message.
+const _: () = assert!(
+    RAFT_ENTRIES_PER_APPEND_MAX * (PROPOSAL_COMMAND_BYTES_MAX + RAFT_ENTRY_OVERHEAD_BYTES_MAX)
+        + ENVELOPE_BYTES_MAX
+        <= RAFT_MESSAGE_BYTES_MAX
+);
+// A snapshot chunk with its envelope fits in one Raft message.
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX + ENVELOPE_BYTES_MAX <= RAFT_MESSAGE_BYTES_MAX);
+// The largest subscription filter (10 bytes per varint id at worst) fits in a request.
+const _: () = assert!(SUBSCRIBE_AUCTIONS_MAX * 10 + ENVELOPE_BYTES_MAX <= CLIENT_REQUEST_BYTES_MAX);
+// A reply to a maximal proposal can carry at least as much as the proposal did.
+const _: () = assert!(CLIENT_REQUEST_BYTES_MAX <= CLIENT_RESPONSE_BYTES_MAX);
+
+/// Checks a message's encoded size against `limit` before it is sent.
+///
+/// tonic enforces its encoding limit too, but a client sees that as an opaque HTTP/2 reset
+/// (`Internal`), which under I9 could not be told apart from a failure after the send. A
+/// client that calls this first gets a typed `payload_too_large` that proves nothing was
+/// sent.
+pub fn check_encoded_len(message: &impl prost::Message, limit: usize) -> Result<(), ApiError> {
+    let length = message.encoded_len();
+    if length > limit {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("message is {length} bytes, the limit is {limit} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v1::ProposeRequest;
+
+    #[test]
+    fn message_at_the_limit_passes_and_one_byte_over_fails() {
+        let request = ProposeRequest {
+            request_id: "r".repeat(100),
+            ..ProposeRequest::default()
+        };
+        let length = prost::Message::encoded_len(&request);
+        assert!(check_encoded_len(&request, length).is_ok());
+        let error = check_encoded_len(&request, length - 1).expect_err("over the limit");
+        assert_eq!(error.code(), ErrorCode::PayloadTooLarge);
+    }
+}
