@@ -141,8 +141,9 @@ fn apply(c: &mut Criterion) {
         group.throughput(Throughput::Elements(256));
         group.bench_function(BenchmarkId::new("engine_only", "batch_256"), |b| {
             b.iter_custom(|iterations| {
-                let commands: Vec<_> =
-                    (0..iterations * 256).map(|_| workload.next_command()).collect();
+                let commands: Vec<_> = (0..iterations * 256)
+                    .map(|_| workload.next_command())
+                    .collect();
                 let started = Instant::now();
                 for stamped in commands {
                     let context = martelo_engine::ApplyCtx {
@@ -168,7 +169,10 @@ fn apply(c: &mut Criterion) {
         let mut workload = Workload::new(3, 200);
         let mut next_index = 1;
         group.throughput(Throughput::Elements(batch));
-        let id = BenchmarkId::new(format!("checkpoint_every_{interval}"), format!("batch_{batch}"));
+        let id = BenchmarkId::new(
+            format!("checkpoint_every_{interval}"),
+            format!("batch_{batch}"),
+        );
         group.bench_function(id, |b| {
             b.iter_custom(|iterations| {
                 let batches: Vec<Vec<Entry>> = (0..iterations)
