@@ -133,7 +133,32 @@ fn apply(c: &mut Criterion) {
     let mut group = c.benchmark_group("apply");
     group.measurement_time(Duration::from_secs(4));
     group.sample_size(20);
-    for (interval, batch) in [(1024u64, 256u64), (1, 256), (1024, 1)] {
+    // The engine alone on the same workload: the floor the store's overhead adds to.
+    {
+        let mut workload = Workload::new(3, 200);
+        let mut state = martelo_engine::State::new();
+        let mut next_index = 1;
+        group.throughput(Throughput::Elements(256));
+        group.bench_function(BenchmarkId::new("engine_only", "batch_256"), |b| {
+            b.iter_custom(|iterations| {
+                let commands: Vec<_> = (0..iterations * 256)
+                    .map(|_| workload.next_command())
+                    .collect();
+                let started = Instant::now();
+                for stamped in commands {
+                    let context = martelo_engine::ApplyCtx {
+                        log_index: next_index,
+                        timestamp: stamped.timestamp,
+                    };
+                    next_index += 1;
+                    std::hint::black_box(state.apply(context, &stamped.command));
+                }
+                started.elapsed()
+            })
+        });
+        println!("engine_only ended at index {next_index}");
+    }
+    for (interval, batch) in [(16384u64, 256u64), (16384, 1), (1024, 256), (1, 256)] {
         let dir = scratch_dir();
         let config = StoreConfig {
             checkpoint_interval_entries: interval,
@@ -141,14 +166,8 @@ fn apply(c: &mut Criterion) {
         };
         let store = RaftStore::open(dir.path(), config).expect("open");
         let (_, mut state_machine) = rt.block_on(must_group(&store, 1));
-        // 200 auctions: a state big enough that writing it whole is visible.
         let mut workload = Workload::new(3, 200);
         let mut next_index = 1;
-        rt.block_on(must_apply(
-            &mut state_machine,
-            workload.entries(1, next_index, 2000),
-        ));
-        next_index += 2000;
         group.throughput(Throughput::Elements(batch));
         let id = BenchmarkId::new(
             format!("checkpoint_every_{interval}"),
@@ -172,11 +191,16 @@ fn apply(c: &mut Criterion) {
                 })
             })
         });
-        let size = state_machine
+        // The state grows with every bid (no auction closes in this workload), so the
+        // figure depends on how far the run got: print it next to the result.
+        let (index, bytes) = state_machine
             .reader()
-            .read(|_, last| last.map(|id| id.index()))
+            .read(|state, last| {
+                let bytes = codec::encode("state", state).map_or(0, |b| b.len());
+                (last.map(|id| id.index()), bytes)
+            })
             .expect("read");
-        println!("apply bench state at index {size:?}");
+        println!("state at index {index:?}: {bytes} bytes encoded");
     }
     group.finish();
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use martelo_raft_store::types::Entry;
-use martelo_raft_store::{EventLogError, StoreConfig, TypeConfig};
+use martelo_raft_store::{EventLogError, EventRecord, StoreConfig, TypeConfig};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::type_config::TypeConfigExt;
@@ -21,13 +21,14 @@ async fn read_all(log: &mut martelo_raft_store::LogStore) -> Vec<Entry> {
     log.try_get_log_entries(..).await.expect("read log")
 }
 
-/// What a replica that applied `entries` from scratch ends up with.
-async fn replay(entries: &[Entry]) -> martelo_engine::StateDigest {
+/// What a replica that applied `entries` from scratch ends up with: digest and events.
+async fn replay(entries: &[Entry]) -> (martelo_engine::StateDigest, Vec<EventRecord>) {
     let dir = tempfile::tempdir().unwrap();
     let store = must_open(dir.path(), test_config());
     let (_, mut state_machine) = must_group(&store, 1).await;
     must_apply(&mut state_machine, entries.to_vec()).await;
-    digest(&state_machine)
+    let events = state_machine.event_log().read_from(0, 4096).unwrap();
+    (digest(&state_machine), events)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,27 +50,34 @@ async fn dropping_mid_stream_keeps_every_durable_entry_and_no_half_apply() {
             let durable = Arc::clone(&durable);
             let entries = all_entries.clone();
             tokio::spawn(async move {
-                for chunk in entries.chunks(10) {
+                for (position, chunk) in entries.chunks(10).enumerate() {
                     let last = chunk.last().unwrap().index();
                     let (tx, rx) = TypeConfig::oneshot();
                     log.append(chunk.to_vec(), IOFlushed::signal(tx))
                         .await
                         .unwrap();
                     let durable = Arc::clone(&durable);
-                    // Record durability as reported, without waiting: appends keep flowing.
-                    tokio::spawn(async move {
+                    let record = async move {
                         if let Ok(Ok(())) = rx.await {
                             durable.fetch_max(last, Ordering::SeqCst);
                         }
-                    });
-                    tokio::task::yield_now().await;
+                    };
+                    // Mostly pipelined like openraft does; every fourth append waits, so the
+                    // stream is paced by fsyncs and still running when the store is dropped.
+                    if position % 4 == 3 {
+                        record.await;
+                    } else {
+                        tokio::spawn(record);
+                    }
                 }
             })
         };
-        // Apply a prefix while the appends run, then drop everything mid-stream.
-        must_apply(&mut state_machine, all_entries[..1234].to_vec()).await;
+        // Apply a prefix in batches of 5 while the appends run, then drop everything
+        // mid-stream. With a checkpoint interval of 7, checkpoints land after 10, 20, ... 1230.
+        for part in all_entries[..1234].chunks(5) {
+            must_apply(&mut state_machine, part.to_vec()).await;
+        }
         applied_before = 1234;
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         writer.abort();
         let _ = writer.await;
         drop(state_machine);
@@ -96,22 +104,23 @@ async fn dropping_mid_stream_keeps_every_durable_entry_and_no_half_apply() {
         );
     }
 
-    // The state machine reopens at its last checkpoint: a multiple of 7 applied entries, at
-    // most what was applied, and never something in between (batches are atomic).
+    // The state machine reopens at its last checkpoint, exactly at a batch boundary, with the
+    // state it had there: nothing half-applied.
     let (applied, _) = state_machine.applied_state().await.unwrap();
     let applied = applied.map_or(0, |id| id.index());
-    assert!(
-        applied <= applied_before && applied % 7 == 0,
-        "applied {applied}"
-    );
-    assert_eq!(
-        digest(&state_machine),
-        replay(&all_entries[..applied as usize]).await
-    );
+    assert_eq!(applied, 1230, "last checkpoint before {applied_before}");
+    assert_eq!(digest(&state_machine), replay(&all_entries[..1230]).await.0);
 
-    // Re-applying the log from there reaches the same state as a replica that never stopped.
-    must_apply(&mut state_machine, entries[applied as usize..].to_vec()).await;
-    assert_eq!(digest(&state_machine), replay(&entries).await);
+    // Re-applying from there (openraft re-applies committed entries from the log, or the
+    // leader resends them) reaches the same state and the same event log as a replica that
+    // never stopped.
+    must_apply(&mut state_machine, all_entries[1230..].to_vec()).await;
+    let (full_digest, full_events) = replay(&all_entries).await;
+    assert_eq!(digest(&state_machine), full_digest);
+    assert_eq!(
+        state_machine.event_log().read_from(0, 4096).unwrap(),
+        full_events
+    );
 }
 
 #[tokio::test]
@@ -161,7 +170,7 @@ async fn groups_interleaved_in_one_database_keep_logs_votes_and_state_apart() {
         assert_eq!(state.last_log_id, expected.last().map(|e| e.log_id()));
         assert_eq!(
             digest(state_machine),
-            replay(&written[g]).await,
+            replay(&written[g]).await.0,
             "state of group {g}"
         );
         let events = state_machine.event_log().read_from(0, 10_000).unwrap();
@@ -254,7 +263,7 @@ async fn snapshot_build_install_and_continue_equals_applying_the_whole_log() {
 
     must_apply(&mut leader_sm, tail.to_vec()).await;
     must_apply(&mut follower_sm, tail.to_vec()).await;
-    let full = replay(&entries).await;
+    let full = replay(&entries).await.0;
     assert_eq!(digest(&leader_sm), full);
     assert_eq!(digest(&follower_sm), full);
     assert_eq!(
