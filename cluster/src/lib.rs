@@ -1,17 +1,13 @@
-//! # martelo-cluster
+//! # martelo-cluster: the martelo node and the `martelo` CLI
 //!
-//! Will hold the node runtime (Raft groups, gRPC server, leader timers, sink), the client
-//! library and the `martelo` CLI. Built so far:
-//!
-//! - [`routing`]: which group owns an auction (the stable shard hash);
-//! - [`clock`]: the leader's hybrid clock and the clock-skew guard;
-//! - [`retry`]: the client library's retry rule (same request id, unknown is never failed);
+//! - [`node`]: the node runtime: Raft groups over gRPC, the client and admin APIs, leader
+//!   close timers, the clock-skew guard, metrics and logs.
+//! - [`clock`]: the leader's hybrid clock and the clock-skew verdict (pure).
 //! - [`demo`]: the engine replay behind `martelo demo`.
 //!
-//! Pure logic goes in modules like these, callable from tests without sockets; the node's
-//! runtime (tracked by the cluster issue) will be a thin shell around them.
+//! The client library (routing, retries, admin operations, local clusters) is the separate
+//! crate `martelo-client` in `cluster/client/`, which links no RocksDB.
 
 pub mod clock;
 pub mod demo;
-pub mod retry;
-pub mod routing;
+pub mod node;

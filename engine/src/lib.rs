@@ -29,6 +29,7 @@
 //! The rules themselves, with the choices made where the product brief was silent, are
 //! written up in `docs/ENGINE.md`.
 
+pub mod codec;
 pub mod command;
 mod digest;
 pub mod limits;
@@ -36,6 +37,7 @@ pub mod outcome;
 pub mod spec;
 mod state;
 pub mod types;
+mod view;
 
 #[cfg(test)]
 mod tests;
@@ -45,9 +47,11 @@ pub use outcome::{
     Accepted, AuctionEvent, AuctionEventKind, AuctionResult, Event, Listing, Outcome, RejectCode,
     Reply, SaleKind, UnsoldReason,
 };
+pub use view::{AuctionView, PublicBid};
 pub use spec::{AuctionSpec, IncrementBand, IncrementPolicy, SoftClose, SoftCloseMode};
 pub use state::{Auction, Bid, Capacity, Closed, InvariantViolation, Leader, State, StateDigest};
 pub use types::{
+    GroupId,
     Amount, AuctionId, BidId, Currency, Description, Micros, ParseError, Reason, RequestId,
     Timestamp, Title, UserId,
 };

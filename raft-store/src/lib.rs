@@ -33,7 +33,6 @@
 //! - event log reads and trimming: `event_log.rs`;
 //! - a new metric: `metrics.rs` (names start with `martelo_raft_store_`).
 
-pub mod codec;
 mod error;
 mod event_log;
 pub mod keys;
@@ -48,6 +47,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// The storage codec lives in the engine crate, so that light clients (gateway, fault suite)
+/// decode wire payloads without linking RocksDB.
+pub use martelo_engine::codec;
+pub use martelo_engine::GroupId;
+
 pub use error::StoreError;
 pub use event_log::{EventLog, EventLogError, EventRecord};
 pub use log_store::LogStore;
@@ -55,18 +59,6 @@ pub use metrics::describe_metrics;
 pub use snapshot::{SnapshotData, SnapshotReceiver};
 pub use state_machine::{SnapshotBuilder, StateMachine, StateReader};
 pub use store::{RaftStore, StoreConfig};
-
-/// A Raft group's id. The meta group and every auction shard have one; it prefixes every key.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct GroupId(pub u64);
-
-impl fmt::Display for GroupId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "group-{}", self.0)
-    }
-}
 
 /// A group's log entry payload: an engine command stamped by the leader's hybrid clock.
 ///

@@ -133,6 +133,12 @@ impl RaftStore {
         Ok((log, state_machine))
     }
 
+    /// Somewhere to write a snapshot of `group` arriving from its leader, chunk by chunk (the
+    /// network layer uses it once the group's [`StateMachine`] belongs to openraft).
+    pub fn snapshot_receiver(&self, group: GroupId) -> crate::SnapshotReceiver {
+        crate::SnapshotReceiver::new(Arc::clone(&self.shared), group)
+    }
+
     /// Makes every write so far durable. Tests and benchmarks use it; openraft does not need it.
     pub async fn sync(&self) -> Result<(), StoreError> {
         self.shared.syncer.barrier().await

@@ -13,15 +13,7 @@
 //! every language that implements XXH3.
 
 use martelo_engine::AuctionId;
-
-/// A Raft group's id within the cluster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GroupId(pub u32);
-
-impl GroupId {
-    /// The group that holds cluster configuration, not auctions.
-    pub const META: GroupId = GroupId(0);
-}
+pub use martelo_engine::GroupId;
 
 /// Most auction shards a cluster may have.
 pub const SHARD_COUNT_MAX: u32 = 1024;
@@ -54,7 +46,7 @@ impl ShardCount {
 
     /// The auction shards, in order.
     pub fn groups(self) -> impl Iterator<Item = GroupId> {
-        (1..=self.0).map(GroupId)
+        (1..=u64::from(self.0)).map(GroupId)
     }
 }
 
@@ -62,8 +54,7 @@ impl ShardCount {
 pub fn group_of(auction: AuctionId, shards: ShardCount) -> GroupId {
     let hash = xxhash_rust::xxh3::xxh3_64(&auction.0.to_le_bytes());
     let index = hash % u64::from(shards.get());
-    // `index < shards <= SHARD_COUNT_MAX`, so it fits in u32.
-    GroupId(1 + index as u32)
+    GroupId(1 + index)
 }
 
 #[cfg(test)]
@@ -79,7 +70,7 @@ mod tests {
         // If this test fails, the routing rule changed: every existing cluster would look for
         // its auctions in the wrong groups. These values are golden, not recomputed.
         let eight = shards(8);
-        let groups: Vec<u32> = (0..16).map(|id| group_of(AuctionId(id), eight).0).collect();
+        let groups: Vec<u64> = (0..16).map(|id| group_of(AuctionId(id), eight).0).collect();
         assert_eq!(groups, vec![2, 7, 4, 6, 1, 5, 4, 8, 7, 8, 6, 5, 8, 2, 7, 4]);
     }
 

@@ -22,6 +22,9 @@ pub enum Attempt<Node> {
     NotSent,
     /// The request may have been proposed but no answer came (timeout, connection lost).
     Indeterminate,
+    /// `node` refused before proposing anything (`overloaded`, `change_in_progress`): it is
+    /// still the right node, so the same request goes to it again after a back-off.
+    Busy { node: Node },
 }
 
 /// What the runtime should do next.
@@ -93,6 +96,7 @@ impl<Node: Clone + PartialEq> Proposal<Node> {
                 leader.map(|leader| (leader, Duration::ZERO))
             }
             Attempt::NotSent => None,
+            Attempt::Busy { node } => Some((node, self.grow_backoff())),
             Attempt::Indeterminate => {
                 self.maybe_applied = true;
                 None
@@ -102,10 +106,9 @@ impl<Node: Clone + PartialEq> Proposal<Node> {
             Some(found) => found,
             None => match self.nodes.get(self.next_node % self.nodes.len().max(1)) {
                 Some(node) => {
+                    let node = node.clone();
                     self.next_node += 1;
-                    let after = self.backoff;
-                    self.backoff = (self.backoff * 2).min(self.policy.backoff_max);
-                    (node.clone(), after)
+                    (node, self.grow_backoff())
                 }
                 None => {
                     return Step::GiveUp {
@@ -121,6 +124,24 @@ impl<Node: Clone + PartialEq> Proposal<Node> {
         }
         self.attempts += 1;
         Step::Retry { node, after }
+    }
+
+    /// Whether any attempt so far may have reached a node that proposed the command. While
+    /// false, every failure so far proves the command was not applied.
+    pub fn maybe_applied(&self) -> bool {
+        self.maybe_applied
+    }
+
+    /// Attempts made so far, the first one included.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The back-off to wait now; doubles the next one, up to the policy's maximum.
+    fn grow_backoff(&mut self) -> Duration {
+        let after = self.backoff;
+        self.backoff = (self.backoff * 2).min(self.policy.backoff_max);
+        after
     }
 }
 
@@ -224,6 +245,29 @@ mod tests {
                 maybe_applied: false
             }
         );
+    }
+
+    #[test]
+    fn a_busy_node_is_retried_after_a_growing_backoff_without_making_the_outcome_unknown() {
+        let mut proposal = proposal();
+        let first = proposal.next(Attempt::Busy { node: "n2" }, Duration::ZERO);
+        assert_eq!(
+            first,
+            Step::Retry {
+                node: "n2",
+                after: Duration::from_millis(10)
+            }
+        );
+        let second = proposal.next(Attempt::Busy { node: "n2" }, Duration::from_millis(10));
+        assert_eq!(
+            second,
+            Step::Retry {
+                node: "n2",
+                after: Duration::from_millis(20)
+            }
+        );
+        assert!(!proposal.maybe_applied());
+        assert_eq!(proposal.attempts(), 3);
     }
 
     #[test]

@@ -1,0 +1,47 @@
+//! The client's metrics, through the `metrics` facade (the process installs the exporter).
+//!
+//! | name | labels | counts |
+//! |---|---|---|
+//! | `martelo_client_attempts_total` | `op` | calls sent to a node (first tries and retries) |
+//! | `martelo_client_redirects_total` | `op` | retries sent to a hinted leader |
+//! | `martelo_client_retries_total` | `op`, `reason` | retries, by what the previous attempt got |
+//! | `martelo_client_outcomes_total` | `op`, `result` | finished operations, by result |
+//!
+//! `op` is `propose`, `read` or `subscribe`. A proposal's `result` is `accepted`, `rejected`,
+//! `unknown` or `not_applied`; a read's is `ok` or the error code.
+
+use crate::decide::Retry;
+
+pub(crate) const ATTEMPTS: &str = "martelo_client_attempts_total";
+pub(crate) const REDIRECTS: &str = "martelo_client_redirects_total";
+pub(crate) const RETRIES: &str = "martelo_client_retries_total";
+pub(crate) const OUTCOMES: &str = "martelo_client_outcomes_total";
+
+/// Registers descriptions once per process; calling it again is harmless.
+pub(crate) fn describe() {
+    metrics::describe_counter!(ATTEMPTS, "Calls the client library sent to a node.");
+    metrics::describe_counter!(REDIRECTS, "Retries sent to the leader a node named.");
+    metrics::describe_counter!(RETRIES, "Retries, by what the previous attempt got.");
+    metrics::describe_counter!(OUTCOMES, "Finished client operations, by result.");
+}
+
+pub(crate) fn attempt(op: &'static str) {
+    metrics::counter!(ATTEMPTS, "op" => op).increment(1);
+}
+
+pub(crate) fn retry(op: &'static str, why: &Retry, redirected: bool) {
+    if redirected {
+        metrics::counter!(REDIRECTS, "op" => op).increment(1);
+    }
+    let reason = match why {
+        Retry::NotLeader(_) => "not_leader",
+        Retry::NotSent => "not_sent",
+        Retry::Busy => "busy",
+        Retry::Indeterminate => "indeterminate",
+    };
+    metrics::counter!(RETRIES, "op" => op, "reason" => reason).increment(1);
+}
+
+pub(crate) fn outcome(op: &'static str, result: &'static str) {
+    metrics::counter!(OUTCOMES, "op" => op, "result" => result).increment(1);
+}

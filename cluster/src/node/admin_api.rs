@@ -1,0 +1,733 @@
+//! The admin API: status, cluster bootstrap, membership, leadership and snapshots, as the
+//! `martelo` CLI calls them.
+
+use openraft::async_runtime::WatchReceiver as _;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use martelo_client::routing::{SHARD_COUNT_MAX, ShardCount, group_of};
+use martelo_engine::{AuctionId, GroupId};
+use martelo_proto::{
+    AddLearnerRequest, AdminTransferLeaderRequest, AdminTransferLeaderResponse, ApiError,
+    ClusterLayout, ErrorCode, GroupPlacement, GroupStatus, InitClusterRequest,
+    InitClusterResponse, MembershipChanged, MembershipResponse, Node, OpenGroupRequest,
+    OpenGroupResponse, PromoteVoterRequest, RaftRole, RemoveNodeRequest, ReplicationStatus,
+    ShowAuctionRequest, ShowAuctionResponse, StatusRequest, StatusResponse,
+    TriggerSnapshotRequest, TriggerSnapshotResponse, admin_transfer_leader_response,
+    init_cluster_response, membership_response, open_group_response, show_auction_response,
+    trigger_snapshot_response,
+};
+use openraft::{BasicNode, ChangeMembers, ServerState};
+use tonic::{Request, Response, Status};
+
+use super::client_api::read_view;
+use super::registry::{Group, Registry};
+
+/// Longest an admin call waits for a change to take effect.
+const ADMIN_WAIT: Duration = Duration::from_secs(10);
+/// A follower whose last acknowledgement is older than this counts as unhealthy when
+/// deciding whether a removal puts the quorum at risk.
+const HEALTHY_ACK_WITHIN: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone)]
+pub struct AdminApiService {
+    registry: Arc<Registry>,
+}
+
+impl AdminApiService {
+    pub fn new(registry: Arc<Registry>) -> AdminApiService {
+        AdminApiService { registry }
+    }
+
+    fn group(&self, group_id: u64) -> Result<Arc<Group>, ApiError> {
+        self.registry.group(GroupId(group_id)).ok_or_else(|| {
+            let code = if self.registry.groups().is_empty() {
+                ErrorCode::ClusterNotInitialized
+            } else {
+                ErrorCode::UnknownGroup
+            };
+            let message = if code == ErrorCode::ClusterNotInitialized {
+                "this node holds no group: run `martelo cluster init` (or `martelo node add` \
+                 for a new node)"
+                    .to_string()
+            } else {
+                format!("this node holds no replica of group {group_id}; ask a node that does")
+            };
+            ApiError::new(code, message).with_group(group_id)
+        })
+    }
+
+    fn leader_group(&self, group_id: u64) -> Result<Arc<Group>, ApiError> {
+        let group = self.group(group_id)?;
+        if !group.raft.is_leader() {
+            return Err(ApiError::not_leader(group.leader_hint()));
+        }
+        Ok(group)
+    }
+
+    fn status(&self, request: &StatusRequest) -> StatusResponse {
+        let wanted: BTreeSet<u64> = request.group_ids.iter().copied().collect();
+        let groups = self
+            .registry
+            .groups()
+            .iter()
+            .filter(|group| wanted.is_empty() || wanted.contains(&group.id.0))
+            .map(|group| group_status(group, self.registry.clock_ok()))
+            .collect();
+        let nodes = self
+            .registry
+            .address_book()
+            .into_iter()
+            .map(|(node_id, address)| node(node_id, &address))
+            .collect();
+        StatusResponse {
+            node: Some(node(self.registry.node_id(), &self.registry.config.advertise)),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            initialized: self.registry.shard_count().is_some(),
+            groups,
+            wall_clock_us: self.registry.wall_now().0,
+            shard_count: self.registry.shard_count().unwrap_or(0),
+            nodes,
+        }
+    }
+
+    async fn init_cluster(&self, request: InitClusterRequest) -> Result<ClusterLayout, ApiError> {
+        if self.registry.shard_count().is_some() || !self.registry.groups().is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::ClusterAlreadyInitialized,
+                "this node already belongs to a cluster; nothing was changed",
+            ));
+        }
+        let mut nodes: BTreeMap<u64, String> = BTreeMap::new();
+        let listed = if request.nodes.is_empty() {
+            // Default: the members the node was started with.
+            self.registry
+                .config
+                .peers
+                .iter()
+                .map(|(id, address)| node(*id, address))
+                .collect()
+        } else {
+            request.nodes.clone()
+        };
+        for listed in &listed {
+            if listed.node_id == 0 {
+                return Err(invalid("node id 0 is reserved"));
+            }
+            super::config::check_address("node address", &listed.raft_address)
+                .map_err(|error| invalid(&error.to_string()))?;
+            if nodes.insert(listed.node_id, listed.raft_address.clone()).is_some() {
+                return Err(invalid(&format!("node {} is listed twice", listed.node_id)));
+            }
+        }
+        if nodes.is_empty() {
+            return Err(invalid(
+                "no nodes given, and this node was started without --peers",
+            ));
+        }
+        if !nodes.contains_key(&self.registry.node_id()) {
+            return Err(invalid("the node list must include the node that receives the call"));
+        }
+        let shard_count = match request.shard_count {
+            0 => self.registry.config.shard_count.get(),
+            count => count,
+        };
+        let shards = ShardCount::try_from(shard_count)
+            .map_err(|_| invalid(&format!("shard count must be in 1..={SHARD_COUNT_MAX}")))?;
+        let replicas = match request.replicas_per_group {
+            0 => nodes.len().min(3),
+            count => count as usize,
+        };
+        if replicas > nodes.len() {
+            return Err(invalid(&format!(
+                "{replicas} replicas per group, but only {} nodes",
+                nodes.len()
+            )));
+        }
+        let layout = placement(&nodes, shards, replicas);
+        for placement in &layout {
+            let voters: Vec<Node> = placement
+                .voters
+                .iter()
+                .map(|id| node(*id, &nodes[id]))
+                .collect();
+            // Empty replicas first, so the initializing voter's first election reaches them.
+            for (index, voter) in voters.iter().enumerate().rev() {
+                let initial = if index == 0 { voters.clone() } else { Vec::new() };
+                self.open_group_on(voter, placement.group_id, shard_count, initial)
+                    .await?;
+            }
+        }
+        tracing::info!(shard_count, nodes = nodes.len(), replicas, "cluster initialized");
+        Ok(ClusterLayout { groups: layout })
+    }
+
+    /// Opens a group's replica here or on another node.
+    async fn open_group_on(
+        &self,
+        target: &Node,
+        group: u64,
+        shard_count: u32,
+        voters: Vec<Node>,
+    ) -> Result<(), ApiError> {
+        let request = OpenGroupRequest {
+            group_id: group,
+            shard_count,
+            voters,
+        };
+        if target.node_id == self.registry.node_id() {
+            return self.open_group(request).await.map(|_| ());
+        }
+        let channel = self.registry.peers.channel(target.node_id, &target.api_address).map_err(|error| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!("cannot reach node {} at {}: {error}", target.node_id, target.api_address),
+            )
+        })?;
+        let mut client = martelo_proto::services::admin_api_client(channel);
+        let mut call = Request::new(request);
+        call.set_timeout(ADMIN_WAIT);
+        let response = client.open_group(call).await.map_err(|status| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "node {} at {} did not open group {group}: {}; is it running?",
+                    target.node_id,
+                    target.api_address,
+                    status.message()
+                ),
+            )
+        })?;
+        match response.into_inner().result {
+            Some(open_group_response::Result::Opened(_)) => Ok(()),
+            Some(open_group_response::Result::Error(error)) => Err(error),
+            None => Err(ApiError::new(ErrorCode::Internal, "empty OpenGroup answer")),
+        }
+    }
+
+    async fn open_group(&self, request: OpenGroupRequest) -> Result<GroupPlacement, ApiError> {
+        ShardCount::try_from(request.shard_count)
+            .map_err(|_| invalid(&format!("shard count must be in 1..={SHARD_COUNT_MAX}")))?;
+        if request.group_id > u64::from(request.shard_count) {
+            return Err(invalid(&format!(
+                "group {} is outside 0..={}",
+                request.group_id, request.shard_count
+            )));
+        }
+        let voters = if request.voters.is_empty() {
+            None
+        } else {
+            let mut voters = BTreeMap::new();
+            for voter in &request.voters {
+                super::config::check_address("voter address", &voter.raft_address)
+                    .map_err(|error| invalid(&error.to_string()))?;
+                if voter.node_id == 0
+                    || voters
+                        .insert(voter.node_id, BasicNode::new(voter.raft_address.clone()))
+                        .is_some()
+                {
+                    return Err(invalid("voter ids must be unique and non-zero"));
+                }
+            }
+            if !voters.contains_key(&self.registry.node_id()) {
+                return Err(invalid("the voters must include the node that opens the group"));
+            }
+            Some(voters)
+        };
+        self.registry
+            .record_shard_count(request.shard_count)
+            .map_err(|error| invalid(&error.to_string()))?;
+        self.registry
+            .open_group(GroupId(request.group_id), voters)
+            .await
+            .map_err(|error| ApiError::new(ErrorCode::Internal, format!("{error:#}")))?;
+        Ok(GroupPlacement {
+            group_id: request.group_id,
+            voters: request.voters.iter().map(|voter| voter.node_id).collect(),
+        })
+    }
+
+    async fn add_learner(&self, request: AddLearnerRequest) -> Result<MembershipChanged, ApiError> {
+        let group = self.leader_group(request.group_id)?;
+        let new = request
+            .node
+            .ok_or_else(|| invalid("the node to add is missing"))?;
+        if new.node_id == 0 {
+            return Err(invalid("node id 0 is reserved"));
+        }
+        super::config::check_address("node address", &new.raft_address)
+            .map_err(|error| invalid(&error.to_string()))?;
+        let written = tokio::time::timeout(
+            ADMIN_WAIT.saturating_mul(6),
+            group.raft.add_learner(
+                new.node_id,
+                BasicNode::new(new.raft_address.clone()),
+                request.wait_for_catch_up,
+            ),
+        )
+        .await
+        .map_err(|_| timeout("adding the learner"))?
+        .map_err(|error| write_error(&group, &error))?;
+        Ok(changed(&group, written.log_id.index()))
+    }
+
+    async fn promote_voter(
+        &self,
+        request: PromoteVoterRequest,
+    ) -> Result<MembershipChanged, ApiError> {
+        let group = self.leader_group(request.group_id)?;
+        let (voters, learners) = group.members();
+        if voters.contains(&request.node_id) {
+            // Already promoted (a retried `node add`): nothing to do.
+            let log_index = group.raft.metrics().borrow_watched().last_log_index.unwrap_or(0);
+            return Ok(changed(&group, log_index));
+        }
+        if !learners.contains(&request.node_id) {
+            return Err(ApiError::new(
+                ErrorCode::UnknownNode,
+                format!(
+                    "node {} is not a learner of group {}; add it first with `martelo node add`",
+                    request.node_id, request.group_id
+                ),
+            ));
+        }
+        let change = ChangeMembers::AddVoterIds(BTreeSet::from([request.node_id]));
+        let written = tokio::time::timeout(ADMIN_WAIT, group.raft.change_membership(change, false))
+            .await
+            .map_err(|_| timeout("promoting the learner"))?
+            .map_err(|error| write_error(&group, &error))?;
+        Ok(changed(&group, written.log_id.index()))
+    }
+
+    async fn remove_node(&self, request: RemoveNodeRequest) -> Result<MembershipChanged, ApiError> {
+        let group = self.leader_group(request.group_id)?;
+        let (voters, learners) = group.members();
+        let change = if voters.contains(&request.node_id) {
+            let healthy = healthy_voters(&group);
+            if let Err(reason) = removal_keeps_quorum(&voters, &healthy, request.node_id)
+                && !request.force
+            {
+                return Err(ApiError::new(
+                    ErrorCode::QuorumAtRisk,
+                    format!("{reason}; pass --force to remove it anyway"),
+                )
+                .with_group(request.group_id));
+            }
+            ChangeMembers::RemoveVoters(BTreeSet::from([request.node_id]))
+        } else if learners.contains(&request.node_id) {
+            ChangeMembers::RemoveNodes(BTreeSet::from([request.node_id]))
+        } else {
+            return Err(ApiError::new(
+                ErrorCode::UnknownNode,
+                format!(
+                    "node {} is not a member of group {}",
+                    request.node_id, request.group_id
+                ),
+            ));
+        };
+        let written = tokio::time::timeout(ADMIN_WAIT, group.raft.change_membership(change, false))
+            .await
+            .map_err(|_| timeout("removing the node"))?
+            .map_err(|error| write_error(&group, &error))?;
+        Ok(changed(&group, written.log_id.index()))
+    }
+
+    async fn transfer_leader(&self, request: AdminTransferLeaderRequest) -> Result<u64, ApiError> {
+        let group = self.leader_group(request.group_id)?;
+        let (voters, _) = group.members();
+        if !voters.contains(&request.to_node_id) {
+            return Err(ApiError::new(
+                ErrorCode::UnknownNode,
+                format!(
+                    "node {} is not a voter of group {}",
+                    request.to_node_id, request.group_id
+                ),
+            ));
+        }
+        if request.to_node_id == self.registry.node_id() {
+            return Ok(request.to_node_id);
+        }
+        group
+            .raft
+            .trigger()
+            .transfer_leader(request.to_node_id)
+            .await
+            .map_err(|error| ApiError::new(ErrorCode::Unavailable, error.to_string()))?;
+        let mut metrics = group.raft.metrics();
+        let waited = tokio::time::timeout(ADMIN_WAIT, async {
+            loop {
+                let leader = metrics.borrow_watched().current_leader;
+                if leader.is_some_and(|leader| leader != self.registry.node_id()) {
+                    return leader;
+                }
+                if metrics.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await;
+        match waited {
+            Ok(Some(leader)) => Ok(leader),
+            _ => Err(timeout("waiting for the new leader")),
+        }
+    }
+
+    async fn trigger_snapshot(&self, request: TriggerSnapshotRequest) -> Result<u64, ApiError> {
+        let group = self.group(request.group_id)?;
+        let target = group.raft.metrics().borrow_watched().last_applied.map_or(0, |id| id.index());
+        group
+            .raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|error| ApiError::new(ErrorCode::Unavailable, error.to_string()))?;
+        let mut metrics = group.raft.metrics();
+        let waited = tokio::time::timeout(ADMIN_WAIT, async {
+            loop {
+                let snapshot = metrics.borrow_watched().snapshot.map(|id| id.index());
+                if let Some(index) = snapshot
+                    && index >= target
+                {
+                    return Some(index);
+                }
+                if metrics.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await;
+        match waited {
+            Ok(Some(index)) => Ok(index),
+            _ => Err(timeout("building the snapshot")),
+        }
+    }
+
+    async fn show_auction(
+        &self,
+        request: ShowAuctionRequest,
+    ) -> Result<martelo_proto::AuctionView, ApiError> {
+        let group_id = if request.group_id == 0 {
+            let shards = self
+                .registry
+                .shard_count()
+                .and_then(|count| ShardCount::try_from(count).ok())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::ClusterNotInitialized,
+                        "this node does not know the shard count yet: run `martelo cluster init`",
+                    )
+                })?;
+            group_of(AuctionId(request.auction_id), shards).0
+        } else {
+            request.group_id
+        };
+        let group = self.group(group_id)?;
+        read_view(
+            &self.registry,
+            &group,
+            AuctionId(request.auction_id),
+            request.consistency(),
+        )
+        .await
+    }
+}
+
+/// Groups on nodes: group `g`'s voters are `replicas` consecutive nodes (by id) starting at
+/// position `g mod n`, so leaders and load spread evenly.
+pub fn placement(
+    nodes: &BTreeMap<u64, String>,
+    shards: ShardCount,
+    replicas: usize,
+) -> Vec<GroupPlacement> {
+    let ids: Vec<u64> = nodes.keys().copied().collect();
+    (0..=u64::from(shards.get()))
+        .map(|group| {
+            let start = (group as usize) % ids.len();
+            GroupPlacement {
+                group_id: group,
+                voters: (0..replicas)
+                    .map(|offset| ids[(start + offset) % ids.len()])
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// Why removing `node` from `voters` would endanger the group, if it would. `healthy` are the
+/// voters that acknowledged the leader recently.
+pub fn removal_keeps_quorum(
+    voters: &BTreeSet<u64>,
+    healthy: &BTreeSet<u64>,
+    node: u64,
+) -> Result<(), String> {
+    let remaining: BTreeSet<u64> = voters.iter().copied().filter(|id| *id != node).collect();
+    if remaining.is_empty() {
+        return Err(format!("node {node} is the group's only voter"));
+    }
+    let healthy_remaining = remaining.iter().filter(|id| healthy.contains(id)).count();
+    if healthy_remaining * 2 <= remaining.len() {
+        return Err(format!(
+            "only {healthy_remaining} of the {} remaining voters are healthy, not a majority",
+            remaining.len()
+        ));
+    }
+    if voters.len() >= 3 && remaining.len() < 3 {
+        return Err(format!(
+            "the group would keep {} voters and could not survive another failure; add a node \
+             first (`martelo node add`)",
+            remaining.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Voters that acknowledged this leader within [`HEALTHY_ACK_WITHIN`], and the leader.
+fn healthy_voters(group: &Group) -> BTreeSet<u64> {
+    use openraft::Instant as _;
+    let metrics = group.raft.metrics().borrow_watched().clone();
+    let mut healthy: BTreeSet<u64> = metrics
+        .heartbeat
+        .iter()
+        .flatten()
+        .filter(|(_, acked)| {
+            acked
+                .as_ref()
+                .is_some_and(|acked| acked.elapsed() <= HEALTHY_ACK_WITHIN)
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    healthy.insert(metrics.id);
+    healthy
+}
+
+fn group_status(group: &Group, clock_ok: bool) -> GroupStatus {
+    use openraft::Instant as _;
+    let metrics = group.raft.metrics().borrow_watched().clone();
+    let role = match metrics.state {
+        ServerState::Leader => RaftRole::Leader,
+        ServerState::Follower => RaftRole::Follower,
+        ServerState::Candidate => RaftRole::Candidate,
+        ServerState::Learner => RaftRole::Learner,
+        ServerState::Shutdown => RaftRole::Shutdown,
+    };
+    let membership = metrics.membership_config.membership();
+    let last_log = metrics.last_log_index;
+    let replication = metrics
+        .replication
+        .iter()
+        .flatten()
+        .filter(|(id, _)| **id != metrics.id)
+        .map(|(id, matched)| {
+            let matched_index = matched.as_ref().map(|id| id.index());
+            ReplicationStatus {
+                node_id: *id,
+                matched_index,
+                lag_entries: last_log
+                    .unwrap_or(0)
+                    .saturating_sub(matched_index.unwrap_or(0)),
+            }
+        })
+        .collect();
+    GroupStatus {
+        group_id: group.id.0,
+        role: role.into(),
+        term: metrics.current_term,
+        leader_id: metrics.current_leader,
+        last_log_index: last_log,
+        committed_index: metrics.local_committed.map(|id| id.index()),
+        applied_index: metrics.last_applied.map(|id| id.index()),
+        snapshot_index: metrics.snapshot.map(|id| id.index()),
+        purged_index: metrics.purged.map(|id| id.index()),
+        voters: membership.voter_ids().collect(),
+        learners: membership.learner_ids().collect(),
+        replication,
+        quorum_ack_age_ms: metrics
+            .last_quorum_acked
+            .as_ref()
+            .map(|acked| acked.elapsed().as_millis() as u64),
+        clock_ok,
+    }
+}
+
+fn changed(group: &Group, log_index: u64) -> MembershipChanged {
+    let (voters, learners) = group.members();
+    MembershipChanged {
+        group_id: group.id.0,
+        log_index,
+        voters: voters.into_iter().collect(),
+        learners: learners.into_iter().collect(),
+    }
+}
+
+fn write_error(
+    group: &Group,
+    error: &openraft::errors::RaftError<
+        martelo_raft_store::TypeConfig,
+        openraft::errors::ClientWriteError<martelo_raft_store::TypeConfig>,
+    >,
+) -> ApiError {
+    use openraft::errors::{ChangeMembershipError, ClientWriteError, RaftError};
+    match error {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+            ApiError::not_leader(group.leader_hint())
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(_),
+        )) => ApiError::new(
+            ErrorCode::ChangeInProgress,
+            format!("another membership change of group {} is still in progress; retry", group.id.0),
+        ),
+        other => ApiError::new(ErrorCode::Unavailable, other.to_string()).with_group(group.id.0),
+    }
+}
+
+fn node(node_id: u64, address: &str) -> Node {
+    Node {
+        node_id,
+        raft_address: address.to_string(),
+        api_address: address.to_string(),
+    }
+}
+
+fn invalid(message: &str) -> ApiError {
+    ApiError::new(ErrorCode::InvalidArgument, message)
+}
+
+fn timeout(what: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Timeout,
+        format!("timed out {what}; check `martelo status` before retrying"),
+    )
+}
+
+#[tonic::async_trait]
+impl martelo_proto::admin_api_server::AdminApi for AdminApiService {
+    async fn status(&self, request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        Ok(Response::new(AdminApiService::status(self, request.get_ref())))
+    }
+
+    async fn init_cluster(
+        &self,
+        request: Request<InitClusterRequest>,
+    ) -> Result<Response<InitClusterResponse>, Status> {
+        let result = match AdminApiService::init_cluster(self, request.into_inner()).await {
+            Ok(layout) => init_cluster_response::Result::Layout(layout),
+            Err(error) => init_cluster_response::Result::Error(error),
+        };
+        Ok(Response::new(InitClusterResponse { result: Some(result) }))
+    }
+
+    async fn add_learner(
+        &self,
+        request: Request<AddLearnerRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        Ok(membership(AdminApiService::add_learner(self, request.into_inner()).await))
+    }
+
+    async fn promote_voter(
+        &self,
+        request: Request<PromoteVoterRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        Ok(membership(AdminApiService::promote_voter(self, request.into_inner()).await))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<RemoveNodeRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        Ok(membership(AdminApiService::remove_node(self, request.into_inner()).await))
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<AdminTransferLeaderRequest>,
+    ) -> Result<Response<AdminTransferLeaderResponse>, Status> {
+        let result = match AdminApiService::transfer_leader(self, request.into_inner()).await {
+            Ok(leader) => admin_transfer_leader_response::Result::LeaderId(leader),
+            Err(error) => admin_transfer_leader_response::Result::Error(error),
+        };
+        Ok(Response::new(AdminTransferLeaderResponse { result: Some(result) }))
+    }
+
+    async fn trigger_snapshot(
+        &self,
+        request: Request<TriggerSnapshotRequest>,
+    ) -> Result<Response<TriggerSnapshotResponse>, Status> {
+        let result = match AdminApiService::trigger_snapshot(self, request.into_inner()).await {
+            Ok(index) => trigger_snapshot_response::Result::SnapshotIndex(index),
+            Err(error) => trigger_snapshot_response::Result::Error(error),
+        };
+        Ok(Response::new(TriggerSnapshotResponse { result: Some(result) }))
+    }
+
+    async fn show_auction(
+        &self,
+        request: Request<ShowAuctionRequest>,
+    ) -> Result<Response<ShowAuctionResponse>, Status> {
+        let result = match AdminApiService::show_auction(self, request.into_inner()).await {
+            Ok(view) => show_auction_response::Result::Auction(view),
+            Err(error) => show_auction_response::Result::Error(error),
+        };
+        Ok(Response::new(ShowAuctionResponse { result: Some(result) }))
+    }
+
+    async fn open_group(
+        &self,
+        request: Request<OpenGroupRequest>,
+    ) -> Result<Response<OpenGroupResponse>, Status> {
+        let result = match AdminApiService::open_group(self, request.into_inner()).await {
+            Ok(placement) => open_group_response::Result::Opened(placement),
+            Err(error) => open_group_response::Result::Error(error),
+        };
+        Ok(Response::new(OpenGroupResponse { result: Some(result) }))
+    }
+}
+
+fn membership(result: Result<MembershipChanged, ApiError>) -> Response<MembershipResponse> {
+    let result = match result {
+        Ok(changed) => membership_response::Result::Changed(changed),
+        Err(error) => membership_response::Result::Error(error),
+    };
+    Response::new(MembershipResponse { result: Some(result) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(count: u64) -> BTreeMap<u64, String> {
+        (1..=count).map(|id| (id, format!("127.0.0.1:{}", 7000 + id))).collect()
+    }
+
+    #[test]
+    fn placement_spreads_groups_over_nodes() {
+        let layout = placement(&nodes(5), ShardCount::try_from(8).expect("8"), 3);
+        assert_eq!(layout.len(), 9, "meta group plus 8 shards");
+        assert_eq!(layout[0].voters, vec![1, 2, 3]);
+        assert_eq!(layout[4].voters, vec![5, 1, 2]);
+        let mut per_node = BTreeMap::new();
+        for group in &layout {
+            assert_eq!(group.voters.iter().collect::<BTreeSet<_>>().len(), 3);
+            for voter in &group.voters {
+                *per_node.entry(*voter).or_insert(0) += 1;
+            }
+        }
+        assert!(per_node.values().all(|count| (5..=6).contains(count)), "{per_node:?}");
+        let small = placement(&nodes(2), ShardCount::try_from(1).expect("1"), 2);
+        assert_eq!(small[1].voters, vec![2, 1]);
+    }
+
+    #[test]
+    fn removals_that_endanger_the_quorum_are_refused() {
+        let three = BTreeSet::from([1, 2, 3]);
+        let four = BTreeSet::from([1, 2, 3, 4]);
+        assert!(removal_keeps_quorum(&four, &four, 1).is_ok());
+        let refused = removal_keeps_quorum(&three, &three, 1).unwrap_err();
+        assert!(refused.contains("2 voters"), "{refused}");
+        let sick = removal_keeps_quorum(&four, &BTreeSet::from([1, 2]), 1).unwrap_err();
+        assert!(sick.contains("not a majority"), "{sick}");
+        assert!(removal_keeps_quorum(&BTreeSet::from([1]), &BTreeSet::from([1]), 1).is_err());
+        assert!(removal_keeps_quorum(&BTreeSet::from([1, 2]), &BTreeSet::from([1, 2]), 2).is_ok());
+    }
+}

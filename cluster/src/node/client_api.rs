@@ -1,0 +1,607 @@
+//! The client API: `Propose`, `ReadAuction` and `Subscribe`, as the gateway, the fault suite
+//! and the load generator call them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use martelo_client::routing::{ShardCount, group_of};
+use martelo_engine::{AuctionId, Command, Event, GroupId, Reply, Request, codec};
+use martelo_proto::{
+    ApiError, Applied, AuctionView, CommittedEntry, ErrorCode, EventEnvelope, ProposeRequest,
+    ProposeResponse, ReadAuctionRequest, ReadAuctionResponse, ReadConsistency, SubscribeRequest,
+    SubscribeResponse, Traceparent, propose_response, read_auction_response, subscribe_response,
+};
+use martelo_raft_store::EventLogError;
+use openraft::ReadPolicy;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request as GrpcRequest, Response, Status};
+
+use super::propose::{ProposeFailure, Proposed};
+use super::registry::{Group, Registry};
+
+/// Longest a proposal waits for its outcome when the caller set no deadline.
+const PROPOSE_WAIT_DEFAULT: Duration = Duration::from_secs(10);
+/// Most records a subscription reads from the event log at once.
+const SUBSCRIBE_READ_RECORDS: usize = 256;
+/// How often an idle subscription sends `Progress`.
+const SUBSCRIBE_HEARTBEAT: Duration = Duration::from_secs(1);
+/// Messages buffered per subscriber before its reader waits for it.
+const SUBSCRIBE_BUFFER: usize = 256;
+
+/// The engine codec version on the wire.
+pub fn codec_version() -> u32 {
+    u32::from(codec::FORMAT_VERSION)
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientApiService {
+    registry: Arc<Registry>,
+}
+
+impl ClientApiService {
+    pub fn new(registry: Arc<Registry>) -> ClientApiService {
+        ClientApiService { registry }
+    }
+
+    fn group(&self, group_id: u64) -> Result<Arc<Group>, ApiError> {
+        if self.registry.shard_count().is_none() && self.registry.groups().is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::ClusterNotInitialized,
+                "this node has not joined a cluster yet: run `martelo cluster init`",
+            ));
+        }
+        self.registry.group(GroupId(group_id)).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnknownGroup,
+                format!("this node holds no replica of group {group_id}; refresh the routing table"),
+            )
+            .with_group(group_id)
+        })
+    }
+
+    async fn propose_checked(
+        &self,
+        request: ProposeRequest,
+        wait: Duration,
+    ) -> Result<Applied, ApiError> {
+        let group = self.group(request.group_id)?;
+        let shards = self
+            .registry
+            .shard_count()
+            .and_then(|count| ShardCount::try_from(count).ok());
+        let decoded = check_propose(&request, shards)?;
+        let trace_id = trace_id(&request.traceparent)?;
+        let span = tracing::info_span!(
+            "propose",
+            group = request.group_id,
+            request_id = %request.request_id,
+            auction = request.auction_id,
+            trace_id = trace_id.as_deref().unwrap_or(""),
+        );
+        let _entered = span.enter();
+        if !group.raft.is_leader() {
+            return Err(ApiError::not_leader(group.leader_hint()));
+        }
+        let answer = tokio::time::timeout(wait, group.proposer.propose(Command::Request(decoded)))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::UnknownOutcome,
+                    "the deadline passed after the command was queued; it may still commit: \
+                     retry with the same request id",
+                )
+                .with_group(request.group_id)
+            })?;
+        match answer {
+            Ok(proposed) => {
+                tracing::debug!(log_index = proposed.log_id.index(), "applied");
+                applied(&proposed)
+            }
+            Err(ProposeFailure::NotLeader(hint)) => Err(ApiError::not_leader(hint)),
+            Err(ProposeFailure::NotProposed { code, message }) => {
+                Err(ApiError::new(code, message).with_group(request.group_id))
+            }
+            Err(ProposeFailure::Unknown(message)) => {
+                Err(ApiError::new(ErrorCode::UnknownOutcome, message).with_group(request.group_id))
+            }
+        }
+    }
+
+    async fn read_checked(&self, request: &ReadAuctionRequest) -> Result<AuctionView, ApiError> {
+        let group = self.group(request.group_id)?;
+        trace_id(&request.traceparent)?;
+        read_view(&self.registry, &group, AuctionId(request.auction_id), request.consistency())
+            .await
+    }
+}
+
+/// Reads one auction's public view with the requested consistency.
+pub async fn read_view(
+    registry: &Registry,
+    group: &Group,
+    auction: AuctionId,
+    consistency: ReadConsistency,
+) -> Result<AuctionView, ApiError> {
+    let policy = match consistency {
+        ReadConsistency::Unspecified | ReadConsistency::Linearizable => Some(ReadPolicy::ReadIndex),
+        ReadConsistency::Lease => Some(ReadPolicy::LeaseRead),
+        ReadConsistency::Local => None,
+    };
+    if let Some(policy) = policy {
+        if !registry.clock_ok.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(ApiError::new(
+                ErrorCode::ClockSkew,
+                "this node's clock is off from its peers; it serves no linearizable reads",
+            ));
+        }
+        // Waits for the read index to be confirmed by a quorum (or the lease) and applied
+        // here, so the state below reflects every acknowledged write (I8).
+        group.raft.ensure_linearizable(policy).await.map_err(|error| {
+            match error.forward_to_leader() {
+                Some(_) => ApiError::not_leader(group.leader_hint()),
+                None => ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("cannot confirm leadership for a linearizable read: {error}"),
+                )
+                .with_group(group.id.0),
+            }
+        })?;
+    }
+    let view = group
+        .reader
+        .read(|state, applied| {
+            let applied_index = applied.map_or(0, |id| id.index());
+            state.auction(auction).map(|found| (found.view(), applied_index))
+        })
+        .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
+    let Some((view, applied_index)) = view else {
+        return Err(ApiError::new(
+            ErrorCode::AuctionNotFound,
+            format!("group {} holds no auction {}", group.id.0, auction.0),
+        )
+        .with_group(group.id.0));
+    };
+    let state = codec::encode("auction view", &view)
+        .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
+    Ok(AuctionView {
+        group_id: group.id.0,
+        auction_id: auction.0,
+        seq: view.seq,
+        applied_index,
+        codec_version: codec_version(),
+        state: state.into(),
+    })
+}
+
+/// Checks a proposal's envelope against its payload and decodes the engine request.
+pub fn check_propose(
+    request: &ProposeRequest,
+    shards: Option<ShardCount>,
+) -> Result<Request, ApiError> {
+    let invalid = |message: String| {
+        ApiError::new(ErrorCode::InvalidArgument, message).with_group(request.group_id)
+    };
+    if request.codec_version != codec_version() {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedCodec,
+            format!(
+                "codec version {} is not the one this node reads ({})",
+                request.codec_version,
+                codec_version()
+            ),
+        ));
+    }
+    let Some(martelo_proto::propose_request::Command::EncodedRequest(bytes)) = &request.command
+    else {
+        return Err(invalid("the proposal carries no command".into()));
+    };
+    if bytes.len() > martelo_proto::PROPOSAL_COMMAND_BYTES_MAX {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the command is {} bytes; the limit is {}",
+                bytes.len(),
+                martelo_proto::PROPOSAL_COMMAND_BYTES_MAX
+            ),
+        ));
+    }
+    let decoded: Request = codec::decode("request", bytes)
+        .map_err(|error| invalid(format!("the command cannot be decoded: {error}")))?;
+    if decoded.request_id.as_str() != request.request_id {
+        return Err(invalid(
+            "request_id differs from the request id inside the command".into(),
+        ));
+    }
+    let auction = decoded.action.auction_id().map_or(0, |auction| auction.0);
+    if auction != request.auction_id {
+        return Err(invalid(format!(
+            "auction_id {} differs from the auction inside the command ({auction})",
+            request.auction_id
+        )));
+    }
+    if request.group_id == GroupId::META.0 {
+        return Err(invalid("group 0 is the meta group; it takes no auction commands".into()));
+    }
+    if let (Some(shards), Some(auction)) = (shards, decoded.action.auction_id()) {
+        let owner = group_of(auction, shards);
+        if owner.0 != request.group_id {
+            return Err(ApiError::new(
+                ErrorCode::WrongGroup,
+                format!(
+                    "auction {} belongs to group {}, not {}",
+                    auction.0, owner.0, request.group_id
+                ),
+            )
+            .with_group(request.group_id));
+        }
+    }
+    Ok(decoded)
+}
+
+fn trace_id(traceparent: &str) -> Result<Option<String>, ApiError> {
+    if traceparent.is_empty() {
+        return Ok(None);
+    }
+    let parsed = Traceparent::try_from(traceparent).map_err(|error| {
+        ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!("traceparent is malformed: {error}"),
+        )
+    })?;
+    Ok(Some(parsed.trace_id().to_string()))
+}
+
+fn applied(proposed: &Proposed) -> Result<Applied, ApiError> {
+    let reply = &proposed.outcome.reply;
+    let encoded = codec::encode("reply", reply)
+        .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
+    let auction_seq = proposed
+        .outcome
+        .events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Auction(event) => Some(event.seq),
+            _ => None,
+        })
+        .next_back()
+        .unwrap_or(0);
+    Ok(Applied {
+        log_index: proposed.log_id.index(),
+        log_term: proposed.log_id.committed_leader_id().term,
+        timestamp_us: proposed.timestamp.0,
+        reply: encoded.into(),
+        replayed: proposed.outcome.replayed,
+        accepted: reply.is_accepted(),
+        reject_code: match reply {
+            Reply::Rejected(code) => code.as_str().to_string(),
+            _ => String::new(),
+        },
+        auction_seq,
+    })
+}
+
+/// The caller's gRPC deadline (`grpc-timeout`), if it sent one.
+pub fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = digits.parse().ok().filter(|_| digits.len() <= 8)?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// How long a proposal may wait: a little less than the caller's deadline, so the caller
+/// hears `unknown_outcome` rather than a bare deadline error.
+fn propose_wait(metadata: &tonic::metadata::MetadataMap) -> Duration {
+    match grpc_timeout(metadata) {
+        Some(deadline) => deadline.mul_f64(0.9).min(PROPOSE_WAIT_DEFAULT),
+        None => PROPOSE_WAIT_DEFAULT,
+    }
+}
+
+fn envelope(event: &Event) -> Result<EventEnvelope, ApiError> {
+    let (auction_id, seq) = match event {
+        Event::Auction(event) => (event.auction_id.0, event.seq),
+        _ => (0, 0),
+    };
+    Ok(EventEnvelope {
+        auction_id,
+        seq,
+        event: codec::encode("event", event)
+            .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?
+            .into(),
+    })
+}
+
+#[tonic::async_trait]
+impl martelo_proto::client_api_server::ClientApi for ClientApiService {
+    async fn propose(
+        &self,
+        request: GrpcRequest<ProposeRequest>,
+    ) -> Result<Response<ProposeResponse>, Status> {
+        let wait = propose_wait(request.metadata());
+        let request = request.into_inner();
+        let group = request.group_id;
+        let result = match self.propose_checked(request, wait).await {
+            Ok(applied) => {
+                metrics::counter!("martelo_client_api_requests_total", "rpc" => "propose", "result" => "applied").increment(1);
+                propose_response::Result::Applied(applied)
+            }
+            Err(error) => {
+                metrics::counter!("martelo_client_api_requests_total", "rpc" => "propose", "result" => error.code().as_code_str()).increment(1);
+                tracing::debug!(group, code = error.code().as_code_str(), "propose refused: {}", error.message);
+                propose_response::Result::Error(error)
+            }
+        };
+        Ok(Response::new(ProposeResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn read_auction(
+        &self,
+        request: GrpcRequest<ReadAuctionRequest>,
+    ) -> Result<Response<ReadAuctionResponse>, Status> {
+        let request = request.into_inner();
+        let result = match self.read_checked(&request).await {
+            Ok(view) => read_auction_response::Result::Auction(view),
+            Err(error) => read_auction_response::Result::Error(error),
+        };
+        Ok(Response::new(ReadAuctionResponse {
+            result: Some(result),
+        }))
+    }
+
+    type SubscribeStream = ReceiverStream<Result<SubscribeResponse, Status>>;
+
+    async fn subscribe(
+        &self,
+        request: GrpcRequest<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let request = request.into_inner();
+        let (sender, receiver) = tokio::sync::mpsc::channel(SUBSCRIBE_BUFFER);
+        let first = match self.group(request.group_id) {
+            Err(error) => Some(error),
+            Ok(_) if request.auction_ids.len() > martelo_proto::SUBSCRIBE_AUCTIONS_MAX => {
+                Some(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!(
+                        "{} auction ids; the limit is {}",
+                        request.auction_ids.len(),
+                        martelo_proto::SUBSCRIBE_AUCTIONS_MAX
+                    ),
+                ))
+            }
+            Ok(group) => {
+                tokio::spawn(stream_events(group, request, sender.clone()));
+                None
+            }
+        };
+        if let Some(error) = first {
+            let _ = sender
+                .send(Ok(SubscribeResponse {
+                    kind: Some(subscribe_response::Kind::Error(error)),
+                }))
+                .await;
+        }
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+/// Streams a group's committed events from the event log until the subscriber leaves.
+async fn stream_events(
+    group: Arc<Group>,
+    request: SubscribeRequest,
+    sender: tokio::sync::mpsc::Sender<Result<SubscribeResponse, Status>>,
+) {
+    let filter: std::collections::BTreeSet<u64> = request.auction_ids.iter().copied().collect();
+    let mut applied = group.events.subscribe();
+    let mut next = if request.from_log_index == 0 {
+        group.events.first_available().max(1)
+    } else {
+        request.from_log_index
+    };
+    let mut last_progress = tokio::time::Instant::now();
+    metrics::gauge!("martelo_subscriptions").increment(1.0);
+    loop {
+        let message = match group.events.read_from(next, SUBSCRIBE_READ_RECORDS) {
+            Err(EventLogError::Trimmed {
+                first_available, ..
+            }) => {
+                let _ = sender
+                    .send(Ok(SubscribeResponse {
+                        kind: Some(subscribe_response::Kind::Resync(martelo_proto::Resync {
+                            reason: martelo_proto::resync::Reason::Trimmed.into(),
+                            first_available,
+                        })),
+                    }))
+                    .await;
+                break;
+            }
+            Err(EventLogError::Store(error)) => {
+                let _ = sender
+                    .send(Ok(SubscribeResponse {
+                        kind: Some(subscribe_response::Kind::Error(ApiError::new(
+                            ErrorCode::Internal,
+                            error.to_string(),
+                        ))),
+                    }))
+                    .await;
+                break;
+            }
+            Ok(records) => records,
+        };
+        let read_any = !message.is_empty();
+        let mut sent_any = false;
+        for record in message {
+            next = record.log_index + 1;
+            let events: Vec<EventEnvelope> = record
+                .events
+                .iter()
+                .filter(|event| match event {
+                    Event::Auction(event) => {
+                        filter.is_empty() || filter.contains(&event.auction_id.0)
+                    }
+                    _ => true,
+                })
+                .filter_map(|event| envelope(event).ok())
+                .collect();
+            if events.is_empty() {
+                continue;
+            }
+            let entry = CommittedEntry {
+                log_index: record.log_index,
+                log_term: 0,
+                timestamp_us: timestamp_of(&record.events),
+                events,
+                codec_version: codec_version(),
+            };
+            if sender
+                .send(Ok(SubscribeResponse {
+                    kind: Some(subscribe_response::Kind::Entry(entry)),
+                }))
+                .await
+                .is_err()
+            {
+                metrics::gauge!("martelo_subscriptions").decrement(1.0);
+                return;
+            }
+            sent_any = true;
+        }
+        if read_any {
+            if sent_any {
+                last_progress = tokio::time::Instant::now();
+            }
+            continue;
+        }
+        // Caught up: everything applied so far has been read.
+        let applied_index = *applied.borrow_and_update();
+        next = next.max(applied_index.saturating_add(1).min(next.max(1)));
+        if last_progress.elapsed() >= SUBSCRIBE_HEARTBEAT {
+            let progress = SubscribeResponse {
+                kind: Some(subscribe_response::Kind::Progress(martelo_proto::Progress {
+                    applied_index,
+                })),
+            };
+            if sender.send(Ok(progress)).await.is_err() {
+                break;
+            }
+            last_progress = tokio::time::Instant::now();
+        }
+        tokio::select! {
+            changed = applied.changed() => if changed.is_err() { break },
+            () = tokio::time::sleep(SUBSCRIBE_HEARTBEAT) => {}
+            () = sender.closed() => break,
+        }
+    }
+    metrics::gauge!("martelo_subscriptions").decrement(1.0);
+}
+
+/// The cluster timestamp of an entry, from its events (every event carries it).
+fn timestamp_of(events: &[Event]) -> u64 {
+    events
+        .iter()
+        .map(|event| match event {
+            Event::Auction(event) => event.at.0,
+            Event::BidderSuspended { at, .. } | Event::BidderReinstated { at, .. } => at.0,
+        })
+        .next()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use martelo_engine::{Action, Actor, Amount, RequestId, Role, UserId};
+
+    fn bid(auction: u64, request_id: &str) -> Request {
+        Request {
+            actor: Actor {
+                user: UserId(7),
+                role: Role::Bidder,
+            },
+            request_id: RequestId::try_from(request_id).expect("valid id"),
+            action: Action::PlaceBid {
+                auction_id: AuctionId(auction),
+                amount: Amount(100),
+                max: None,
+            },
+        }
+    }
+
+    fn proposal(group: u64, auction: u64, request_id: &str, request: &Request) -> ProposeRequest {
+        ProposeRequest {
+            group_id: group,
+            request_id: request_id.into(),
+            auction_id: auction,
+            traceparent: String::new(),
+            codec_version: codec_version(),
+            command: Some(martelo_proto::propose_request::Command::EncodedRequest(
+                codec::encode("request", request).expect("encode").into(),
+            )),
+        }
+    }
+
+    #[test]
+    fn a_consistent_proposal_is_decoded() {
+        let shards = ShardCount::try_from(8).ok();
+        let request = bid(1, "r-1");
+        let group = group_of(AuctionId(1), ShardCount::try_from(8).expect("8")).0;
+        let decoded = check_propose(&proposal(group, 1, "r-1", &request), shards).expect("valid");
+        assert_eq!(decoded, request);
+    }
+
+    #[test]
+    fn inconsistent_or_malformed_proposals_get_stable_codes() {
+        let shards = ShardCount::try_from(8).ok();
+        let request = bid(1, "r-1");
+        let owner = group_of(AuctionId(1), ShardCount::try_from(8).expect("8")).0;
+        let code = |proposal: ProposeRequest| check_propose(&proposal, shards).unwrap_err().code();
+        let wrong = if owner == 1 { 2 } else { 1 };
+        assert_eq!(code(proposal(wrong, 1, "r-1", &request)), ErrorCode::WrongGroup);
+        assert_eq!(code(proposal(owner, 1, "r-2", &request)), ErrorCode::InvalidArgument);
+        assert_eq!(code(proposal(owner, 2, "r-1", &request)), ErrorCode::InvalidArgument);
+        assert_eq!(code(proposal(0, 1, "r-1", &request)), ErrorCode::InvalidArgument);
+        let mut garbage = proposal(owner, 1, "r-1", &request);
+        garbage.command = Some(martelo_proto::propose_request::Command::EncodedRequest(
+            vec![1, 2, 3].into(),
+        ));
+        assert_eq!(code(garbage), ErrorCode::InvalidArgument);
+        let mut empty = proposal(owner, 1, "r-1", &request);
+        empty.command = None;
+        assert_eq!(code(empty), ErrorCode::InvalidArgument);
+        let mut big = proposal(owner, 1, "r-1", &request);
+        big.command = Some(martelo_proto::propose_request::Command::EncodedRequest(
+            vec![0; martelo_proto::PROPOSAL_COMMAND_BYTES_MAX + 1].into(),
+        ));
+        assert_eq!(code(big), ErrorCode::PayloadTooLarge);
+        let mut version = proposal(owner, 1, "r-1", &request);
+        version.codec_version = 99;
+        assert_eq!(code(version), ErrorCode::UnsupportedCodec);
+    }
+
+    #[test]
+    fn grpc_timeouts_are_parsed_in_every_unit() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        assert_eq!(grpc_timeout(&metadata), None);
+        for (value, expected) in [
+            ("2S", Duration::from_secs(2)),
+            ("150m", Duration::from_millis(150)),
+            ("1M", Duration::from_secs(60)),
+            ("7u", Duration::from_micros(7)),
+        ] {
+            metadata.insert("grpc-timeout", value.parse().expect("ascii"));
+            assert_eq!(grpc_timeout(&metadata), Some(expected), "{value}");
+        }
+        metadata.insert("grpc-timeout", "12x".parse().expect("ascii"));
+        assert_eq!(grpc_timeout(&metadata), None);
+        metadata.insert("grpc-timeout", "100m".parse().expect("ascii"));
+        assert_eq!(propose_wait(&metadata), Duration::from_millis(90));
+    }
+}

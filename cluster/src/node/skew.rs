@@ -1,0 +1,100 @@
+//! The clock-skew guard (I7): a node whose clock is off from its peers by more than the bound
+//! refuses to lead.
+//!
+//! Every [`SAMPLE_EVERY`] the node asks each peer for its wall clock (the admin `Status` call
+//! carries it) and measures the offset, NTP style, with the round trip as uncertainty
+//! ([`crate::clock::skew_verdict`]). When a majority of peers disagree by more than the bound,
+//! the node stops campaigning in every group, hands leadership of the groups it leads to
+//! another voter, refuses to stamp proposals (`clock_skew`), and logs and exports why. When
+//! its clock agrees again, it may lead again.
+
+use std::sync::Weak;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use martelo_proto::StatusRequest;
+
+use super::registry::Registry;
+use crate::clock::{ClockSample, SkewVerdict, skew_verdict};
+
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+const SAMPLE_TIMEOUT: Duration = Duration::from_millis(500);
+
+pub async fn run(registry: Weak<Registry>) {
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        if registry.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        let peers: Vec<(u64, String)> = registry
+            .address_book()
+            .into_iter()
+            .filter(|(id, _)| *id != registry.node_id())
+            .collect();
+        let mut samples = Vec::with_capacity(peers.len());
+        for (peer, address) in peers {
+            if let Some(sample) = sample(&registry, peer, &address).await {
+                let (offset, _) = sample.offset();
+                metrics::gauge!("martelo_clock_offset_seconds", "peer" => peer.to_string())
+                    .set(offset as f64 / 1e6);
+                samples.push(sample);
+            }
+        }
+        let verdict = skew_verdict(&samples, registry.skew_bound());
+        let ok = verdict == SkewVerdict::MayLead;
+        let was_ok = registry.clock_ok.swap(ok, Ordering::AcqRel);
+        metrics::gauge!("martelo_clock_refusing_to_lead").set(if ok { 0.0 } else { 1.0 });
+        if let SkewVerdict::RefuseToLead {
+            skew,
+            peers_disagreeing,
+            peers_sampled,
+        } = verdict
+        {
+            if was_ok {
+                tracing::error!(
+                    skew_us = skew.0,
+                    bound_us = registry.skew_bound().0,
+                    peers_disagreeing,
+                    peers_sampled,
+                    "this node's clock is off from its peers by more than the bound: it refuses to lead until it agrees again; fix its time source (NTP)"
+                );
+            }
+            for group in registry.groups() {
+                group.raft.runtime_config().elect(false);
+                if group.raft.is_leader() {
+                    let (voters, _) = group.members();
+                    if let Some(target) = voters.into_iter().find(|id| *id != registry.node_id()) {
+                        let _ = group.raft.trigger().transfer_leader(target).await;
+                    }
+                }
+            }
+        } else if !was_ok {
+            tracing::warn!("this node's clock agrees with its peers again: it may lead");
+            for group in registry.groups() {
+                group.raft.runtime_config().elect(true);
+            }
+        }
+    }
+}
+
+async fn sample(registry: &Registry, peer: u64, address: &str) -> Option<ClockSample> {
+    let channel = registry.peers.channel(peer, address).ok()?;
+    let mut client = martelo_proto::services::admin_api_client(channel);
+    let mut request = tonic::Request::new(StatusRequest {
+        group_ids: vec![u64::MAX],
+    });
+    request.set_timeout(SAMPLE_TIMEOUT);
+    let sent = registry.wall_now();
+    let response = client.status(request).await.ok()?.into_inner();
+    let received = registry.wall_now();
+    Some(ClockSample {
+        sent,
+        peer: martelo_engine::Timestamp(response.wall_clock_us),
+        received,
+    })
+}

@@ -1,0 +1,126 @@
+//! Logs and metrics of a node: structured logs through `tracing` (JSON by default), the
+//! Prometheus `/metrics` endpoint, and the per-group gauges sampled from openraft.
+
+use openraft::async_runtime::WatchReceiver as _;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Weak;
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use openraft::ServerState;
+use tracing_subscriber::EnvFilter;
+
+use super::config::LogFormat;
+use super::registry::Registry;
+
+/// How often group gauges and process metrics are refreshed.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// Installs the global log subscriber: `RUST_LOG` filters (default `info`), output on stderr.
+pub fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Serves Prometheus metrics over HTTP at `address` (any path, conventionally `/metrics`).
+pub fn serve_metrics(address: &str) -> anyhow::Result<()> {
+    let address: SocketAddr = address
+        .parse()
+        .with_context(|| format!("--metrics-listen {address:?} is not an ip:port"))?;
+    let latency_buckets = [
+        0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+        1.0, 2.5, 5.0, 10.0,
+    ];
+    let size_buckets = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+    PrometheusBuilder::new()
+        .with_http_listener(address)
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency_buckets)
+        .context("histogram buckets")?
+        .set_buckets_for_metric(Matcher::Suffix("_entries".into()), &size_buckets)
+        .context("histogram buckets")?
+        .install()
+        .with_context(|| format!("cannot serve metrics on {address}"))?;
+    martelo_raft_store::describe_metrics();
+    super::network::describe_metrics();
+    describe();
+    Ok(())
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!("martelo_raft_term", "Current Raft term, per group.");
+    describe_gauge!("martelo_raft_is_leader", "1 when this node leads the group.");
+    describe_gauge!("martelo_raft_last_log_index", "Last log index on this replica.");
+    describe_gauge!("martelo_raft_committed_index", "Committed log index known here.");
+    describe_gauge!("martelo_raft_applied_index", "Last applied log index.");
+    describe_gauge!("martelo_raft_snapshot_index", "Last log index of the latest snapshot.");
+    describe_counter!("martelo_raft_applied_entries_total", "Entries applied, per group (rate = apply rate).");
+    describe_counter!("martelo_raft_snapshots_total", "Snapshots built or installed, per group.");
+    describe_counter!("martelo_raft_leader_changes_total", "Leader changes seen, per group.");
+    describe_histogram!("martelo_propose_seconds", "Time from queueing a proposal to its apply, per group.");
+    describe_histogram!("martelo_propose_batch_entries", "Commands per client_write_many batch, per group.");
+    describe_counter!("martelo_client_api_requests_total", "Client API calls by rpc and result code.");
+    describe_counter!("martelo_close_proposals_total", "Close commands proposed by leader timers.");
+    describe_gauge!("martelo_clock_offset_seconds", "Measured clock offset of each peer relative to this node.");
+    describe_gauge!("martelo_clock_refusing_to_lead", "1 while this node refuses to lead because of clock skew.");
+    describe_gauge!("martelo_subscriptions", "Open event subscriptions.");
+    describe_gauge!("martelo_groups", "Groups this node holds a replica of.");
+}
+
+/// Refreshes per-group gauges and process metrics until the node stops.
+pub async fn sample_groups(registry: Weak<Registry>) {
+    let process = metrics_process::Collector::new("martelo_process_");
+    process.describe();
+    let mut previous: BTreeMap<u64, (u64, Option<u64>, Option<u64>)> = BTreeMap::new();
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    loop {
+        tick.tick().await;
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        process.collect();
+        let groups = registry.groups();
+        metrics::gauge!("martelo_groups").set(groups.len() as f64);
+        for group in groups {
+            let metrics = group.raft.metrics().borrow_watched().clone();
+            let label = group.id.0.to_string();
+            let index = |id: Option<openraft::type_config::alias::LogIdOf<martelo_raft_store::TypeConfig>>| {
+                id.map_or(0.0, |id| id.index() as f64)
+            };
+            metrics::gauge!("martelo_raft_term", "group" => label.clone()).set(metrics.current_term as f64);
+            metrics::gauge!("martelo_raft_is_leader", "group" => label.clone())
+                .set(if metrics.state == ServerState::Leader { 1.0 } else { 0.0 });
+            metrics::gauge!("martelo_raft_last_log_index", "group" => label.clone())
+                .set(metrics.last_log_index.unwrap_or(0) as f64);
+            metrics::gauge!("martelo_raft_committed_index", "group" => label.clone()).set(index(metrics.local_committed));
+            metrics::gauge!("martelo_raft_applied_index", "group" => label.clone()).set(index(metrics.last_applied));
+            metrics::gauge!("martelo_raft_snapshot_index", "group" => label.clone()).set(index(metrics.snapshot));
+            let applied = metrics.last_applied.map_or(0, |id| id.index());
+            let snapshot = metrics.snapshot.map(|id| id.index());
+            let leader = metrics.current_leader;
+            if let Some((applied_before, snapshot_before, leader_before)) = previous.get(&group.id.0) {
+                metrics::counter!("martelo_raft_applied_entries_total", "group" => label.clone())
+                    .increment(applied.saturating_sub(*applied_before));
+                if snapshot != *snapshot_before {
+                    metrics::counter!("martelo_raft_snapshots_total", "group" => label.clone()).increment(1);
+                }
+                if leader != *leader_before {
+                    metrics::counter!("martelo_raft_leader_changes_total", "group" => label.clone()).increment(1);
+                }
+            }
+            previous.insert(group.id.0, (applied, snapshot, leader));
+        }
+    }
+}
