@@ -60,7 +60,11 @@ async fn acknowledged_bids_are_read_linearizably_and_retries_replay() {
     assert_eq!(first.reply, again.reply);
     assert_eq!(first.log_index, again.log_index.min(first.log_index));
     let view = read(client, 1).await;
-    assert_eq!(view.bids.len(), 21, "20 bids and one retried bid, applied once");
+    assert_eq!(
+        view.bids.len(),
+        21,
+        "20 bids and one retried bid, applied once"
+    );
     // A rejection is an answer with a stable code, not an error.
     let low = bid(client, 1, 11, 1, "too-low").await.expect("decided");
     assert!(matches!(low.reply, Reply::Rejected(_)), "{:?}", low.reply);
@@ -106,7 +110,7 @@ async fn a_follower_names_the_leader_and_the_client_follows_it() {
     assert_eq!(hint.leader_address, leader_address);
     // A client that only knows the follower follows the hint and the bid is applied once.
     let via_follower = martelo_client::Client::connect(
-        &[follower.address.clone()],
+        std::slice::from_ref(&follower.address),
         martelo_client::ClientOptions::default(),
     )
     .await
@@ -137,7 +141,9 @@ async fn bad_requests_get_stable_codes_and_the_node_keeps_serving() {
     let client = &test.client;
     create_auction(client, 3, Duration::from_secs(600)).await;
     let group = client.group_of(AuctionId(3)).0;
-    let leader = client.leader_of(client.group_of(AuctionId(3))).expect("leader");
+    let leader = client
+        .leader_of(client.group_of(AuctionId(3)))
+        .expect("leader");
     let address = test.cluster.node(leader.node_id).expect("node").address;
     let mut raw = raw_client(&address).await;
     let code = |answer: martelo_proto::ProposeResponse| match answer.result {
@@ -214,9 +220,17 @@ async fn the_cli_reports_a_healthy_cluster() {
         .output()
         .await
         .expect("run martelo status");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
-    assert_eq!(status["health"]["healthy"], serde_json::Value::Bool(true), "{status:#}");
+    assert_eq!(
+        status["health"]["healthy"],
+        serde_json::Value::Bool(true),
+        "{status:#}"
+    );
     let table = tokio::process::Command::new(env!("CARGO_BIN_EXE_martelo"))
         .args(["status", "--addr", &addresses])
         .output()
@@ -231,7 +245,7 @@ async fn the_cli_reports_a_healthy_cluster() {
         .await
         .expect("run martelo status");
     assert!(!down.status.success());
-    let message = String::from_utf8_lossy(&down.stderr).to_string()
-        + &String::from_utf8_lossy(&down.stdout);
+    let message =
+        String::from_utf8_lossy(&down.stderr).to_string() + &String::from_utf8_lossy(&down.stdout);
     assert!(message.contains("127.0.0.1:1"), "{message}");
 }

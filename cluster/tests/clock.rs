@@ -16,17 +16,25 @@ async fn a_node_with_a_skewed_clock_refuses_to_lead() {
             .insert(3, vec!["--clock-offset-ms".into(), "3000".into()]);
     })
     .await;
-    let status = eventually(Duration::from_secs(20), "node 3 to give up leadership", || async {
-        let status = test.cluster.status(3).await.ok()?;
-        let refusing = !status.groups.is_empty()
-            && status
-                .groups
-                .iter()
-                .all(|group| !group.clock_ok && group.role() != RaftRole::Leader);
-        refusing.then_some(status)
-    })
+    let status = eventually(
+        Duration::from_secs(20),
+        "node 3 to give up leadership",
+        || async {
+            let status = test.cluster.status(3).await.ok()?;
+            let refusing = !status.groups.is_empty()
+                && status
+                    .groups
+                    .iter()
+                    .all(|group| !group.clock_ok && group.role() != RaftRole::Leader);
+            refusing.then_some(status)
+        },
+    )
     .await;
-    assert_eq!(status.groups.len(), 3, "node 3 holds the meta group and 2 shards");
+    assert_eq!(
+        status.groups.len(),
+        3,
+        "node 3 holds the meta group and 2 shards"
+    );
     // The others still agree with each other, so they lead and the cluster serves.
     let healthy = test.cluster.status(1).await.expect("status");
     assert!(healthy.groups.iter().all(|group| group.clock_ok));

@@ -14,14 +14,21 @@ async fn three_bids(client: &martelo_client::Client, auction: u64) {
         let proposed = bid(client, auction, user, amount, &format!("{auction}-{round}"))
             .await
             .expect("decided");
-        assert!(accepted_price(&proposed.reply).is_some(), "{:?}", proposed.reply);
+        assert!(
+            accepted_price(&proposed.reply).is_some(),
+            "{:?}",
+            proposed.reply
+        );
     }
 }
 
 async fn wait_closed(client: &martelo_client::Client, auction: u64) -> martelo_engine::AuctionView {
     eventually(Duration::from_secs(20), "the auction to close", || async {
         let view = client
-            .read_auction(AuctionId(auction), martelo_client::ReadConsistency::Linearizable)
+            .read_auction(
+                AuctionId(auction),
+                martelo_client::ReadConsistency::Linearizable,
+            )
             .await
             .ok()?
             .view;
@@ -49,13 +56,19 @@ async fn an_auction_closes_on_time_with_the_right_winner() {
     let view = wait_closed(client, 1).await;
     assert_sold_to_10_at_300(&view);
     let closed_at = view.closed.as_ref().expect("closed").at;
-    assert!(closed_at >= view.end, "closed early: {closed_at:?} < {:?}", view.end);
+    assert!(
+        closed_at >= view.end,
+        "closed early: {closed_at:?} < {:?}",
+        view.end
+    );
     let late = Duration::from_micros(closed_at.0 - view.end.0);
     println!("closed {late:?} after its end");
     // One tick (100 ms) plus a commit, with room for a loaded machine.
     assert!(late < Duration::from_millis(1500), "closed {late:?} late");
     // A closed auction accepts nothing (I4).
-    let after = bid(client, 1, 11, 10_000, "after-close").await.expect("decided");
+    let after = bid(client, 1, 11, 10_000, "after-close")
+        .await
+        .expect("decided");
     assert!(accepted_price(&after.reply).is_none(), "{:?}", after.reply);
 }
 

@@ -54,20 +54,17 @@ async fn killing_a_leader_loses_no_acknowledged_bid() {
                 let request_id = format!("b{bidder}-{round}");
                 // Amounts are unique per bid so each one can be found in the history.
                 let amount = 1_000 + round * 100 + bidder;
-                match bid(&client, 1, 10 + bidder, amount, &request_id).await {
-                    Ok(proposed) => {
-                        if let martelo_engine::Reply::Accepted(martelo_engine::Accepted::Bid {
-                            bid_id, ..
-                        }) = proposed.reply
-                        {
-                            acknowledged
-                                .lock()
-                                .expect("lock")
-                                .insert(request_id, (10 + bidder, bid_id.0));
-                        }
-                    }
-                    // Unknown outcomes may or may not be applied: they prove nothing.
-                    Err(_) => {}
+                // Unknown outcomes (errors) may or may not be applied: they prove nothing.
+                if let Ok(proposed) = bid(&client, 1, 10 + bidder, amount, &request_id).await
+                    && let martelo_engine::Reply::Accepted(martelo_engine::Accepted::Bid {
+                        bid_id,
+                        ..
+                    }) = proposed.reply
+                {
+                    acknowledged
+                        .lock()
+                        .expect("lock")
+                        .insert(request_id, (10 + bidder, bid_id.0));
                 }
             }
         }));
@@ -78,20 +75,32 @@ async fn killing_a_leader_loses_no_acknowledged_bid() {
     let successor = new_leader(&test, group.0, leader).await;
     let election = killed_at.elapsed();
     // The new leader serves: a fresh write through it succeeds.
-    let probe = bid(&client, 1, 99, 1, "probe-after-kill").await.expect("decided");
+    let probe = bid(&client, 1, 99, 1, "probe-after-kill")
+        .await
+        .expect("decided");
     let served = killed_at.elapsed();
     assert_eq!(probe.node, successor);
     println!("new leader {successor} after {election:?}, serving after {served:?}");
-    assert!(served < Duration::from_secs(2) + Duration::from_millis(500), "{served:?}");
+    assert!(
+        served < Duration::from_secs(2) + Duration::from_millis(500),
+        "{served:?}"
+    );
     tokio::time::sleep(Duration::from_millis(1000)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for bidder in bidders {
         bidder.await.expect("bidder task");
     }
-    test.cluster.restart(leader).await.expect("restart the killed node");
+    test.cluster
+        .restart(leader)
+        .await
+        .expect("restart the killed node");
 
     let acknowledged = acknowledged.lock().expect("lock").clone();
-    assert!(acknowledged.len() > 10, "too few bids acknowledged: {}", acknowledged.len());
+    assert!(
+        acknowledged.len() > 10,
+        "too few bids acknowledged: {}",
+        acknowledged.len()
+    );
     let final_view = read(&client, 1).await;
     // Every replica, the restarted one included, catches up and holds every acknowledged bid.
     for node in test.cluster.nodes() {
@@ -125,15 +134,28 @@ async fn a_full_restart_keeps_every_auction() {
     for auction in 1..=6u64 {
         create_auction(client, auction, Duration::from_secs(600)).await;
         for round in 0..5u64 {
-            let proposed = bid(client, auction, 10 + round % 2, 100 + round * 10, &format!("{auction}-{round}"))
-                .await
-                .expect("decided");
-            assert!(accepted_price(&proposed.reply).is_some(), "{:?}", proposed.reply);
+            let proposed = bid(
+                client,
+                auction,
+                10 + round % 2,
+                100 + round * 10,
+                &format!("{auction}-{round}"),
+            )
+            .await
+            .expect("decided");
+            assert!(
+                accepted_price(&proposed.reply).is_some(),
+                "{:?}",
+                proposed.reply
+            );
         }
         views.insert(auction, read(client, auction).await);
     }
     for (node, clean) in test.cluster.stop_all().await {
-        assert!(clean.expect("stop"), "node {node} did not exit cleanly on SIGTERM");
+        assert!(
+            clean.expect("stop"),
+            "node {node} did not exit cleanly on SIGTERM"
+        );
     }
     for node in test.cluster.node_ids() {
         test.cluster.restart(node).await.expect("restart");
@@ -144,10 +166,20 @@ async fn a_full_restart_keeps_every_auction() {
         .expect("healthy after restart");
     let client = connect(&test.cluster).await;
     for (auction, before) in views {
-        assert_eq!(read(&client, auction).await, before, "auction {auction} changed");
+        assert_eq!(
+            read(&client, auction).await,
+            before,
+            "auction {auction} changed"
+        );
     }
     // And it keeps taking bids.
-    let proposed = bid(&client, 1, 50, 10_000, "after-restart").await.expect("decided");
-    assert!(accepted_price(&proposed.reply).is_some(), "{:?}", proposed.reply);
+    let proposed = bid(&client, 1, 50, 10_000, "after-restart")
+        .await
+        .expect("decided");
+    assert!(
+        accepted_price(&proposed.reply).is_some(),
+        "{:?}",
+        proposed.reply
+    );
     assert_eq!(read(&client, 1).await.leading_bidder, Some(UserId(50)));
 }

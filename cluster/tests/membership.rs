@@ -46,7 +46,11 @@ async fn a_fourth_node_takes_over_a_replica_and_a_node_leaves() {
     bid(client, 1, 11, 200, "after").await.expect("decided");
     let status = eventually(Duration::from_secs(10), "node 4 to catch up", || async {
         let status = test.cluster.status(4).await.ok()?;
-        let replica = status.groups.iter().find(|g| g.group_id == group.0)?.clone();
+        let replica = status
+            .groups
+            .iter()
+            .find(|g| g.group_id == group.0)?
+            .clone();
         let leader = client.leader_of(group)?;
         let leader_status = test.cluster.status(leader.node_id).await.ok()?;
         let committed = leader_status
@@ -60,11 +64,12 @@ async fn a_fourth_node_takes_over_a_replica_and_a_node_leaves() {
     assert_eq!(status.voters, vec![2, 3, 4]);
 
     // Removing another voter would leave 2: refused without --force.
-    let refused = admin
-        .remove_node(&seeds, 2, Some(vec![group]), false)
-        .await;
+    let refused = admin.remove_node(&seeds, 2, Some(vec![group]), false).await;
     let refused_code = match refused {
-        Ok(report) => report.groups[0].error.as_ref().map(|error| error.code.clone()),
+        Ok(report) => report.groups[0]
+            .error
+            .as_ref()
+            .map(|error| error.code.clone()),
         Err(error) => Some(error.code().as_str().to_owned()),
     };
     assert_eq!(refused_code.as_deref(), Some("quorum_at_risk"));

@@ -47,11 +47,10 @@ pub use outcome::{
     Accepted, AuctionEvent, AuctionEventKind, AuctionResult, Event, Listing, Outcome, RejectCode,
     Reply, SaleKind, UnsoldReason,
 };
-pub use view::{AuctionView, PublicBid};
 pub use spec::{AuctionSpec, IncrementBand, IncrementPolicy, SoftClose, SoftCloseMode};
 pub use state::{Auction, Bid, Capacity, Closed, InvariantViolation, Leader, State, StateDigest};
 pub use types::{
-    GroupId,
-    Amount, AuctionId, BidId, Currency, Description, Micros, ParseError, Reason, RequestId,
-    Timestamp, Title, UserId,
+    Amount, AuctionId, BidId, Currency, Description, GroupId, Micros, ParseError, Reason,
+    RequestId, Timestamp, Title, UserId,
 };
+pub use view::{AuctionView, PublicBid};

@@ -47,10 +47,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use martelo_engine::GroupId;
 /// The storage codec lives in the engine crate, so that light clients (gateway, fault suite)
 /// decode wire payloads without linking RocksDB.
 pub use martelo_engine::codec;
-pub use martelo_engine::GroupId;
 
 pub use error::StoreError;
 pub use event_log::{EventLog, EventLogError, EventRecord};

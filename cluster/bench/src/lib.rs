@@ -26,7 +26,10 @@
 //! - [`report`], [`svg`]: the outputs; [`prometheus`]: scraping the nodes' metrics.
 //!
 //! Everything but `run` and `cluster` is pure or runs against the in-process engine, and is
-//! unit-tested beside its code. An end-to-end run needs the `martelo` binary.
+//! unit-tested beside its code. An end-to-end run needs the `martelo` binary: the ignored
+//! tests in `tests/local_cluster.rs` take it from `MARTELO_BIN`. The quick path (CI's smoke
+//! test) is `martelo bench --local --duration 5s --warmup 1s`; it exits non-zero when no bid
+//! was decided.
 
 pub mod args;
 pub mod cluster;

@@ -10,13 +10,12 @@ use martelo_client::routing::{SHARD_COUNT_MAX, ShardCount, group_of};
 use martelo_engine::{AuctionId, GroupId};
 use martelo_proto::{
     AddLearnerRequest, AdminTransferLeaderRequest, AdminTransferLeaderResponse, ApiError,
-    ClusterLayout, ErrorCode, GroupPlacement, GroupStatus, InitClusterRequest,
-    InitClusterResponse, MembershipChanged, MembershipResponse, Node, OpenGroupRequest,
-    OpenGroupResponse, PromoteVoterRequest, RaftRole, RemoveNodeRequest, ReplicationStatus,
-    ShowAuctionRequest, ShowAuctionResponse, StatusRequest, StatusResponse,
-    TriggerSnapshotRequest, TriggerSnapshotResponse, admin_transfer_leader_response,
-    init_cluster_response, membership_response, open_group_response, show_auction_response,
-    trigger_snapshot_response,
+    ClusterLayout, ErrorCode, GroupPlacement, GroupStatus, InitClusterRequest, InitClusterResponse,
+    MembershipChanged, MembershipResponse, Node, OpenGroupRequest, OpenGroupResponse,
+    PromoteVoterRequest, RaftRole, RemoveNodeRequest, ReplicationStatus, ShowAuctionRequest,
+    ShowAuctionResponse, StatusRequest, StatusResponse, TriggerSnapshotRequest,
+    TriggerSnapshotResponse, admin_transfer_leader_response, init_cluster_response,
+    membership_response, open_group_response, show_auction_response, trigger_snapshot_response,
 };
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use tonic::{Request, Response, Status};
@@ -82,7 +81,10 @@ impl AdminApiService {
             .map(|(node_id, address)| node(node_id, &address))
             .collect();
         StatusResponse {
-            node: Some(node(self.registry.node_id(), &self.registry.config.advertise)),
+            node: Some(node(
+                self.registry.node_id(),
+                &self.registry.config.advertise,
+            )),
             version: env!("CARGO_PKG_VERSION").to_string(),
             initialized: self.registry.shard_count().is_some(),
             groups,
@@ -117,7 +119,10 @@ impl AdminApiService {
             }
             super::config::check_address("node address", &listed.raft_address)
                 .map_err(|error| invalid(&error.to_string()))?;
-            if nodes.insert(listed.node_id, listed.raft_address.clone()).is_some() {
+            if nodes
+                .insert(listed.node_id, listed.raft_address.clone())
+                .is_some()
+            {
                 return Err(invalid(&format!("node {} is listed twice", listed.node_id)));
             }
         }
@@ -127,7 +132,9 @@ impl AdminApiService {
             ));
         }
         if !nodes.contains_key(&self.registry.node_id()) {
-            return Err(invalid("the node list must include the node that receives the call"));
+            return Err(invalid(
+                "the node list must include the node that receives the call",
+            ));
         }
         let shard_count = match request.shard_count {
             0 => self.registry.config.shard_count.get(),
@@ -154,12 +161,21 @@ impl AdminApiService {
                 .collect();
             // Empty replicas first, so the initializing voter's first election reaches them.
             for (index, voter) in voters.iter().enumerate().rev() {
-                let initial = if index == 0 { voters.clone() } else { Vec::new() };
+                let initial = if index == 0 {
+                    voters.clone()
+                } else {
+                    Vec::new()
+                };
                 self.open_group_on(voter, placement.group_id, shard_count, initial)
                     .await?;
             }
         }
-        tracing::info!(shard_count, nodes = nodes.len(), replicas, "cluster initialized");
+        tracing::info!(
+            shard_count,
+            nodes = nodes.len(),
+            replicas,
+            "cluster initialized"
+        );
         Ok(ClusterLayout { groups: layout })
     }
 
@@ -179,12 +195,19 @@ impl AdminApiService {
         if target.node_id == self.registry.node_id() {
             return self.open_group(request).await.map(|_| ());
         }
-        let channel = self.registry.peers.channel(target.node_id, &target.api_address).map_err(|error| {
-            ApiError::new(
-                ErrorCode::Unavailable,
-                format!("cannot reach node {} at {}: {error}", target.node_id, target.api_address),
-            )
-        })?;
+        let channel = self
+            .registry
+            .peers
+            .channel(target.node_id, &target.api_address)
+            .map_err(|error| {
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "cannot reach node {} at {}: {error}",
+                        target.node_id, target.api_address
+                    ),
+                )
+            })?;
         let mut client = martelo_proto::services::admin_api_client(channel);
         let mut call = Request::new(request);
         call.set_timeout(ADMIN_WAIT);
@@ -231,7 +254,9 @@ impl AdminApiService {
                 }
             }
             if !voters.contains_key(&self.registry.node_id()) {
-                return Err(invalid("the voters must include the node that opens the group"));
+                return Err(invalid(
+                    "the voters must include the node that opens the group",
+                ));
             }
             Some(voters)
         };
@@ -280,7 +305,12 @@ impl AdminApiService {
         let (voters, learners) = group.members();
         if voters.contains(&request.node_id) {
             // Already promoted (a retried `node add`): nothing to do.
-            let log_index = group.raft.metrics().borrow_watched().last_log_index.unwrap_or(0);
+            let log_index = group
+                .raft
+                .metrics()
+                .borrow_watched()
+                .last_log_index
+                .unwrap_or(0);
             return Ok(changed(&group, log_index));
         }
         if !learners.contains(&request.node_id) {
@@ -375,7 +405,12 @@ impl AdminApiService {
 
     async fn trigger_snapshot(&self, request: TriggerSnapshotRequest) -> Result<u64, ApiError> {
         let group = self.group(request.group_id)?;
-        let target = group.raft.metrics().borrow_watched().last_applied.map_or(0, |id| id.index());
+        let target = group
+            .raft
+            .metrics()
+            .borrow_watched()
+            .last_applied
+            .map_or(0, |id| id.index());
         group
             .raft
             .trigger()
@@ -576,7 +611,10 @@ fn write_error(
             ChangeMembershipError::InProgress(_),
         )) => ApiError::new(
             ErrorCode::ChangeInProgress,
-            format!("another membership change of group {} is still in progress; retry", group.id.0),
+            format!(
+                "another membership change of group {} is still in progress; retry",
+                group.id.0
+            ),
         ),
         other => ApiError::new(ErrorCode::Unavailable, other.to_string()).with_group(group.id.0),
     }
@@ -603,8 +641,14 @@ fn timeout(what: &str) -> ApiError {
 
 #[tonic::async_trait]
 impl martelo_proto::admin_api_server::AdminApi for AdminApiService {
-    async fn status(&self, request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
-        Ok(Response::new(AdminApiService::status(self, request.get_ref())))
+    async fn status(
+        &self,
+        request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        Ok(Response::new(AdminApiService::status(
+            self,
+            request.get_ref(),
+        )))
     }
 
     async fn init_cluster(
@@ -615,28 +659,36 @@ impl martelo_proto::admin_api_server::AdminApi for AdminApiService {
             Ok(layout) => init_cluster_response::Result::Layout(layout),
             Err(error) => init_cluster_response::Result::Error(error),
         };
-        Ok(Response::new(InitClusterResponse { result: Some(result) }))
+        Ok(Response::new(InitClusterResponse {
+            result: Some(result),
+        }))
     }
 
     async fn add_learner(
         &self,
         request: Request<AddLearnerRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
-        Ok(membership(AdminApiService::add_learner(self, request.into_inner()).await))
+        Ok(membership(
+            AdminApiService::add_learner(self, request.into_inner()).await,
+        ))
     }
 
     async fn promote_voter(
         &self,
         request: Request<PromoteVoterRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
-        Ok(membership(AdminApiService::promote_voter(self, request.into_inner()).await))
+        Ok(membership(
+            AdminApiService::promote_voter(self, request.into_inner()).await,
+        ))
     }
 
     async fn remove_node(
         &self,
         request: Request<RemoveNodeRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
-        Ok(membership(AdminApiService::remove_node(self, request.into_inner()).await))
+        Ok(membership(
+            AdminApiService::remove_node(self, request.into_inner()).await,
+        ))
     }
 
     async fn transfer_leader(
@@ -647,7 +699,9 @@ impl martelo_proto::admin_api_server::AdminApi for AdminApiService {
             Ok(leader) => admin_transfer_leader_response::Result::LeaderId(leader),
             Err(error) => admin_transfer_leader_response::Result::Error(error),
         };
-        Ok(Response::new(AdminTransferLeaderResponse { result: Some(result) }))
+        Ok(Response::new(AdminTransferLeaderResponse {
+            result: Some(result),
+        }))
     }
 
     async fn trigger_snapshot(
@@ -658,7 +712,9 @@ impl martelo_proto::admin_api_server::AdminApi for AdminApiService {
             Ok(index) => trigger_snapshot_response::Result::SnapshotIndex(index),
             Err(error) => trigger_snapshot_response::Result::Error(error),
         };
-        Ok(Response::new(TriggerSnapshotResponse { result: Some(result) }))
+        Ok(Response::new(TriggerSnapshotResponse {
+            result: Some(result),
+        }))
     }
 
     async fn show_auction(
@@ -669,7 +725,9 @@ impl martelo_proto::admin_api_server::AdminApi for AdminApiService {
             Ok(view) => show_auction_response::Result::Auction(view),
             Err(error) => show_auction_response::Result::Error(error),
         };
-        Ok(Response::new(ShowAuctionResponse { result: Some(result) }))
+        Ok(Response::new(ShowAuctionResponse {
+            result: Some(result),
+        }))
     }
 
     async fn open_group(
@@ -680,7 +738,9 @@ impl martelo_proto::admin_api_server::AdminApi for AdminApiService {
             Ok(placement) => open_group_response::Result::Opened(placement),
             Err(error) => open_group_response::Result::Error(error),
         };
-        Ok(Response::new(OpenGroupResponse { result: Some(result) }))
+        Ok(Response::new(OpenGroupResponse {
+            result: Some(result),
+        }))
     }
 }
 
@@ -689,7 +749,9 @@ fn membership(result: Result<MembershipChanged, ApiError>) -> Response<Membershi
         Ok(changed) => membership_response::Result::Changed(changed),
         Err(error) => membership_response::Result::Error(error),
     };
-    Response::new(MembershipResponse { result: Some(result) })
+    Response::new(MembershipResponse {
+        result: Some(result),
+    })
 }
 
 #[cfg(test)]
@@ -697,7 +759,9 @@ mod tests {
     use super::*;
 
     fn nodes(count: u64) -> BTreeMap<u64, String> {
-        (1..=count).map(|id| (id, format!("127.0.0.1:{}", 7000 + id))).collect()
+        (1..=count)
+            .map(|id| (id, format!("127.0.0.1:{}", 7000 + id)))
+            .collect()
     }
 
     #[test]
@@ -713,7 +777,10 @@ mod tests {
                 *per_node.entry(*voter).or_insert(0) += 1;
             }
         }
-        assert!(per_node.values().all(|count| (5..=6).contains(count)), "{per_node:?}");
+        assert!(
+            per_node.values().all(|count| (5..=6).contains(count)),
+            "{per_node:?}"
+        );
         let small = placement(&nodes(2), ShardCount::try_from(1).expect("1"), 2);
         assert_eq!(small[1].voters, vec![2, 1]);
     }

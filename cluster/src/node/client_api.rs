@@ -53,7 +53,9 @@ impl ClientApiService {
         self.registry.group(GroupId(group_id)).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::UnknownGroup,
-                format!("this node holds no replica of group {group_id}; refresh the routing table"),
+                format!(
+                    "this node holds no replica of group {group_id}; refresh the routing table"
+                ),
             )
             .with_group(group_id)
         })
@@ -82,16 +84,29 @@ impl ClientApiService {
         if !group.raft.is_leader() {
             return Err(ApiError::not_leader(group.leader_hint()));
         }
-        let answer = tokio::time::timeout(wait, group.proposer.propose(Command::Request(decoded)))
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    ErrorCode::UnknownOutcome,
-                    "the deadline passed after the command was queued; it may still commit: \
+        let self_id = self.registry.node_id();
+        let command = Command::Request(decoded);
+        let propose = async {
+            loop {
+                match group.proposer.propose(command.clone()).await {
+                    // openraft refuses writes (before appending them) while a new leader has
+                    // no quorum-acknowledged lease yet: wait a moment here rather than send
+                    // the client back to this same node.
+                    Err(ProposeFailure::NotLeader(hint)) if hint.leader_id == Some(self_id) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    answer => return answer,
+                }
+            }
+        };
+        let answer = tokio::time::timeout(wait, propose).await.map_err(|_| {
+            ApiError::new(
+                ErrorCode::UnknownOutcome,
+                "the deadline passed after the command was queued; it may still commit: \
                      retry with the same request id",
-                )
-                .with_group(request.group_id)
-            })?;
+            )
+            .with_group(request.group_id)
+        })?;
         match answer {
             Ok(proposed) => {
                 tracing::debug!(log_index = proposed.log_id.index(), "applied");
@@ -110,8 +125,13 @@ impl ClientApiService {
     async fn read_checked(&self, request: &ReadAuctionRequest) -> Result<AuctionView, ApiError> {
         let group = self.group(request.group_id)?;
         trace_id(&request.traceparent)?;
-        read_view(&self.registry, &group, AuctionId(request.auction_id), request.consistency())
-            .await
+        read_view(
+            &self.registry,
+            &group,
+            AuctionId(request.auction_id),
+            request.consistency(),
+        )
+        .await
     }
 }
 
@@ -136,22 +156,26 @@ pub async fn read_view(
         }
         // Waits for the read index to be confirmed by a quorum (or the lease) and applied
         // here, so the state below reflects every acknowledged write (I8).
-        group.raft.ensure_linearizable(policy).await.map_err(|error| {
-            match error.forward_to_leader() {
+        group
+            .raft
+            .ensure_linearizable(policy)
+            .await
+            .map_err(|error| match error.forward_to_leader() {
                 Some(_) => ApiError::not_leader(group.leader_hint()),
                 None => ApiError::new(
                     ErrorCode::Unavailable,
                     format!("cannot confirm leadership for a linearizable read: {error}"),
                 )
                 .with_group(group.id.0),
-            }
-        })?;
+            })?;
     }
     let view = group
         .reader
         .read(|state, applied| {
             let applied_index = applied.map_or(0, |id| id.index());
-            state.auction(auction).map(|found| (found.view(), applied_index))
+            state
+                .auction(auction)
+                .map(|found| (found.view(), applied_index))
         })
         .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
     let Some((view, applied_index)) = view else {
@@ -220,7 +244,9 @@ pub fn check_propose(
         )));
     }
     if request.group_id == GroupId::META.0 {
-        return Err(invalid("group 0 is the meta group; it takes no auction commands".into()));
+        return Err(invalid(
+            "group 0 is the meta group; it takes no auction commands".into(),
+        ));
     }
     if let (Some(shards), Some(auction)) = (shards, decoded.action.auction_id()) {
         let owner = group_of(auction, shards);
@@ -335,7 +361,12 @@ impl martelo_proto::client_api_server::ClientApi for ClientApiService {
             }
             Err(error) => {
                 metrics::counter!("martelo_client_api_requests_total", "rpc" => "propose", "result" => error.code().as_code_str()).increment(1);
-                tracing::debug!(group, code = error.code().as_code_str(), "propose refused: {}", error.message);
+                tracing::debug!(
+                    group,
+                    code = error.code().as_code_str(),
+                    "propose refused: {}",
+                    error.message
+                );
                 propose_response::Result::Error(error)
             }
         };
@@ -485,9 +516,9 @@ async fn stream_events(
         next = next.max(applied_index.saturating_add(1).min(next.max(1)));
         if last_progress.elapsed() >= SUBSCRIBE_HEARTBEAT {
             let progress = SubscribeResponse {
-                kind: Some(subscribe_response::Kind::Progress(martelo_proto::Progress {
-                    applied_index,
-                })),
+                kind: Some(subscribe_response::Kind::Progress(
+                    martelo_proto::Progress { applied_index },
+                )),
             };
             if sender.send(Ok(progress)).await.is_err() {
                 break;
@@ -564,10 +595,22 @@ mod tests {
         let owner = group_of(AuctionId(1), ShardCount::try_from(8).expect("8")).0;
         let code = |proposal: ProposeRequest| check_propose(&proposal, shards).unwrap_err().code();
         let wrong = if owner == 1 { 2 } else { 1 };
-        assert_eq!(code(proposal(wrong, 1, "r-1", &request)), ErrorCode::WrongGroup);
-        assert_eq!(code(proposal(owner, 1, "r-2", &request)), ErrorCode::InvalidArgument);
-        assert_eq!(code(proposal(owner, 2, "r-1", &request)), ErrorCode::InvalidArgument);
-        assert_eq!(code(proposal(0, 1, "r-1", &request)), ErrorCode::InvalidArgument);
+        assert_eq!(
+            code(proposal(wrong, 1, "r-1", &request)),
+            ErrorCode::WrongGroup
+        );
+        assert_eq!(
+            code(proposal(owner, 1, "r-2", &request)),
+            ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            code(proposal(owner, 2, "r-1", &request)),
+            ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            code(proposal(0, 1, "r-1", &request)),
+            ErrorCode::InvalidArgument
+        );
         let mut garbage = proposal(owner, 1, "r-1", &request);
         garbage.command = Some(martelo_proto::propose_request::Command::EncodedRequest(
             vec![1, 2, 3].into(),

@@ -47,10 +47,20 @@ pub struct NodeArgs {
     pub log_format: Option<LogFormat>,
     /// Testing only: dial peer `id` at this address instead of its advertised one
     /// (`id=host:port,...`), so a fault-injecting proxy can sit on each link.
-    #[arg(long, env = "MARTELO_DIAL_OVERRIDE", value_delimiter = ',', hide = true)]
+    #[arg(
+        long,
+        env = "MARTELO_DIAL_OVERRIDE",
+        value_delimiter = ',',
+        hide = true
+    )]
     pub dial_override: Vec<String>,
     /// Testing only: shift this node's wall clock by this many milliseconds.
-    #[arg(long, env = "MARTELO_CLOCK_OFFSET_MS", hide = true, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        env = "MARTELO_CLOCK_OFFSET_MS",
+        hide = true,
+        allow_hyphen_values = true
+    )]
     pub clock_offset_ms: Option<i64>,
 }
 
@@ -118,22 +128,33 @@ impl NodeArgs {
             "the listen address is missing: pass --listen HOST:PORT (or MARTELO_LISTEN)",
         )?;
         check_address("--listen", &listen)?;
-        let advertise = self.advertise.or(file.advertise).unwrap_or_else(|| listen.clone());
+        let advertise = self
+            .advertise
+            .or(file.advertise)
+            .unwrap_or_else(|| listen.clone());
         check_address("--advertise", &advertise)?;
         let metrics_listen = self.metrics_listen.or(file.metrics_listen);
         if let Some(address) = &metrics_listen {
             check_address("--metrics-listen", address)?;
         }
-        let data_dir = self.data_dir.or(file.data_dir).context(
-            "the data directory is missing: pass --data-dir DIR (or MARTELO_DATA_DIR)",
-        )?;
-        let peers = if self.peers.is_empty() { file.peers } else { self.peers };
+        let data_dir = self
+            .data_dir
+            .or(file.data_dir)
+            .context("the data directory is missing: pass --data-dir DIR (or MARTELO_DATA_DIR)")?;
+        let peers = if self.peers.is_empty() {
+            file.peers
+        } else {
+            self.peers
+        };
         let peers = parse_id_addresses("--peers", &peers)?;
         let shard_count = self.shard_count.or(file.shard_count).unwrap_or(8);
         let shard_count = ShardCount::try_from(shard_count).map_err(|_| {
             anyhow::anyhow!("--shard-count {shard_count} is outside 1..={SHARD_COUNT_MAX}")
         })?;
-        let skew_ms = self.max_clock_skew_ms.or(file.max_clock_skew_ms).unwrap_or(500);
+        let skew_ms = self
+            .max_clock_skew_ms
+            .or(file.max_clock_skew_ms)
+            .unwrap_or(500);
         if !(1..=60_000).contains(&skew_ms) {
             bail!("--max-clock-skew-ms {skew_ms} is outside 1..=60000");
         }
@@ -181,9 +202,9 @@ fn read_file(path: &std::path::Path) -> anyhow::Result<NodeFile> {
 /// Checks `host:port` loosely: a non-empty host and a numeric port. Names are allowed.
 pub fn check_address(flag: &str, address: &str) -> anyhow::Result<()> {
     let valid = address.len() <= 256
-        && address.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty() && port.parse::<u16>().is_ok()
-        });
+        && address
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
     if !valid {
         bail!("{flag} {address:?} is not host:port");
     }
@@ -246,10 +267,21 @@ mod tests {
         assert!(bad.resolve().unwrap_err().to_string().contains("twice"));
         let mut bad = args();
         bad.shard_count = Some(0);
-        assert!(bad.resolve().unwrap_err().to_string().contains("--shard-count"));
+        assert!(
+            bad.resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("--shard-count")
+        );
         let mut missing = args();
         missing.data_dir = None;
-        assert!(missing.resolve().unwrap_err().to_string().contains("--data-dir"));
+        assert!(
+            missing
+                .resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("--data-dir")
+        );
     }
 
     #[test]
@@ -268,7 +300,10 @@ mod tests {
         .resolve()
         .expect("valid file");
         assert_eq!(from_file.id, 7);
-        assert_eq!(from_file.peers.get(&7).map(String::as_str), Some("127.0.0.1:9"));
+        assert_eq!(
+            from_file.peers.get(&7).map(String::as_str),
+            Some("127.0.0.1:9")
+        );
         let overridden = NodeArgs {
             config: Some(path.clone()),
             id: Some(8),

@@ -18,9 +18,9 @@
 //! - `client_api` / `admin_api`: the services.
 //! - `timers`: leader close timers. `skew`: the clock-skew guard. [`telemetry`]: logs, metrics.
 
-pub mod config;
 mod admin_api;
 mod client_api;
+pub mod config;
 mod network;
 mod propose;
 mod registry;
@@ -105,7 +105,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     hand_off_leadership(&registry).await;
     let _ = stop.send(());
     // Long-lived peer streams never end by themselves: wait a bounded time, then close.
-    if tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, &mut server)
+        .await
+        .is_err()
+    {
         server.abort();
     }
     for group in registry.groups() {
@@ -113,7 +116,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             tracing::warn!(group = group.id.0, %error, "group did not stop cleanly");
         }
     }
-    registry.store.sync().await.context("final flush of the store")?;
+    registry
+        .store
+        .sync()
+        .await
+        .context("final flush of the store")?;
     tracing::info!("node stopped cleanly");
     Ok(())
 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use martelo_engine::{Command, GroupId, Outcome, Timestamp};
 use martelo_proto::ErrorCode;
-use martelo_raft_store::{StateReader, Stamped, types::LogId};
+use martelo_raft_store::{Stamped, StateReader, types::LogId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Raft;
@@ -63,7 +63,12 @@ pub struct Proposer {
 
 impl Proposer {
     /// Starts the group's batching task. It holds the registry weakly, so it ends with it.
-    pub fn start(group: GroupId, raft: Raft, reader: StateReader, registry: &Arc<Registry>) -> Proposer {
+    pub fn start(
+        group: GroupId,
+        raft: Raft,
+        reader: StateReader,
+        registry: &Arc<Registry>,
+    ) -> Proposer {
         let (queue, receiver) = mpsc::channel(QUEUE_ENTRIES_MAX);
         let batcher = Batcher {
             group,
@@ -89,7 +94,9 @@ impl Proposer {
             let (code, message) = match error {
                 mpsc::error::TrySendError::Full(_) => (
                     ErrorCode::Overloaded,
-                    format!("the group's proposal queue is full ({QUEUE_ENTRIES_MAX}); retry after a short backoff"),
+                    format!(
+                        "the group's proposal queue is full ({QUEUE_ENTRIES_MAX}); retry after a short backoff"
+                    ),
                 ),
                 mpsc::error::TrySendError::Closed(_) => (
                     ErrorCode::Unavailable,
@@ -117,7 +124,8 @@ struct Batcher {
 impl Batcher {
     async fn run(mut self, mut receiver: mpsc::Receiver<Pending>) {
         let group_label = self.group.0.to_string();
-        let batch_entries = metrics::histogram!("martelo_propose_batch_entries", "group" => group_label.clone());
+        let batch_entries =
+            metrics::histogram!("martelo_propose_batch_entries", "group" => group_label.clone());
         let mut batch = Vec::with_capacity(BATCH_ENTRIES_MAX);
         while receiver.recv_many(&mut batch, BATCH_ENTRIES_MAX).await > 0 {
             batch_entries.record(batch.len() as f64);
@@ -172,7 +180,14 @@ impl Batcher {
                 }
                 Ok(results) => {
                     let latency = metrics::histogram!("martelo_propose_seconds", "group" => group_label.clone());
-                    tokio::spawn(forward(results, pending, stamps, self.group, self.raft.clone(), latency));
+                    tokio::spawn(forward(
+                        results,
+                        pending,
+                        stamps,
+                        self.group,
+                        self.raft.clone(),
+                        latency,
+                    ));
                 }
             }
         }
@@ -181,7 +196,10 @@ impl Batcher {
 
 type WriteResults = futures::stream::BoxStream<
     'static,
-    Result<openraft::raft::WriteResult<martelo_raft_store::TypeConfig>, openraft::errors::Fatal<martelo_raft_store::TypeConfig>>,
+    Result<
+        openraft::raft::WriteResult<martelo_raft_store::TypeConfig>,
+        openraft::errors::Fatal<martelo_raft_store::TypeConfig>,
+    >,
 >;
 
 /// Answers each proposer, in log order, as its entry is applied.

@@ -80,6 +80,28 @@ impl WallClock {
     }
 }
 
+/// Wakes a background task every period while the node runs.
+#[derive(Debug)]
+pub struct Ticker {
+    interval: tokio::time::Interval,
+    registry: std::sync::Weak<Registry>,
+}
+
+impl Ticker {
+    pub fn new(registry: std::sync::Weak<Registry>, period: std::time::Duration) -> Ticker {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ticker { interval, registry }
+    }
+
+    /// The registry at the next tick, or `None` once the node is stopping: the task ends.
+    pub async fn next(&mut self) -> Option<Arc<Registry>> {
+        self.interval.tick().await;
+        let registry = self.registry.upgrade()?;
+        (!registry.shutting_down.load(Ordering::Acquire)).then_some(registry)
+    }
+}
+
 /// One group's replica on this node.
 #[derive(Debug)]
 pub struct Group {
@@ -128,9 +150,8 @@ pub struct Registry {
 impl Registry {
     /// Opens the node's store and restarts every group recorded in its data dir.
     pub async fn open(config: NodeConfig) -> anyhow::Result<Arc<Registry>> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create the data dir {}", config.data_dir.display())
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
         let data_dir = config.data_dir.clone();
         let meta = match NodeMeta::load(&data_dir)? {
             Some(meta) if meta.node_id != config.id => bail!(
@@ -187,7 +208,10 @@ impl Registry {
     }
 
     pub fn meta(&self) -> NodeMeta {
-        self.meta.lock().map(|meta| meta.clone()).unwrap_or_default()
+        self.meta
+            .lock()
+            .map(|meta| meta.clone())
+            .unwrap_or_default()
     }
 
     pub fn shard_count(&self) -> Option<u32> {
@@ -198,9 +222,9 @@ impl Registry {
     pub fn record_shard_count(&self, shard_count: u32) -> anyhow::Result<()> {
         let mut meta = self.meta.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
         match meta.shard_count {
-            Some(known) if known != shard_count => bail!(
-                "this node belongs to a cluster of {known} shards, not {shard_count}"
-            ),
+            Some(known) if known != shard_count => {
+                bail!("this node belongs to a cluster of {known} shards, not {shard_count}")
+            }
             Some(_) => Ok(()),
             None => {
                 meta.shard_count = Some(shard_count);

@@ -14,23 +14,15 @@ use std::time::Duration;
 
 use martelo_proto::StatusRequest;
 
-use super::registry::Registry;
+use super::registry::{Registry, Ticker};
 use crate::clock::{ClockSample, SkewVerdict, skew_verdict};
 
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 const SAMPLE_TIMEOUT: Duration = Duration::from_millis(500);
 
 pub async fn run(registry: Weak<Registry>) {
-    let mut tick = tokio::time::interval(SAMPLE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(registry) = registry.upgrade() else {
-            return;
-        };
-        if registry.shutting_down.load(Ordering::Acquire) {
-            return;
-        }
+    let mut ticker = Ticker::new(registry, SAMPLE_EVERY);
+    while let Some(registry) = ticker.next().await {
         let peers: Vec<(u64, String)> = registry
             .address_book()
             .into_iter()

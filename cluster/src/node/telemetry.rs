@@ -20,7 +20,8 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Installs the global log subscriber: `RUST_LOG` filters (default `info`), output on stderr.
 pub fn init_logs(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -40,10 +41,12 @@ pub fn serve_metrics(address: &str) -> anyhow::Result<()> {
         .parse()
         .with_context(|| format!("--metrics-listen {address:?} is not an ip:port"))?;
     let latency_buckets = [
-        0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-        1.0, 2.5, 5.0, 10.0,
+        0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+        2.5, 5.0, 10.0,
     ];
-    let size_buckets = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+    let size_buckets = [
+        1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+    ];
     PrometheusBuilder::new()
         .with_http_listener(address)
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency_buckets)
@@ -61,27 +64,66 @@ pub fn serve_metrics(address: &str) -> anyhow::Result<()> {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_gauge!("martelo_raft_term", "Current Raft term, per group.");
-    describe_gauge!("martelo_raft_is_leader", "1 when this node leads the group.");
-    describe_gauge!("martelo_raft_last_log_index", "Last log index on this replica.");
-    describe_gauge!("martelo_raft_committed_index", "Committed log index known here.");
+    describe_gauge!(
+        "martelo_raft_is_leader",
+        "1 when this node leads the group."
+    );
+    describe_gauge!(
+        "martelo_raft_last_log_index",
+        "Last log index on this replica."
+    );
+    describe_gauge!(
+        "martelo_raft_committed_index",
+        "Committed log index known here."
+    );
     describe_gauge!("martelo_raft_applied_index", "Last applied log index.");
-    describe_gauge!("martelo_raft_snapshot_index", "Last log index of the latest snapshot.");
-    describe_counter!("martelo_raft_applied_entries_total", "Entries applied, per group (rate = apply rate).");
-    describe_counter!("martelo_raft_snapshots_total", "Snapshots built or installed, per group.");
-    describe_counter!("martelo_raft_leader_changes_total", "Leader changes seen, per group.");
-    describe_histogram!("martelo_propose_seconds", "Time from queueing a proposal to its apply, per group.");
-    describe_histogram!("martelo_propose_batch_entries", "Commands per client_write_many batch, per group.");
-    describe_counter!("martelo_client_api_requests_total", "Client API calls by rpc and result code.");
-    describe_counter!("martelo_close_proposals_total", "Close commands proposed by leader timers.");
-    describe_gauge!("martelo_clock_offset_seconds", "Measured clock offset of each peer relative to this node.");
-    describe_gauge!("martelo_clock_refusing_to_lead", "1 while this node refuses to lead because of clock skew.");
+    describe_gauge!(
+        "martelo_raft_snapshot_index",
+        "Last log index of the latest snapshot."
+    );
+    describe_counter!(
+        "martelo_raft_applied_entries_total",
+        "Entries applied, per group (rate = apply rate)."
+    );
+    describe_counter!(
+        "martelo_raft_snapshots_total",
+        "Snapshots built or installed, per group."
+    );
+    describe_counter!(
+        "martelo_raft_leader_changes_total",
+        "Leader changes seen, per group."
+    );
+    describe_histogram!(
+        "martelo_propose_seconds",
+        "Time from queueing a proposal to its apply, per group."
+    );
+    describe_histogram!(
+        "martelo_propose_batch_entries",
+        "Commands per client_write_many batch, per group."
+    );
+    describe_counter!(
+        "martelo_client_api_requests_total",
+        "Client API calls by rpc and result code."
+    );
+    describe_counter!(
+        "martelo_close_proposals_total",
+        "Close commands proposed by leader timers."
+    );
+    describe_gauge!(
+        "martelo_clock_offset_seconds",
+        "Measured clock offset of each peer relative to this node."
+    );
+    describe_gauge!(
+        "martelo_clock_refusing_to_lead",
+        "1 while this node refuses to lead because of clock skew."
+    );
     describe_gauge!("martelo_subscriptions", "Open event subscriptions.");
     describe_gauge!("martelo_groups", "Groups this node holds a replica of.");
 }
 
 /// Refreshes per-group gauges and process metrics until the node stops.
 pub async fn sample_groups(registry: Weak<Registry>) {
-    let process = metrics_process::Collector::new("martelo_process_");
+    let process = metrics_process::Collector::new("martelo_");
     process.describe();
     let mut previous: BTreeMap<u64, (u64, Option<u64>, Option<u64>)> = BTreeMap::new();
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
@@ -96,25 +138,37 @@ pub async fn sample_groups(registry: Weak<Registry>) {
         for group in groups {
             let metrics = group.raft.metrics().borrow_watched().clone();
             let label = group.id.0.to_string();
-            let index = |id: Option<openraft::type_config::alias::LogIdOf<martelo_raft_store::TypeConfig>>| {
-                id.map_or(0.0, |id| id.index() as f64)
-            };
-            metrics::gauge!("martelo_raft_term", "group" => label.clone()).set(metrics.current_term as f64);
-            metrics::gauge!("martelo_raft_is_leader", "group" => label.clone())
-                .set(if metrics.state == ServerState::Leader { 1.0 } else { 0.0 });
+            let index = |id: Option<
+                openraft::type_config::alias::LogIdOf<martelo_raft_store::TypeConfig>,
+            >| { id.map_or(0.0, |id| id.index() as f64) };
+            metrics::gauge!("martelo_raft_term", "group" => label.clone())
+                .set(metrics.current_term as f64);
+            metrics::gauge!("martelo_raft_is_leader", "group" => label.clone()).set(
+                if metrics.state == ServerState::Leader {
+                    1.0
+                } else {
+                    0.0
+                },
+            );
             metrics::gauge!("martelo_raft_last_log_index", "group" => label.clone())
                 .set(metrics.last_log_index.unwrap_or(0) as f64);
-            metrics::gauge!("martelo_raft_committed_index", "group" => label.clone()).set(index(metrics.local_committed));
-            metrics::gauge!("martelo_raft_applied_index", "group" => label.clone()).set(index(metrics.last_applied));
-            metrics::gauge!("martelo_raft_snapshot_index", "group" => label.clone()).set(index(metrics.snapshot));
+            metrics::gauge!("martelo_raft_committed_index", "group" => label.clone())
+                .set(index(metrics.local_committed));
+            metrics::gauge!("martelo_raft_applied_index", "group" => label.clone())
+                .set(index(metrics.last_applied));
+            metrics::gauge!("martelo_raft_snapshot_index", "group" => label.clone())
+                .set(index(metrics.snapshot));
             let applied = metrics.last_applied.map_or(0, |id| id.index());
             let snapshot = metrics.snapshot.map(|id| id.index());
             let leader = metrics.current_leader;
-            if let Some((applied_before, snapshot_before, leader_before)) = previous.get(&group.id.0) {
+            if let Some((applied_before, snapshot_before, leader_before)) =
+                previous.get(&group.id.0)
+            {
                 metrics::counter!("martelo_raft_applied_entries_total", "group" => label.clone())
                     .increment(applied.saturating_sub(*applied_before));
                 if snapshot != *snapshot_before {
-                    metrics::counter!("martelo_raft_snapshots_total", "group" => label.clone()).increment(1);
+                    metrics::counter!("martelo_raft_snapshots_total", "group" => label.clone())
+                        .increment(1);
                 }
                 if leader != *leader_before {
                     metrics::counter!("martelo_raft_leader_changes_total", "group" => label.clone()).increment(1);

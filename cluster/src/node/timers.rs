@@ -9,12 +9,11 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, Weak};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use martelo_engine::{AuctionId, Command, GroupId};
 
-use super::registry::Registry;
+use super::registry::{Registry, Ticker};
 
 /// How often leaders look for auctions to close.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -23,16 +22,8 @@ const CLOSES_PER_TICK_MAX: usize = 256;
 
 pub async fn run(registry: Weak<Registry>) {
     let in_flight: Arc<Mutex<BTreeSet<(GroupId, AuctionId)>>> = Arc::default();
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(registry) = registry.upgrade() else {
-            return;
-        };
-        if registry.shutting_down.load(Ordering::Acquire) {
-            return;
-        }
+    let mut ticker = Ticker::new(registry, TICK);
+    while let Some(registry) = ticker.next().await {
         let now = registry.wall_now();
         for group in registry.groups() {
             if !group.raft.is_leader() {
@@ -70,7 +61,12 @@ pub async fn run(registry: Weak<Registry>) {
                         }
                         Err(error) => {
                             metrics::counter!("martelo_close_proposals_total", "result" => "failed").increment(1);
-                            tracing::debug!(group = group.id.0, auction = auction.0, ?error, "close not applied; retrying next tick");
+                            tracing::debug!(
+                                group = group.id.0,
+                                auction = auction.0,
+                                ?error,
+                                "close not applied; retrying next tick"
+                            );
                         }
                     }
                     if let Ok(mut set) = in_flight.lock() {

@@ -36,7 +36,7 @@ use martelo_raft_store::types::{Snapshot, SnapshotMeta, Vote};
 use martelo_raft_store::{GroupId, SnapshotReceiver, TypeConfig, codec};
 use openraft::errors::RaftError;
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
-use openraft::vote::{RaftLeaderId, RaftVote};
+use openraft::vote::RaftLeaderId;
 use prost::bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -915,7 +915,7 @@ mod tests {
 
     fn heartbeat_payload() -> Bytes {
         let request = AppendEntriesRequest::<TypeConfig> {
-            vote: Vote::from_term_node_id_committed(3, 1, true),
+            vote: Vote::new_committed(3, 1),
             prev_log_id: None,
             leader_commit: None,
             entries: vec![],
@@ -1077,13 +1077,12 @@ mod tests {
                 index,
             )),
             last_membership: Default::default(),
-            snapshot_id: "s-1".into(),
         }
     }
 
     #[test]
     fn snapshot_beyond_the_senders_leadership_is_refused() {
-        let vote = Vote::from_term_node_id_committed(5, 1, true);
+        let vote = Vote::new_committed(5, 1);
         assert!(check_snapshot_leader(&vote, &snapshot_meta(4, 3, 100)).is_ok());
         assert!(check_snapshot_leader(&vote, &snapshot_meta(5, 1, 100)).is_ok());
         let error = check_snapshot_leader(&vote, &snapshot_meta(6, 1, 100)).expect_err("later");

@@ -120,11 +120,19 @@ pub async fn create_auction(client: &Client, id: u64, open_for: Duration) -> Pro
         spec: spec(start, after(start, open_for), None),
     };
     let proposed = client
-        .propose(request(SELLER, Role::Seller, &format!("create-{id}"), action))
+        .propose(request(
+            SELLER,
+            Role::Seller,
+            &format!("create-{id}"),
+            action,
+        ))
         .await
         .expect("create proposed");
     assert!(
-        matches!(proposed.reply, Reply::Accepted(Accepted::AuctionCreated { .. })),
+        matches!(
+            proposed.reply,
+            Reply::Accepted(Accepted::AuctionCreated { .. })
+        ),
         "{:?}",
         proposed.reply
     );
@@ -175,7 +183,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
