@@ -339,6 +339,7 @@ pub fn generate(config: &GeneratorConfig) -> Generated {
         simulation.complete(client.process, &pending, EventType::Ok);
     }
     let replica = ReplicaState {
+        group: None,
         digest: "generated".into(),
         auctions: simulation.logs,
     };

@@ -31,3 +31,11 @@ pub mod generate;
 pub mod history;
 pub mod model;
 pub mod replicas;
+
+// The runner: a real cluster under faults.
+pub mod collect;
+pub mod nemesis;
+pub mod proxy;
+pub mod report;
+pub mod runner;
+pub mod workload;

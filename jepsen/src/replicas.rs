@@ -7,6 +7,18 @@
 //! An entry is a bid the engine *applied* (accepted or rejected, recorded under its request
 //! id) or the auction's close. A retry that the engine answered from its dedupe table is not
 //! an entry: it applied nothing. So a request id that shows up twice is a double apply (I2).
+//!
+//! What the runner can collect from a real cluster: the engine emits an event for an
+//! *accepted* bid (`BidAccepted`) and for a close (`Closed`), but nothing for a rejected bid,
+//! so logs collected from a cluster hold accepted bids and closes only. The checkers never
+//! need a rejected entry: "acknowledged but lost" and "applied twice" are about accepted bids,
+//! and a retry answered differently from its first attempt is caught in the history.
+//!
+//! A replica is either a whole node (`group` absent: it holds every auction, as the generator
+//! writes it) or one Raft group's replica on one node (`group` set, named `g<group>/n<node>`),
+//! as the runner writes it: then `auctions` lists *every* auction of that group, with an empty
+//! log for one without entries, and the checkers judge the replica only on those auctions.
+//! Digests are compared between replicas of the same group.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -37,6 +49,11 @@ pub enum LogEntry {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicaState {
+    /// The Raft group this replica belongs to; absent for a whole-node replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<u64>,
+    /// The replica's state digest at its applied index; empty when the node did not report
+    /// one (the digest checker then says "unknown", never "valid").
     pub digest: String,
     pub auctions: BTreeMap<AuctionId, Vec<LogEntry>>,
 }
@@ -78,6 +95,27 @@ impl FinalState {
             .map(|(node, state)| (node.clone(), state.digest.clone()))
             .collect()
     }
+
+    /// group -> (replica -> digest): only replicas of one group must agree. Whole-node
+    /// replicas (no group) form one set.
+    pub fn digests_by_group(&self) -> BTreeMap<Option<u64>, BTreeMap<String, String>> {
+        let mut groups: BTreeMap<Option<u64>, BTreeMap<String, String>> = BTreeMap::new();
+        for (replica, state) in &self.replicas {
+            groups
+                .entry(state.group)
+                .or_default()
+                .insert(replica.clone(), state.digest.clone());
+        }
+        groups
+    }
+}
+
+impl ReplicaState {
+    /// Whether this replica is expected to hold `auction`: a whole-node replica holds every
+    /// auction, a group replica only those the runner listed for its group.
+    pub fn holds(&self, auction: u64) -> bool {
+        self.group.is_none() || self.auctions.contains_key(&auction)
+    }
 }
 
 #[cfg(test)]
@@ -99,6 +137,7 @@ mod tests {
             },
         ];
         let replica = ReplicaState {
+            group: Some(1),
             digest: "abc".into(),
             auctions: [(7, entries)].into(),
         };

@@ -27,6 +27,9 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
     }
     for (replica, state) in &final_state.replicas {
         for (&auction, recorded) in outcomes.iter_mut() {
+            if !state.holds(auction) {
+                continue;
+            }
             let entries = state
                 .auctions
                 .get(&auction)
@@ -213,6 +216,7 @@ mod tests {
                 (
                     (*node).to_owned(),
                     ReplicaState {
+                        group: None,
                         digest: "d".into(),
                         auctions,
                     },

@@ -4,15 +4,46 @@
 use std::collections::BTreeMap;
 
 use crate::checker::{Anomaly, Verdict};
+use crate::replicas::FinalState;
 
 /// `digests` maps node name to its state digest. No replicas at all is a failure: a run
 /// that collected nothing has shown nothing.
 pub fn check(digests: &BTreeMap<String, String>) -> Verdict {
     let mut verdict = Verdict::new("digest");
-    verdict.checked = digests.len();
-    if digests.is_empty() {
+    check_into(digests, &mut verdict);
+    verdict
+}
+
+/// Compares digests within each group of replicas ([`FinalState::digests_by_group`]):
+/// replicas of different Raft groups hold different state, so only a group's replicas must
+/// agree.
+pub fn check_groups(final_state: &FinalState) -> Verdict {
+    let mut verdict = Verdict::new("digest");
+    if final_state.replicas.is_empty() {
         verdict.report(Anomaly::NoReplicas);
         return verdict;
+    }
+    for digests in final_state.digests_by_group().values() {
+        check_into(digests, &mut verdict);
+    }
+    verdict
+}
+
+fn check_into(digests: &BTreeMap<String, String>, verdict: &mut Verdict) {
+    verdict.checked += digests.len();
+    if digests.is_empty() {
+        verdict.report(Anomaly::NoReplicas);
+        return;
+    }
+    let missing: Vec<String> = digests
+        .iter()
+        .filter(|(_, digest)| digest.is_empty())
+        .map(|(replica, _)| replica.clone())
+        .collect();
+    if !missing.is_empty() {
+        // Nothing to compare is not agreement: the verdict becomes unknown.
+        verdict.report(Anomaly::DigestUnavailable { replicas: missing });
+        return;
     }
     let mut groups: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (node, digest) in digests {
@@ -25,7 +56,6 @@ pub fn check(digests: &BTreeMap<String, String>) -> Verdict {
             .collect();
         verdict.report(Anomaly::DigestMismatch { groups });
     }
-    verdict
 }
 
 #[cfg(test)]

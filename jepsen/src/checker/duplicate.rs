@@ -130,6 +130,7 @@ mod tests {
 
     fn one_replica(entries: Vec<LogEntry>) -> FinalState {
         let state = ReplicaState {
+            group: None,
             digest: "d".into(),
             auctions: [(1, entries)].into(),
         };

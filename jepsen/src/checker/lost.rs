@@ -36,6 +36,9 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
             let (Some(true), Some(bid)) = (operation.bid_accepted(), operation.bid()) else {
                 continue;
             };
+            if !state.holds(operation.auction) {
+                continue;
+            }
             verdict.checked += 1;
             let found = logged
                 .get(&(operation.auction, operation.request.as_str()))
@@ -76,6 +79,7 @@ mod tests {
             .iter()
             .map(|(node, entries)| {
                 let state = ReplicaState {
+                    group: None,
                     digest: "d".into(),
                     auctions: [(1, entries.clone())].into(),
                 };

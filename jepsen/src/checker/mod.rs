@@ -188,12 +188,18 @@ pub enum Anomaly {
     DigestMismatch { groups: Vec<(String, Vec<String>)> },
     /// There is nothing to compare (no replicas were collected).
     NoReplicas,
+    /// These replicas reported no digest (a node without digest support): the digest
+    /// verdict is unknown, not valid.
+    DigestUnavailable { replicas: Vec<String> },
 }
 
 impl Anomaly {
     /// Whether this anomaly breaks an invariant (as opposed to "could not decide").
     pub fn is_failure(&self) -> bool {
-        !matches!(self, Anomaly::SearchBudgetExceeded { .. })
+        !matches!(
+            self,
+            Anomaly::SearchBudgetExceeded { .. } | Anomaly::DigestUnavailable { .. }
+        )
     }
 }
 
@@ -222,7 +228,7 @@ pub fn check_all(
             lost::check(operations, final_state),
             duplicate::check(operations, final_state),
             close::check(operations, final_state),
-            digest::check(&final_state.digests()),
+            digest::check_groups(final_state),
         ],
     }
 }

@@ -1,0 +1,184 @@
+//! `martelo-jepsen`: runs the fault suite against real `martelo node` processes
+//! (`run`), or re-checks a run directory (`check DIR`). See docs/TESTING.md.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use martelo_jepsen::nemesis::{NemesisKind, PartitionShape};
+use martelo_jepsen::runner::{self, RunOptions};
+
+#[derive(Debug, Parser)]
+#[command(name = "martelo-jepsen", about = "martelo's fault suite")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a cluster, run the workload under faults, check the history, write a report.
+    Run(Box<RunArgs>),
+    /// Re-check an existing run directory and rewrite its summary and report.
+    Check {
+        /// A directory written by `run`.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The `martelo` binary (default: $MARTELO_BIN, else `martelo` next to this program).
+    #[arg(long)]
+    martelo_bin: Option<PathBuf>,
+    /// The run directory (default: jepsen-runs/<unix time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Nodes in the cluster (3 or more; 5 by default).
+    #[arg(long, default_value_t = 5)]
+    nodes: usize,
+    /// Auction shards (Raft groups besides the meta group).
+    #[arg(long, default_value_t = 3)]
+    shards: u32,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 10)]
+    clients: usize,
+    /// Auctions open at a time (each replaced by a new one when it closes).
+    #[arg(long, default_value_t = 6)]
+    auctions: usize,
+    /// Seconds of workload (faults included).
+    #[arg(long, default_value_t = 60.0)]
+    duration: f64,
+    /// Operations per second over all clients, a ceiling.
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
+    /// Faults: a comma-separated list of kill, pause, partition, clock, membership,
+    /// transfer, or `all`, or `none`.
+    #[arg(long, default_value = "all")]
+    nemesis: String,
+    /// Seconds from one fault's start to the next.
+    #[arg(long, default_value_t = 10.0)]
+    nemesis_interval: f64,
+    /// Seconds each fault lasts (default: 60% of the interval).
+    #[arg(long)]
+    fault_duration: Option<f64>,
+    /// Partition shapes to choose from (default: all four).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    partition: Vec<PartitionShape>,
+    /// Seed of every random choice (default: from the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Auction windows are drawn from [min, max] seconds.
+    #[arg(long, default_value_t = 6.0)]
+    window_min: f64,
+    #[arg(long, default_value_t = 12.0)]
+    window_max: f64,
+    /// Percent of operations that are linearizable reads.
+    #[arg(long, default_value_t = 35)]
+    read_percent: u32,
+    /// Percent of acknowledged bids whose request id is sent again (at-least-once delivery).
+    #[arg(long, default_value_t = 5)]
+    resend_percent: u32,
+    /// Start nodes with `--plant-bug NAME` (binary built with the planted-bugs feature).
+    #[arg(long)]
+    plant_bug: Vec<String>,
+    /// Keep the nodes' data dirs in the run directory.
+    #[arg(long)]
+    keep_data: bool,
+    /// No progress lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn default_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("MARTELO_BIN") {
+        return PathBuf::from(path);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("martelo")))
+        .unwrap_or_else(|| PathBuf::from("martelo"))
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
+}
+
+fn options(args: RunArgs) -> anyhow::Result<RunOptions> {
+    anyhow::ensure!(args.nodes >= 3, "--nodes {} : at least 3", args.nodes);
+    anyhow::ensure!(
+        args.clients >= 1 && args.auctions >= 1,
+        "clients and auctions >= 1"
+    );
+    anyhow::ensure!(
+        args.window_min >= 1.0 && args.window_max >= args.window_min,
+        "windows: 1 <= --window-min <= --window-max"
+    );
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    let interval = Duration::from_secs_f64(args.nemesis_interval.max(1.0));
+    let fault = args
+        .fault_duration
+        .map(|seconds| Duration::from_secs_f64(seconds.max(0.1)))
+        .unwrap_or(interval.mul_f64(0.6));
+    Ok(RunOptions {
+        binary: args.martelo_bin.unwrap_or_else(default_binary),
+        out: args
+            .out
+            .unwrap_or_else(|| PathBuf::from(format!("jepsen-runs/{}", unix_seconds()))),
+        nodes: args.nodes,
+        shard_count: args.shards,
+        clients: args.clients,
+        auctions: args.auctions,
+        duration: Duration::from_secs_f64(args.duration.max(1.0)),
+        rate: args.rate.max(1.0),
+        nemeses: NemesisKind::parse_list(&args.nemesis)?,
+        nemesis_interval: interval,
+        fault_duration: fault,
+        partition_shapes: args.partition,
+        seed,
+        window_min: Duration::from_secs_f64(args.window_min),
+        window_max: Duration::from_secs_f64(args.window_max),
+        read_percent: args.read_percent.min(100),
+        resend_percent: args.resend_percent.min(100),
+        planted_bugs: args.plant_bug,
+        keep_data: args.keep_data,
+        quiet: args.quiet,
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => options(*args).and_then(|options| {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(runner::run(options))
+        }),
+        Command::Check { dir } => runner::check_dir(&dir).inspect(|summary| {
+            let _ = write!(
+                std::io::stdout(),
+                "{}",
+                martelo_jepsen::report::render_text(summary)
+            );
+        }),
+    };
+    match result {
+        Ok(summary) if summary.valid => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "martelo-jepsen: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,636 @@
+//! Nemeses: faults injected on a schedule, each healed before the next one starts, and all
+//! healed before the final reads.
+//!
+//! | kind         | fault                                                        | heal          |
+//! |--------------|--------------------------------------------------------------|---------------|
+//! | `kill`       | SIGKILL a random node or a group leader                      | restart it    |
+//! | `pause`      | SIGSTOP a random node or a group leader                      | SIGCONT       |
+//! | `partition`  | majority/minority, isolated leader, bridge or ring (proxies) | heal links    |
+//! | `clock`      | skew one or two nodes, or strobe one (offset file)           | offset 0      |
+//! | `membership` | remove a follower from one group                             | add it back   |
+//! | `transfer`   | move a group's leadership to another voter                   | nothing to do |
+//!
+//! Clock faults write the node's `--clock-offset-file`, which the node re-reads about every
+//! 50 ms. When the binary has no such flag they fall back to restarting the node with
+//! `--clock-offset-ms` (and restarting it again without, to heal).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use martelo_client::admin::Admin;
+use martelo_client::local::LocalCluster;
+use martelo_engine::GroupId;
+use serde::{Deserialize, Serialize};
+
+use crate::collect;
+use crate::generate::Rng;
+use crate::proxy::{LinkProxies, cut_between, cut_except};
+
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum NemesisKind {
+    Kill,
+    Pause,
+    Partition,
+    Clock,
+    Membership,
+    Transfer,
+}
+
+impl NemesisKind {
+    pub const ALL: [NemesisKind; 6] = [
+        NemesisKind::Kill,
+        NemesisKind::Pause,
+        NemesisKind::Partition,
+        NemesisKind::Clock,
+        NemesisKind::Membership,
+        NemesisKind::Transfer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NemesisKind::Kill => "kill",
+            NemesisKind::Pause => "pause",
+            NemesisKind::Partition => "partition",
+            NemesisKind::Clock => "clock",
+            NemesisKind::Membership => "membership",
+            NemesisKind::Transfer => "transfer",
+        }
+    }
+
+    /// Parses `kill,pause,...` or `all`; `none` or an empty string is no nemesis.
+    pub fn parse_list(text: &str) -> anyhow::Result<Vec<NemesisKind>> {
+        let mut kinds = BTreeSet::new();
+        for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match word {
+                "all" => kinds.extend(NemesisKind::ALL),
+                "none" => {}
+                other => {
+                    let kind = NemesisKind::ALL
+                        .into_iter()
+                        .find(|kind| kind.as_str() == other)
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "unknown nemesis {other:?}; expected kill, pause, partition, \
+                                 clock, membership, transfer, all or none"
+                            )
+                        })?;
+                    kinds.insert(kind);
+                }
+            }
+        }
+        Ok(kinds.into_iter().collect())
+    }
+}
+
+/// Partition shapes, picked at random when partitions are on (or forced).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionShape {
+    MajorityMinority,
+    IsolatedLeader,
+    Bridge,
+    Ring,
+}
+
+/// One fault in the timeline: when it started and was healed (ns since the run's start, the
+/// history's clock).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NemesisEvent {
+    pub kind: NemesisKind,
+    pub detail: String,
+    pub start_ns: u64,
+    pub end_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// How the nemesis reaches the cluster.
+#[derive(Debug)]
+pub struct Nemesis {
+    pub cluster: Arc<LocalCluster>,
+    pub proxies: Arc<LinkProxies>,
+    pub nodes: BTreeMap<u64, String>,
+    pub shard_count: u32,
+    /// Each node's offset file, when the binary reads one.
+    pub clock_files: Option<BTreeMap<u64, PathBuf>>,
+    /// Each node's arguments without clock offsets (dial overrides, offset file).
+    pub base_args: BTreeMap<u64, Vec<String>>,
+    pub admin: Admin,
+    pub timeline: Mutex<Vec<NemesisEvent>>,
+    /// Partition shapes to choose from (all when empty).
+    pub shapes: Vec<PartitionShape>,
+    /// (group, node) pairs removed by the membership nemesis and not yet added back.
+    removed: Mutex<BTreeSet<(u64, u64)>>,
+    /// Nodes restarted with a `--clock-offset-ms` (fallback clock nemesis).
+    offset_restarts: Mutex<BTreeSet<u64>>,
+}
+
+/// What must be undone.
+#[derive(Debug)]
+enum Heal {
+    Restart(u64),
+    Resume(u64),
+    Links,
+    Clock(Vec<u64>, Option<Arc<AtomicBool>>),
+    ReAdd(u64, u64),
+    Nothing,
+}
+
+impl Nemesis {
+    pub fn new(
+        cluster: Arc<LocalCluster>,
+        proxies: Arc<LinkProxies>,
+        shard_count: u32,
+        clock_files: Option<BTreeMap<u64, PathBuf>>,
+        base_args: BTreeMap<u64, Vec<String>>,
+        shapes: Vec<PartitionShape>,
+    ) -> Nemesis {
+        let nodes = cluster
+            .nodes()
+            .into_iter()
+            .map(|info| (info.id, info.address))
+            .collect();
+        Nemesis {
+            cluster,
+            proxies,
+            nodes,
+            shard_count,
+            clock_files,
+            base_args,
+            admin: Admin::default(),
+            timeline: Mutex::new(Vec::new()),
+            shapes,
+            removed: Mutex::new(BTreeSet::new()),
+            offset_restarts: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    fn node_ids(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    fn seeds(&self) -> Vec<String> {
+        self.nodes.values().cloned().collect()
+    }
+
+    pub fn timeline(&self) -> Vec<NemesisEvent> {
+        self.timeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Leaders of every group, as the answering nodes report them.
+    async fn leaders(&self) -> BTreeMap<u64, u64> {
+        let statuses = collect::statuses(&self.nodes, false).await;
+        collect::leaders(&statuses, self.shard_count)
+    }
+
+    async fn random_leader(&self, rng: &mut Rng) -> Option<(u64, u64)> {
+        let leaders: Vec<(u64, u64)> = self.leaders().await.into_iter().collect();
+        if leaders.is_empty() {
+            return None;
+        }
+        Some(leaders[rng.below(leaders.len() as u64) as usize])
+    }
+
+    async fn node_or_leader(&self, rng: &mut Rng) -> (u64, String) {
+        if rng.percent(50)
+            && let Some((group, leader)) = self.random_leader(rng).await
+        {
+            return (leader, format!("node {leader} (leader of group {group})"));
+        }
+        let ids = self.node_ids();
+        let node = ids[rng.below(ids.len() as u64) as usize];
+        (node, format!("node {node}"))
+    }
+
+    /// Runs faults until `stop`: a quiet gap, then a fault of `duration`, then its heal.
+    pub async fn run(
+        &self,
+        kinds: &[NemesisKind],
+        interval: Duration,
+        duration: Duration,
+        seed: u64,
+        now_ns: impl Fn() -> u64,
+        stop: &AtomicBool,
+    ) {
+        if kinds.is_empty() {
+            return;
+        }
+        let mut rng = Rng::new(seed ^ 0x6e65_6d65);
+        let quiet = interval.saturating_sub(duration);
+        loop {
+            if sleep_unless(quiet, stop).await {
+                return;
+            }
+            let kind = kinds[rng.below(kinds.len() as u64) as usize];
+            let start_ns = now_ns();
+            let (detail, heal, error) = match self.inject(kind, &mut rng, duration).await {
+                Ok((detail, heal)) => (detail, heal, None),
+                Err(error) => (String::new(), Heal::Nothing, Some(error.to_string())),
+            };
+            let index = {
+                let mut timeline = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
+                timeline.push(NemesisEvent {
+                    kind,
+                    detail,
+                    start_ns,
+                    end_ns: None,
+                    error,
+                });
+                timeline.len() - 1
+            };
+            if !matches!(heal, Heal::Nothing) {
+                let _stopped = sleep_unless(duration, stop).await;
+            }
+            let healed = self.heal(heal).await;
+            let mut timeline = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
+            let event = &mut timeline[index];
+            event.end_ns = Some(now_ns());
+            if let Err(error) = healed {
+                let note = format!("heal: {error}");
+                event.error = Some(match event.error.take() {
+                    Some(before) => format!("{before}; {note}"),
+                    None => note,
+                });
+            }
+        }
+    }
+
+    async fn inject(
+        &self,
+        kind: NemesisKind,
+        rng: &mut Rng,
+        duration: Duration,
+    ) -> anyhow::Result<(String, Heal)> {
+        match kind {
+            NemesisKind::Kill => {
+                let (node, detail) = self.node_or_leader(rng).await;
+                self.cluster.kill(node)?;
+                Ok((format!("kill -9 {detail}"), Heal::Restart(node)))
+            }
+            NemesisKind::Pause => {
+                let (node, detail) = self.node_or_leader(rng).await;
+                self.cluster.pause(node)?;
+                Ok((format!("SIGSTOP {detail}"), Heal::Resume(node)))
+            }
+            NemesisKind::Partition => self.partition(rng).await,
+            NemesisKind::Clock => self.clock(rng, duration).await,
+            NemesisKind::Membership => self.remove_member(rng).await,
+            NemesisKind::Transfer => {
+                let (group, leader) = self
+                    .random_leader(rng)
+                    .await
+                    .ok_or_else(|| anyhow::anyhow!("no group has a leader"))?;
+                let statuses = collect::statuses(&self.nodes, false).await;
+                let others: Vec<u64> = collect::members(&statuses, group)
+                    .into_iter()
+                    .filter(|&node| node != leader)
+                    .collect();
+                anyhow::ensure!(!others.is_empty(), "group {group} has no other member");
+                let to = others[rng.below(others.len() as u64) as usize];
+                let now = self
+                    .admin
+                    .transfer_leader(&self.seeds(), GroupId(group), to)
+                    .await?;
+                Ok((
+                    format!("group {group}: leader {leader} -> {to} (now led by {now})"),
+                    Heal::Nothing,
+                ))
+            }
+        }
+    }
+
+    async fn partition(&self, rng: &mut Rng) -> anyhow::Result<(String, Heal)> {
+        let shapes = if self.shapes.is_empty() {
+            vec![
+                PartitionShape::MajorityMinority,
+                PartitionShape::IsolatedLeader,
+                PartitionShape::Bridge,
+                PartitionShape::Ring,
+            ]
+        } else {
+            self.shapes.clone()
+        };
+        let shape = shapes[rng.below(shapes.len() as u64) as usize];
+        let mut nodes = self.node_ids();
+        shuffle(&mut nodes, rng);
+        let all = self.node_ids();
+        let (cut, detail) = match shape {
+            PartitionShape::MajorityMinority => {
+                let minority = nodes[..nodes.len() / 2].to_vec();
+                let majority = nodes[nodes.len() / 2..].to_vec();
+                let detail = format!("majority {majority:?} | minority {minority:?}");
+                (cut_between(&all, &[majority, minority]), detail)
+            }
+            PartitionShape::IsolatedLeader => {
+                let (group, leader) = self
+                    .random_leader(rng)
+                    .await
+                    .ok_or_else(|| anyhow::anyhow!("no group has a leader"))?;
+                let rest: Vec<u64> = all.iter().copied().filter(|&n| n != leader).collect();
+                let detail = format!("isolated leader {leader} of group {group} | {rest:?}");
+                (cut_between(&all, &[vec![leader], rest]), detail)
+            }
+            PartitionShape::Bridge => {
+                let bridge = nodes[0];
+                let rest = &nodes[1..];
+                let (left, right) = rest.split_at(rest.len() / 2);
+                let mut allowed = Vec::new();
+                for side in [left, right] {
+                    for &a in side {
+                        allowed.push((a, bridge));
+                        for &b in side {
+                            allowed.push((a, b));
+                        }
+                    }
+                }
+                let detail = format!("bridge {bridge} between {left:?} and {right:?}");
+                (cut_except(&all, &allowed), detail)
+            }
+            PartitionShape::Ring => {
+                let allowed: Vec<(u64, u64)> = (0..nodes.len())
+                    .map(|i| (nodes[i], nodes[(i + 1) % nodes.len()]))
+                    .collect();
+                let detail = format!("ring {nodes:?}");
+                (cut_except(&all, &allowed), detail)
+            }
+        };
+        self.proxies.set_blocked(&cut);
+        Ok((format!("partition: {detail}"), Heal::Links))
+    }
+
+    async fn clock(&self, rng: &mut Rng, duration: Duration) -> anyhow::Result<(String, Heal)> {
+        let mut nodes = self.node_ids();
+        shuffle(&mut nodes, rng);
+        let strobe = rng.percent(50);
+        let offset = i64::try_from(200 + rng.below(2_800)).unwrap_or(1_000)
+            * if rng.percent(50) { 1 } else { -1 };
+        let Some(files) = &self.clock_files else {
+            // Fallback: restart one node with a fixed offset (no strobe without the file).
+            let node = nodes[0];
+            let mut args = self.base_args.get(&node).cloned().unwrap_or_default();
+            args.extend(["--clock-offset-ms".to_owned(), offset.to_string()]);
+            self.cluster.set_node_args(node, args)?;
+            self.cluster.kill(node)?;
+            self.offset_restarts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(node);
+            self.cluster.restart(node).await?;
+            return Ok((
+                format!("clock skew {offset:+} ms on node {node} (restart with offset)"),
+                Heal::Clock(vec![node], None),
+            ));
+        };
+        if strobe {
+            let node = nodes[0];
+            let path = files[&node].clone();
+            let running = Arc::new(AtomicBool::new(true));
+            let flag = Arc::clone(&running);
+            let period = Duration::from_millis(100 + rng.below(200));
+            tokio::spawn(async move {
+                let mut high = true;
+                let until = tokio::time::Instant::now() + duration * 2;
+                while flag.load(Ordering::SeqCst) && tokio::time::Instant::now() < until {
+                    let value = if high { offset } else { -offset };
+                    let _ = std::fs::write(&path, value.to_string());
+                    high = !high;
+                    tokio::time::sleep(period).await;
+                }
+            });
+            Ok((
+                format!(
+                    "clock strobe ±{} ms every {period:?} on node {node}",
+                    offset.abs()
+                ),
+                Heal::Clock(vec![node], Some(running)),
+            ))
+        } else {
+            let count = if nodes.len() >= 3 && rng.percent(50) {
+                2
+            } else {
+                1
+            };
+            let mut detail = Vec::new();
+            for (position, &node) in nodes.iter().take(count).enumerate() {
+                let value = if position == 0 { offset } else { -offset };
+                std::fs::write(&files[&node], value.to_string())?;
+                detail.push(format!("node {node} {value:+} ms"));
+            }
+            Ok((
+                format!("clock skew {}", detail.join(", ")),
+                Heal::Clock(nodes[..count].to_vec(), None),
+            ))
+        }
+    }
+
+    async fn remove_member(&self, rng: &mut Rng) -> anyhow::Result<(String, Heal)> {
+        let (group, leader) = self
+            .random_leader(rng)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("no group has a leader"))?;
+        let statuses = collect::statuses(&self.nodes, false).await;
+        let followers: Vec<u64> = collect::members(&statuses, group)
+            .into_iter()
+            .filter(|&node| node != leader)
+            .collect();
+        anyhow::ensure!(followers.len() >= 2, "group {group} has too few followers");
+        let node = followers[rng.below(followers.len() as u64) as usize];
+        let report = self
+            .admin
+            .remove_node(&self.seeds(), node, Some(vec![GroupId(group)]), false)
+            .await?;
+        if !report.all_ok() {
+            anyhow::bail!("removing node {node} from group {group}: {report:?}");
+        }
+        self.removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((group, node));
+        Ok((
+            format!("removed node {node} from group {group}"),
+            Heal::ReAdd(group, node),
+        ))
+    }
+
+    async fn re_add(&self, group: u64, node: u64) -> anyhow::Result<()> {
+        let info = self
+            .cluster
+            .node(node)
+            .ok_or_else(|| anyhow::anyhow!("no node {node}"))?;
+        let report = self
+            .admin
+            .add_node(
+                &self.seeds(),
+                info.proto_node(),
+                Some(vec![GroupId(group)]),
+                true,
+            )
+            .await?;
+        if !report.all_ok() {
+            anyhow::bail!("adding node {node} back to group {group}: {report:?}");
+        }
+        self.removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(group, node));
+        Ok(())
+    }
+
+    async fn heal(&self, heal: Heal) -> anyhow::Result<()> {
+        match heal {
+            Heal::Restart(node) => {
+                if !self.cluster.is_running(node) {
+                    self.cluster.restart(node).await?;
+                }
+            }
+            Heal::Resume(node) => {
+                if self.cluster.is_paused(node) {
+                    self.cluster.resume(node)?;
+                }
+            }
+            Heal::Links => self.proxies.heal(),
+            Heal::Clock(nodes, strobe) => {
+                if let Some(running) = strobe {
+                    running.store(false, Ordering::SeqCst);
+                    // Let the strobe task see the flag before the final write.
+                    tokio::time::sleep(Duration::from_millis(350)).await;
+                }
+                self.reset_clocks(&nodes).await?;
+            }
+            Heal::ReAdd(group, node) => self.re_add(group, node).await?,
+            Heal::Nothing => {}
+        }
+        Ok(())
+    }
+
+    async fn reset_clocks(&self, nodes: &[u64]) -> anyhow::Result<()> {
+        if let Some(files) = &self.clock_files {
+            for node in nodes {
+                std::fs::write(&files[node], "0")?;
+            }
+        }
+        let restarted: Vec<u64> = {
+            let mut set = self
+                .offset_restarts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let restarted = nodes.iter().copied().filter(|n| set.contains(n)).collect();
+            for node in &restarted {
+                set.remove(node);
+            }
+            restarted
+        };
+        for node in restarted {
+            let args = self.base_args.get(&node).cloned().unwrap_or_default();
+            self.cluster.set_node_args(node, args)?;
+            let _ = self.cluster.kill(node);
+            self.cluster.restart(node).await?;
+        }
+        Ok(())
+    }
+
+    /// Heals everything that may still be broken: links, paused and dead nodes, clocks,
+    /// removed members. Returns what it could not heal.
+    pub async fn heal_all(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        self.proxies.heal();
+        let ids = self.node_ids();
+        if let Err(error) = self.reset_clocks(&ids).await {
+            errors.push(format!("clocks: {error}"));
+        }
+        for &node in &ids {
+            if self.cluster.is_paused(node)
+                && let Err(error) = self.cluster.resume(node)
+            {
+                errors.push(format!("resume node {node}: {error}"));
+            }
+            if !self.cluster.is_running(node)
+                && let Err(error) = self.cluster.restart(node).await
+            {
+                errors.push(format!("restart node {node}: {error}"));
+            }
+        }
+        let removed: Vec<(u64, u64)> = self
+            .removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        for (group, node) in removed {
+            if let Err(error) = self.re_add(group, node).await {
+                errors.push(format!("re-add node {node} to group {group}: {error}"));
+            }
+        }
+        errors
+    }
+}
+
+/// Sleeps `duration` in short steps; true when `stop` was set meanwhile.
+async fn sleep_unless(duration: Duration, stop: &AtomicBool) -> bool {
+    let until = tokio::time::Instant::now() + duration;
+    while tokio::time::Instant::now() < until {
+        if stop.load(Ordering::SeqCst) {
+            return true;
+        }
+        let step = until
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(Duration::from_millis(100));
+        tokio::time::sleep(step).await;
+    }
+    stop.load(Ordering::SeqCst)
+}
+
+fn shuffle(items: &mut [u64], rng: &mut Rng) {
+    for i in (1..items.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        items.swap(i, j);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nemesis_lists_parse_with_all_and_none() {
+        assert_eq!(
+            NemesisKind::parse_list("kill, partition").expect("valid"),
+            vec![NemesisKind::Kill, NemesisKind::Partition]
+        );
+        assert_eq!(NemesisKind::parse_list("all").expect("valid").len(), 6);
+        assert!(NemesisKind::parse_list("none").expect("valid").is_empty());
+        assert!(NemesisKind::parse_list("flood").is_err());
+    }
+}

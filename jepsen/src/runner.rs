@@ -1,0 +1,382 @@
+//! `martelo-jepsen run` and `check`: the cluster under test, the workload, the nemesis
+//! schedule, the final reads and collection, the checkers and the run directory.
+//!
+//! ```text
+//!   run dir/
+//!     history.jsonl   every client operation (invoke + completion)
+//!     final.json      every replica's applied log per auction and its digest
+//!     run.json        the run's parameters, nemesis timeline and notes
+//!     summary.json    verdicts, counts, checker runtime (+ run.json's content)
+//!     summary.txt     the same for people
+//!     report.html     latency and throughput plots with nemesis bands
+//!     cluster/        node-<id>.log of every node (data dirs removed unless --keep-data)
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use martelo_client::local::{LocalCluster, LocalClusterConfig, pick_free_ports};
+
+use crate::checker::{self, linearizable::SearchLimits};
+use crate::history::{self, ReadLimits};
+use crate::nemesis::{Nemesis, NemesisKind, PartitionShape};
+use crate::proxy::LinkProxies;
+use crate::replicas::{FINAL_STATE_BYTES_MAX, FinalState};
+use crate::report::{self, RunInfo, Summary};
+use crate::workload::{self, Recorder, Workload, WorkloadConfig};
+
+/// Everything `run` needs.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub binary: PathBuf,
+    pub out: PathBuf,
+    pub nodes: usize,
+    pub shard_count: u32,
+    pub clients: usize,
+    pub auctions: usize,
+    pub duration: Duration,
+    pub rate: f64,
+    pub nemeses: Vec<NemesisKind>,
+    pub nemesis_interval: Duration,
+    /// How long each fault lasts before it is healed (at most the interval).
+    pub fault_duration: Duration,
+    pub partition_shapes: Vec<PartitionShape>,
+    pub seed: u64,
+    pub window_min: Duration,
+    pub window_max: Duration,
+    pub read_percent: u32,
+    pub resend_percent: u32,
+    pub planted_bugs: Vec<String>,
+    pub keep_data: bool,
+    pub quiet: bool,
+}
+
+/// Whether `binary node` accepts `flag` (hidden flags do not show in `--help`, so parse a
+/// command line that holds it, followed by `--help`: clap rejects an unknown flag first).
+pub fn node_accepts(binary: &Path, flag: &str, value: &str) -> bool {
+    std::process::Command::new(binary)
+        .args(["node", flag, value, "--help"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn progress_line(quiet: bool, line: &str) {
+    if !quiet {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+}
+
+/// Runs the whole test and writes the run directory. Returns the summary.
+pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
+    let wall = Instant::now();
+    anyhow::ensure!(
+        options.binary.exists(),
+        "the martelo binary {} does not exist (pass --martelo-bin or set MARTELO_BIN)",
+        options.binary.display()
+    );
+    std::fs::create_dir_all(&options.out)
+        .with_context(|| format!("creating {}", options.out.display()))?;
+    let cluster_dir = options.out.join("cluster");
+    let mut notes = Vec::new();
+
+    // Every node's address is known before any node starts, so proxies can sit in front.
+    let ports = pick_free_ports(options.nodes)?;
+    let targets: BTreeMap<u64, String> = ports
+        .iter()
+        .enumerate()
+        .map(|(index, port)| (index as u64 + 1, format!("127.0.0.1:{port}")))
+        .collect();
+    let proxies = Arc::new(LinkProxies::start(&targets).await?);
+
+    let clock_supported = node_accepts(&options.binary, "--clock-offset-file", "/dev/null");
+    let clock_files = clock_supported.then(|| {
+        targets
+            .keys()
+            .map(|&id| (id, cluster_dir.join(format!("clock-offset-{id}"))))
+            .collect::<BTreeMap<u64, PathBuf>>()
+    });
+    if !clock_supported && options.nemeses.contains(&NemesisKind::Clock) {
+        notes.push(
+            "the node has no --clock-offset-file: clock faults restart a node with \
+             --clock-offset-ms instead (no strobe)"
+                .to_owned(),
+        );
+    }
+    std::fs::create_dir_all(&cluster_dir)?;
+    let mut base_args: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for &id in targets.keys() {
+        let mut args = proxies.dial_overrides(id);
+        if let Some(files) = &clock_files {
+            std::fs::write(&files[&id], "0")?;
+            args.extend([
+                "--clock-offset-file".to_owned(),
+                files[&id].display().to_string(),
+            ]);
+        }
+        base_args.insert(id, args);
+    }
+    let mut config = LocalClusterConfig::new(&options.binary, &cluster_dir);
+    config.nodes = options.nodes;
+    config.shard_count = options.shard_count;
+    config.ports = ports.clone();
+    config.node_args = base_args.clone();
+    config.env = vec![("MARTELO_LOG_FORMAT".to_owned(), "text".to_owned())];
+    for bug in &options.planted_bugs {
+        config
+            .extra_args
+            .extend(["--plant-bug".to_owned(), bug.clone()]);
+    }
+    config.ready_timeout = Duration::from_secs(60);
+    config.healthy_timeout = Duration::from_secs(60);
+    progress_line(
+        options.quiet,
+        &format!(
+            "starting {} nodes from {} in {}",
+            options.nodes,
+            options.binary.display(),
+            cluster_dir.display()
+        ),
+    );
+    let cluster = Arc::new(LocalCluster::start(config).await?);
+    cluster.init().await?;
+    let seeds = cluster.api_addresses();
+
+    let start = Instant::now();
+    let recorder = Arc::new(Recorder::create(&options.out.join("history.jsonl"), start)?);
+    let run_tag = format!("j{:x}", options.seed % 0xffff_ffff);
+    let workload = Workload::start(
+        WorkloadConfig {
+            clients: options.clients,
+            auctions: options.auctions,
+            rate: options.rate,
+            seed: options.seed,
+            window_min: options.window_min,
+            window_max: options.window_max,
+            read_percent: options.read_percent,
+            resend_percent: options.resend_percent,
+            deadline: Duration::from_secs(5),
+            run_tag,
+        },
+        seeds.clone(),
+        Arc::clone(&recorder),
+    )
+    .await?;
+    let shared = Arc::clone(&workload.shared);
+
+    let nemesis = Arc::new(Nemesis::new(
+        Arc::clone(&cluster),
+        Arc::clone(&proxies),
+        options.shard_count,
+        clock_files,
+        base_args,
+        options.partition_shapes.clone(),
+    ));
+    let nemesis_stop = Arc::new(AtomicBool::new(false));
+    let nemesis_task = {
+        let nemesis = Arc::clone(&nemesis);
+        let stop = Arc::clone(&nemesis_stop);
+        let kinds = options.nemeses.clone();
+        let recorder = Arc::clone(&recorder);
+        let (interval, duration, seed) = (
+            options.nemesis_interval,
+            options.fault_duration.min(options.nemesis_interval),
+            options.seed,
+        );
+        tokio::spawn(async move {
+            nemesis
+                .run(
+                    &kinds,
+                    interval,
+                    duration,
+                    seed,
+                    || recorder.elapsed_ns(),
+                    &stop,
+                )
+                .await;
+        })
+    };
+    let progress_stop = Arc::new(AtomicBool::new(false));
+    let progress_task = {
+        let recorder = Arc::clone(&recorder);
+        let nemesis = Arc::clone(&nemesis);
+        let stop = Arc::clone(&progress_stop);
+        let quiet = options.quiet;
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let progress = &recorder.progress;
+                let timeline = nemesis.timeline();
+                let active = timeline
+                    .last()
+                    .filter(|event| event.end_ns.is_none())
+                    .map(|event| format!("{}: {}", event.kind.as_str(), event.detail))
+                    .unwrap_or_else(|| "no fault".to_owned());
+                progress_line(
+                    quiet,
+                    &format!(
+                        "[{:>6.1} s] ok {} fail {} info {} closes {} | {active}",
+                        recorder.elapsed_ns() as f64 / 1e9,
+                        progress.ok.load(Ordering::Relaxed),
+                        progress.fail.load(Ordering::Relaxed),
+                        progress.info.load(Ordering::Relaxed),
+                        progress.closes.load(Ordering::Relaxed),
+                    ),
+                );
+            }
+        })
+    };
+
+    tokio::time::sleep(options.duration).await;
+    progress_line(options.quiet, "workload done; healing every fault");
+    nemesis_stop.store(true, Ordering::SeqCst);
+    let _ = nemesis_task.await;
+    shared.stop();
+    for error in nemesis.heal_all().await {
+        notes.push(format!("heal: {error}"));
+    }
+    if let Err(error) = cluster.wait_healthy(Duration::from_secs(60)).await {
+        notes.push(format!("cluster not healthy after healing: {error}"));
+    }
+    // Let every open auction close and its close be observed (windows plus soft-close
+    // extensions, with room for a slow leader).
+    let close_deadline = Instant::now() + options.window_max * 2 + Duration::from_secs(20);
+    while shared.unclosed() > 0 && Instant::now() < close_deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if shared.unclosed() > 0 {
+        notes.push(format!(
+            "{} auction close(s) not observed before the deadline (left as info)",
+            shared.unclosed()
+        ));
+    }
+    shared.abandon_closes();
+    workload.join().await;
+    progress_line(options.quiet, "final reads");
+    workload::final_reads(&shared, Instant::now() + Duration::from_secs(60)).await?;
+    progress_stop.store(true, Ordering::SeqCst);
+    let _ = progress_task.await;
+    let duration_s = recorder.elapsed_ns() as f64 / 1e9;
+    recorder.flush();
+
+    progress_line(options.quiet, "collecting every replica's log and digest");
+    let records = read_records(&options.out)?;
+    let auctions: BTreeSet<u64> = shared.auctions().into_keys().collect();
+    let nodes: BTreeMap<u64, String> = cluster
+        .nodes()
+        .into_iter()
+        .map(|info| (info.id, info.address))
+        .collect();
+    let final_state = crate::collect::collect(
+        &nodes,
+        options.shard_count,
+        &auctions,
+        &records,
+        Duration::from_secs(60),
+        &mut notes,
+    )
+    .await?;
+    std::fs::write(
+        options.out.join("final.json"),
+        serde_json::to_vec(&final_state)?,
+    )?;
+    if final_state
+        .replicas
+        .values()
+        .any(|replica| replica.digest.is_empty())
+    {
+        notes.push("some replicas reported no state digest".to_owned());
+    }
+    let timeline = nemesis.timeline();
+    let stopped = cluster.stop_all().await;
+    for (node, result) in stopped {
+        if let Err(error) = result {
+            notes.push(format!("stopping node {node}: {error}"));
+        }
+    }
+    drop(nemesis);
+    drop(cluster);
+    drop(proxies);
+    if !options.keep_data {
+        for id in nodes.keys() {
+            let _ = std::fs::remove_dir_all(cluster_dir.join(format!("node-{id}")));
+        }
+    }
+    let mut run = RunInfo {
+        nodes: options.nodes,
+        shard_count: options.shard_count,
+        clients: options.clients,
+        auctions: options.auctions,
+        duration_s,
+        nemeses: options
+            .nemeses
+            .iter()
+            .map(|k| k.as_str().to_owned())
+            .collect(),
+        nemesis_interval_s: options.nemesis_interval.as_secs_f64(),
+        seed: options.seed,
+        binary: options.binary.display().to_string(),
+        planted_bugs: options.planted_bugs.clone(),
+        notes,
+        nemesis: timeline,
+        wall_s: 0.0,
+    };
+    progress_line(options.quiet, "checking");
+    let summary = check_records(&options.out, &records, &final_state, &mut run, wall)?;
+    progress_line(options.quiet, &report::render_text(&summary));
+    progress_line(
+        options.quiet,
+        &format!("report: {}", options.out.join("report.html").display()),
+    );
+    Ok(summary)
+}
+
+fn read_records(dir: &Path) -> anyhow::Result<Vec<history::Record>> {
+    let path = dir.join("history.jsonl");
+    let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(history::read_history(
+        std::io::BufReader::new(file),
+        ReadLimits::default(),
+    )?)
+}
+
+/// Runs the checkers and writes `run.json`, `summary.*` and `report.html`.
+fn check_records(
+    dir: &Path,
+    records: &[history::Record],
+    final_state: &FinalState,
+    run: &mut RunInfo,
+    wall: Instant,
+) -> anyhow::Result<Summary> {
+    let operations = history::pair(records)?;
+    let started = Instant::now();
+    let verdicts = checker::check_all(&operations, final_state, SearchLimits::default());
+    let checker_seconds = started.elapsed().as_secs_f64();
+    if run.wall_s == 0.0 {
+        run.wall_s = wall.elapsed().as_secs_f64();
+    }
+    std::fs::write(dir.join("run.json"), serde_json::to_vec_pretty(run)?)?;
+    let summary = report::summarize(&operations, &verdicts, checker_seconds, run.clone());
+    report::write_all(dir, &summary, &operations)?;
+    Ok(summary)
+}
+
+/// `martelo-jepsen check DIR`: re-checks a run directory and rewrites its summary and report.
+pub fn check_dir(dir: &Path) -> anyhow::Result<Summary> {
+    let records = read_records(dir)?;
+    let path = dir.join("final.json");
+    let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let final_state = FinalState::read(file, FINAL_STATE_BYTES_MAX)?;
+    let mut run: RunInfo = match std::fs::read(dir.join("run.json")) {
+        Ok(bytes) => serde_json::from_slice(&bytes)?,
+        Err(_) => RunInfo::default(),
+    };
+    let wall = Instant::now();
+    check_records(dir, &records, &final_state, &mut run, wall)
+}
