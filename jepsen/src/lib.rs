@@ -1,8 +1,19 @@
-//! # martelo-jepsen: the fault suite's history format and checkers
+//! # martelo-jepsen: the fault suite
 //!
-//! Today this crate holds the half of the fault suite that needs no cluster: the history a
-//! run records, the model it is judged against, and the checkers that judge it. The runner
-//! (processes, nemeses, workload, report) comes with the cluster; see issue 5.
+//! Two halves. The library half needs no cluster: the history a run records, the model it is
+//! judged against, and the checkers that judge it. The runner half (`martelo-jepsen run`)
+//! starts real `martelo node` processes behind fault-injecting proxies, drives a client
+//! workload under a nemesis schedule, collects every replica's log and digest, checks, and
+//! writes a run directory with a report. See issue 5 and docs/TESTING.md.
+//!
+//! ```text
+//!   runner::run ─► LocalCluster (martelo node × N, --dial-override via proxy::LinkProxies)
+//!        ├─► workload (C clients, K auctions) ──► history.jsonl (workload::Recorder)
+//!        ├─► nemesis (kill, pause, partition, clock, membership, transfer; healed each time)
+//!        └─► heal all ─► final reads ─► collect (Subscribe + Status digests) ─► final.json
+//!                                                     │
+//!                        checker::check_all ◄─────────┘ ─► report (summary, report.html)
+//! ```
 //!
 //! ```text
 //!   clients ──► history.jsonl ──► history::read_history ──► history::pair ──► [Operation]
@@ -21,8 +32,11 @@
 //! - a new checker: a module under [`checker`], its anomalies in [`checker::Anomaly`], and a
 //!   line in [`checker::check_all`];
 //! - generated workloads for tests and benchmarks: [`generate`];
-//! - the runner (cluster under test, nemeses, client workload, HTML report): new modules and
-//!   a binary, when the cluster exists.
+//! - the runner: [`runner`] (orchestration, run directory), [`workload`] (clients and how
+//!   answers become records), [`nemesis`] (faults and their heals), [`proxy`] (per-link TCP
+//!   proxies for partitions), [`collect`] (final state from the replicas), [`report`]
+//!   (summary and HTML/SVG). A new fault is a [`nemesis::NemesisKind`] with an inject and a
+//!   heal; a new operation type needs the history format, the model and the workload.
 //!
 //! How to run the tests and the 100,000-operation timing is in `jepsen/README.md`.
 

@@ -105,6 +105,8 @@ impl LinkProxies {
 async fn accept_loop(listener: TcpListener, target: Arc<String>, blocked: watch::Receiver<bool>) {
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
+            // Out of file descriptors or similar: back off instead of spinning.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
         if *blocked.borrow() {

@@ -1,0 +1,223 @@
+//! The fault suite against real `martelo node` processes: a short mixed-fault run must pass,
+//! and each planted bug must be caught by the checker meant to catch it.
+//!
+//! Binaries: `MARTELO_BIN` (normal) and `MARTELO_PLANTED_BIN` (built with
+//! `--features planted-bugs`). When one is unset, the test builds it with
+//! `$CARGO build -p martelo-cluster --bin martelo [--features planted-bugs]` into
+//! `<target>/jepsen-martelo` or `<target>/planted` (`<target>` is `CARGO_TARGET_DIR` or the
+//! test's target dir). Set `ROCKSDB_LIB_DIR` and `ROCKSDB_STATIC` to reuse a prebuilt RocksDB,
+//! or that build compiles RocksDB from source (tens of minutes).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+use serde_json::Value;
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("the test tmp dir is inside the target dir")
+            .to_path_buf(),
+    }
+}
+
+/// Builds `martelo` (with `features`) into `<target>/<subdir>`, once per test process.
+fn build_martelo(features: Option<&str>, subdir: &str) -> PathBuf {
+    // One build at a time: both builds share the workspace lock anyway.
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _guard = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    let target = target_dir().join(subdir);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("jepsen/ is inside the workspace");
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace)
+        .args(["build", "-p", "martelo-cluster", "--bin", "martelo"])
+        .arg("--target-dir")
+        .arg(&target);
+    if let Some(features) = features {
+        command.args(["--features", features]);
+    }
+    let status = command.status().expect("cargo runs");
+    assert!(status.success(), "building martelo ({features:?}) failed");
+    target.join("debug").join("martelo")
+}
+
+fn martelo_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| match std::env::var_os("MARTELO_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => build_martelo(None, "jepsen-martelo"),
+    })
+}
+
+fn planted_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| match std::env::var_os("MARTELO_PLANTED_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => build_martelo(Some("planted-bugs"), "planted"),
+    })
+}
+
+/// Runs `martelo-jepsen run` with `args` and returns its exit code and `summary.json`.
+fn must_run(binary: &Path, args: &[&str]) -> (i32, Value, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("run");
+    let output = Command::new(env!("CARGO_BIN_EXE_martelo-jepsen"))
+        .arg("run")
+        .arg("--martelo-bin")
+        .arg(binary)
+        .arg("--out")
+        .arg(&out)
+        .args(["--quiet", "--seed", "42"])
+        .args(args)
+        .output()
+        .expect("martelo-jepsen runs");
+    let code = output.status.code().unwrap_or(-1);
+    let summary = std::fs::read(out.join("summary.json")).unwrap_or_else(|error| {
+        panic!(
+            "no summary.json ({error}); exit {code}; stderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let summary: Value = serde_json::from_slice(&summary).expect("summary.json is JSON");
+    (code, summary, dir)
+}
+
+fn validity<'a>(summary: &'a Value, checker: &str) -> &'a str {
+    summary["verdicts"]
+        .as_array()
+        .expect("verdicts")
+        .iter()
+        .find(|verdict| verdict["checker"] == checker)
+        .and_then(|verdict| verdict["validity"].as_str())
+        .unwrap_or("missing")
+}
+
+fn text(summary: &Value) -> String {
+    serde_json::to_string_pretty(summary).expect("serializes")
+}
+
+#[test]
+fn a_short_mixed_fault_run_passes() {
+    let (code, summary, _dir) = must_run(
+        martelo_bin(),
+        &[
+            "--nodes",
+            "3",
+            "--shards",
+            "2",
+            "--duration",
+            "60",
+            "--nemesis",
+            "all",
+            "--nemesis-interval",
+            "8",
+        ],
+    );
+    assert_eq!(summary["valid"], true, "{}", text(&summary));
+    assert_eq!(code, 0);
+    let bids = &summary["counts"]["bid"];
+    assert!(bids["ok"].as_u64().unwrap_or(0) > 100, "{}", text(&summary));
+    assert!(
+        summary["run"]["nemesis"].as_array().map_or(0, Vec::len) >= 5,
+        "{}",
+        text(&summary)
+    );
+}
+
+/// Runs against the planted binary with `bug` and asserts `checker` fails (and the exit
+/// code says so).
+fn must_catch(bug: &str, checker: &str, args: &[&str]) {
+    let mut all = vec!["--nodes", "3", "--shards", "2", "--plant-bug", bug];
+    all.extend_from_slice(args);
+    let (code, summary, _dir) = must_run(planted_bin(), &all);
+    assert_eq!(
+        validity(&summary, checker),
+        "invalid",
+        "planted {bug} not caught by {checker}: {}",
+        text(&summary)
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn planted_ack_before_commit_is_caught_as_lost_bids() {
+    must_catch(
+        "ack-before-commit",
+        "lost",
+        &[
+            "--duration",
+            "30",
+            "--nemesis",
+            "partition",
+            "--partition",
+            "isolated-leader",
+            "--nemesis-interval",
+            "7",
+            "--fault-duration",
+            "5",
+        ],
+    );
+}
+
+#[test]
+fn planted_skip_dedupe_is_caught_as_a_duplicate() {
+    must_catch(
+        "skip-dedupe",
+        "duplicate",
+        &[
+            "--duration",
+            "15",
+            "--nemesis",
+            "none",
+            "--resend-percent",
+            "50",
+        ],
+    );
+}
+
+#[test]
+fn planted_stale_read_is_caught_as_non_linearizable() {
+    must_catch(
+        "stale-read",
+        "linearizable",
+        &[
+            "--duration",
+            "30",
+            "--nemesis",
+            "partition",
+            "--partition",
+            "isolated-leader",
+            "--nemesis-interval",
+            "7",
+            "--fault-duration",
+            "5",
+            "--read-percent",
+            "60",
+        ],
+    );
+}
+
+#[test]
+fn planted_bid_after_close_is_caught_by_the_close_checker() {
+    must_catch(
+        "bid-after-close",
+        "close",
+        &[
+            "--duration",
+            "20",
+            "--nemesis",
+            "none",
+            "--window-min",
+            "2",
+            "--window-max",
+            "4",
+        ],
+    );
+}
