@@ -19,7 +19,10 @@ use martelo_client::client::decode_subscribe;
 use martelo_client::routing::{ShardCount, group_of};
 use martelo_engine::{AuctionEventKind, AuctionId, AuctionResult, Event};
 use martelo_proto::services::{admin_api_client, client_api_client};
-use martelo_proto::{GroupStatus, RaftRole, StatusRequest, StatusResponse, SubscribeRequest};
+use martelo_proto::{
+    ErrorCode, GroupStatus, RaftRole, ReadAuctionRequest, ReadConsistency, StatusRequest,
+    StatusResponse, SubscribeRequest, read_auction_response,
+};
 use tonic::transport::Endpoint;
 
 use crate::history::{CloseOutcome, Record, TopBid, Value};
@@ -185,9 +188,21 @@ pub async fn collect(
                 .collect();
             match read_log(address, group, applied, &requests, &mut logs).await {
                 Ok(()) => {}
-                Err(error) => notes.push(format!(
-                    "group {group} on node {member}: log not fully read: {error}"
-                )),
+                Err(error) => {
+                    // A replica that caught up from a snapshot has no events before it:
+                    // rebuild its logs from its own state (bids in log order, then the close).
+                    for log in logs.values_mut() {
+                        log.clear();
+                    }
+                    let rebuilt = rebuild_from_views(address, group, &requests, &mut logs).await;
+                    notes.push(format!(
+                        "group {group} on node {member}: events not fully read ({error});                          logs rebuilt from the replica's state: {}",
+                        match rebuilt {
+                            Ok(()) => "ok".to_owned(),
+                            Err(error) => format!("failed: {error}"),
+                        }
+                    ));
+                }
             }
             final_state.replicas.insert(
                 format!("g{group}/n{member}"),
@@ -223,7 +238,9 @@ async fn read_log(
         RPC_TIMEOUT,
         client.subscribe(SubscribeRequest {
             group_id: group,
-            from_log_index: 0,
+            // 1, not 0: from 0 the node silently starts at its first available entry, while
+            // from 1 it says when entries before that were trimmed.
+            from_log_index: 1,
             auction_ids: Vec::new(),
         }),
     )
@@ -268,6 +285,92 @@ async fn read_log(
     }
 }
 
+/// The logs of every auction in `logs`, from the replica's local view of each: accepted,
+/// unvoided bids in log order, then the close; a bid stamped after the close goes after it.
+async fn rebuild_from_views(
+    address: &str,
+    group: u64,
+    requests: &BTreeMap<(u64, u64), String>,
+    logs: &mut BTreeMap<u64, Vec<LogEntry>>,
+) -> anyhow::Result<()> {
+    let channel = Endpoint::from_shared(format!("http://{address}"))?
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(RPC_TIMEOUT)
+        .connect()
+        .await?;
+    let mut client = client_api_client(channel);
+    for (&auction, log) in logs.iter_mut() {
+        let response = client
+            .read_auction(ReadAuctionRequest {
+                group_id: group,
+                auction_id: auction,
+                consistency: ReadConsistency::Local.into(),
+                traceparent: String::new(),
+            })
+            .await?
+            .into_inner();
+        let view = match response.result {
+            Some(read_auction_response::Result::Auction(view)) => view,
+            Some(read_auction_response::Result::Error(error))
+                if error.code() == ErrorCode::AuctionNotFound =>
+            {
+                continue;
+            }
+            Some(read_auction_response::Result::Error(error)) => {
+                anyhow::bail!("auction {auction}: {}", error.message)
+            }
+            None => anyhow::bail!("auction {auction}: empty answer"),
+        };
+        let view: martelo_engine::AuctionView =
+            martelo_engine::codec::decode("auction view", &view.state)?;
+        let closed_at = view.closed.as_ref().map(|closed| closed.at);
+        let mut close_pushed = false;
+        for bid in view.bids.iter().filter(|bid| !bid.voided) {
+            if let (Some(at), false) = (closed_at, close_pushed)
+                && bid.at > at
+                && let Some(closed) = &view.closed
+            {
+                log.push(close_entry(&closed.result));
+                close_pushed = true;
+            }
+            log.push(bid_entry(auction, bid.bidder.0, bid.amount.0, requests));
+        }
+        if let (Some(closed), false) = (&view.closed, close_pushed) {
+            log.push(close_entry(&closed.result));
+        }
+    }
+    Ok(())
+}
+
+fn bid_entry(
+    auction: u64,
+    bidder: u64,
+    amount: u64,
+    requests: &BTreeMap<(u64, u64), String>,
+) -> LogEntry {
+    let request = requests
+        .get(&(auction, amount))
+        .cloned()
+        .unwrap_or_else(|| format!("unmatched-{bidder}-{amount}"));
+    LogEntry::Bid {
+        request,
+        bidder,
+        amount,
+        accepted: true,
+    }
+}
+
+fn close_entry(result: &AuctionResult) -> LogEntry {
+    let outcome = match result {
+        AuctionResult::Sold { winner, price, .. } => CloseOutcome::Sold(TopBid {
+            amount: price.0,
+            bidder: winner.0,
+        }),
+        AuctionResult::Unsold { .. } | AuctionResult::Cancelled { .. } => CloseOutcome::Unsold,
+    };
+    LogEntry::Close { outcome }
+}
+
 fn log_entry(
     auction: u64,
     event: &Event,
@@ -278,29 +381,9 @@ fn log_entry(
     };
     match &event.kind {
         AuctionEventKind::BidAccepted { bidder, amount, .. } => {
-            let request = requests
-                .get(&(auction, amount.0))
-                .cloned()
-                .unwrap_or_else(|| format!("unmatched-{}-{}", bidder.0, amount.0));
-            Some(LogEntry::Bid {
-                request,
-                bidder: bidder.0,
-                amount: amount.0,
-                accepted: true,
-            })
+            Some(bid_entry(auction, bidder.0, amount.0, requests))
         }
-        AuctionEventKind::Closed { result } => {
-            let outcome = match result {
-                AuctionResult::Sold { winner, price, .. } => CloseOutcome::Sold(TopBid {
-                    amount: price.0,
-                    bidder: winner.0,
-                }),
-                AuctionResult::Unsold { .. } | AuctionResult::Cancelled { .. } => {
-                    CloseOutcome::Unsold
-                }
-            };
-            Some(LogEntry::Close { outcome })
-        }
+        AuctionEventKind::Closed { result } => Some(close_entry(result)),
         _ => None,
     }
 }
