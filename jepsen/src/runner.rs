@@ -380,3 +380,64 @@ pub fn check_dir(dir: &Path) -> anyhow::Result<Summary> {
     let wall = Instant::now();
     check_records(dir, &records, &final_state, &mut run, wall)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{GeneratorConfig, generate};
+    use crate::history::HistoryWriter;
+
+    fn write_run(dir: &Path, seed: u64) -> FinalState {
+        let generated = generate(&GeneratorConfig {
+            seed,
+            operations: 400,
+            ..GeneratorConfig::default()
+        });
+        let file = std::fs::File::create(dir.join("history.jsonl")).expect("history");
+        let mut writer = HistoryWriter::new(file, ReadLimits::default());
+        for record in generated.records {
+            writer.append(record).expect("fits");
+        }
+        std::fs::write(
+            dir.join("final.json"),
+            serde_json::to_vec(&generated.final_state).expect("serializes"),
+        )
+        .expect("final.json");
+        generated.final_state
+    }
+
+    #[test]
+    fn check_dir_passes_a_correct_run_and_writes_summary_and_report() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_run(dir.path(), 7);
+        let summary = check_dir(dir.path()).expect("checks");
+        assert!(summary.valid, "{summary:?}");
+        assert_eq!(summary.verdicts.len(), 5);
+        let html = std::fs::read_to_string(dir.path().join("report.html")).expect("report");
+        assert_eq!(html.matches("<svg").count(), 2);
+        let text = std::fs::read_to_string(dir.path().join("summary.txt")).expect("text");
+        assert!(text.starts_with("martelo-jepsen: VALID"), "{text}");
+        assert!(dir.path().join("summary.json").exists());
+    }
+
+    #[test]
+    fn check_dir_fails_a_run_whose_replica_diverged() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut final_state = write_run(dir.path(), 8);
+        let replica = final_state.replicas.values_mut().next().expect("replicas");
+        replica.digest = "diverged".into();
+        std::fs::write(
+            dir.path().join("final.json"),
+            serde_json::to_vec(&final_state).expect("serializes"),
+        )
+        .expect("final.json");
+        let summary = check_dir(dir.path()).expect("checks");
+        assert!(!summary.valid);
+        let digest = summary
+            .verdicts
+            .iter()
+            .find(|verdict| verdict.checker == "digest")
+            .expect("digest verdict");
+        assert_eq!(digest.validity, "invalid");
+    }
+}

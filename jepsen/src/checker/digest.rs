@@ -95,4 +95,24 @@ mod tests {
     fn no_replicas_is_not_a_pass() {
         assert_eq!(check(&BTreeMap::new()).anomalies, vec![Anomaly::NoReplicas]);
     }
+
+    #[test]
+    fn only_replicas_of_one_group_are_compared_and_missing_digests_are_unknown() {
+        use crate::replicas::ReplicaState;
+
+        let replica = |group, digest: &str| ReplicaState {
+            group: Some(group),
+            digest: digest.into(),
+            auctions: Default::default(),
+        };
+        let mut state = FinalState::default();
+        state.replicas.insert("g1/n1".into(), replica(1, "aa"));
+        state.replicas.insert("g1/n2".into(), replica(1, "aa"));
+        state.replicas.insert("g2/n1".into(), replica(2, "bb"));
+        assert_eq!(check_groups(&state).validity, Validity::Valid);
+        state.replicas.insert("g2/n3".into(), replica(2, "cc"));
+        assert_eq!(check_groups(&state).validity, Validity::Invalid);
+        state.replicas.insert("g2/n3".into(), replica(2, ""));
+        assert_eq!(check_groups(&state).validity, Validity::Unknown);
+    }
 }
