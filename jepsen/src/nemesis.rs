@@ -147,8 +147,8 @@ pub struct Nemesis {
     pub timeline: Mutex<Vec<NemesisEvent>>,
     /// Partition shapes to choose from (all when empty).
     pub shapes: Vec<PartitionShape>,
-    /// (group, node) pairs removed by the membership nemesis and not yet added back.
-    removed: Mutex<BTreeSet<(u64, u64)>>,
+    /// Membership changes not undone yet: (group, removed node, spare node added first).
+    removed: Mutex<BTreeSet<(u64, u64, Option<u64>)>>,
     /// Nodes restarted with a `--clock-offset-ms` (fallback clock nemesis).
     offset_restarts: Mutex<BTreeSet<u64>>,
 }
@@ -160,7 +160,8 @@ enum Heal {
     Resume(u64),
     Links,
     Clock(Vec<u64>, Option<Arc<AtomicBool>>),
-    ReAdd(u64, u64),
+    /// Add the node back to the group, then remove the spare added for the change.
+    ReAdd(u64, u64, Option<u64>),
     Nothing,
 }
 
@@ -386,7 +387,7 @@ impl Nemesis {
             }
         };
         self.proxies.set_blocked(&cut);
-        Ok((format!("partition: {detail}"), Heal::Links))
+        Ok((detail, Heal::Links))
     }
 
     async fn clock(&self, rng: &mut Rng, duration: Duration) -> anyhow::Result<(String, Heal)> {
@@ -454,36 +455,64 @@ impl Nemesis {
         }
     }
 
+    /// Removes a follower from one group, the way an operator would: when some node holds no
+    /// replica of the group, it is added first (learner, catch-up, voter) so the group keeps
+    /// its size; otherwise (every node is a member) the follower is removed with `force`,
+    /// leaving the group one failure from unavailability until the heal adds it back.
     async fn remove_member(&self, rng: &mut Rng) -> anyhow::Result<(String, Heal)> {
         let (group, leader) = self
             .random_leader(rng)
             .await
             .ok_or_else(|| anyhow::anyhow!("no group has a leader"))?;
         let statuses = collect::statuses(&self.nodes, false).await;
-        let followers: Vec<u64> = collect::members(&statuses, group)
-            .into_iter()
+        let members = collect::members(&statuses, group);
+        let followers: Vec<u64> = members
+            .iter()
+            .copied()
             .filter(|&node| node != leader)
             .collect();
         anyhow::ensure!(followers.len() >= 2, "group {group} has too few followers");
         let node = followers[rng.below(followers.len() as u64) as usize];
-        let report = self
-            .admin
-            .remove_node(&self.seeds(), node, Some(vec![GroupId(group)]), false)
-            .await?;
-        if !report.all_ok() {
-            anyhow::bail!("removing node {node} from group {group}: {report:?}");
+        let spares: Vec<u64> = self
+            .node_ids()
+            .into_iter()
+            .filter(|id| !members.contains(id))
+            .collect();
+        let spare = (!spares.is_empty()).then(|| spares[rng.below(spares.len() as u64) as usize]);
+        let mut detail = String::new();
+        if let Some(spare) = spare {
+            self.add_to_group(group, spare).await?;
+            detail = format!("added node {spare} to group {group}, then ");
         }
         self.removed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert((group, node));
-        Ok((
-            format!("removed node {node} from group {group}"),
-            Heal::ReAdd(group, node),
-        ))
+            .insert((group, node, spare));
+        let removed = self
+            .admin
+            .remove_node(
+                &self.seeds(),
+                node,
+                Some(vec![GroupId(group)]),
+                spare.is_none(),
+            )
+            .await;
+        let failure = match removed {
+            Ok(report) if report.all_ok() => None,
+            Ok(report) => Some(format!("{report:?}")),
+            Err(error) => Some(error.to_string()),
+        };
+        if let Some(failure) = failure {
+            // Undo the spare at once rather than leave the group larger until the end.
+            let undone = self.re_add(group, node, spare).await;
+            anyhow::bail!("removing node {node} from group {group}: {failure} (undo: {undone:?})");
+        }
+        let force = if spare.is_none() { " (forced)" } else { "" };
+        detail.push_str(&format!("removed node {node} from group {group}{force}"));
+        Ok((detail, Heal::ReAdd(group, node, spare)))
     }
 
-    async fn re_add(&self, group: u64, node: u64) -> anyhow::Result<()> {
+    async fn add_to_group(&self, group: u64, node: u64) -> anyhow::Result<()> {
         let info = self
             .cluster
             .node(node)
@@ -498,12 +527,32 @@ impl Nemesis {
             )
             .await?;
         if !report.all_ok() {
-            anyhow::bail!("adding node {node} back to group {group}: {report:?}");
+            anyhow::bail!("adding node {node} to group {group}: {report:?}");
+        }
+        Ok(())
+    }
+
+    async fn re_add(&self, group: u64, node: u64, spare: Option<u64>) -> anyhow::Result<()> {
+        let statuses = collect::statuses(&self.nodes, false).await;
+        let members = collect::members(&statuses, group);
+        if !members.contains(&node) {
+            self.add_to_group(group, node).await?;
+        }
+        if let Some(spare) = spare
+            && members.contains(&spare)
+        {
+            let report = self
+                .admin
+                .remove_node(&self.seeds(), spare, Some(vec![GroupId(group)]), false)
+                .await?;
+            if !report.all_ok() {
+                anyhow::bail!("removing spare node {spare} from group {group}: {report:?}");
+            }
         }
         self.removed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&(group, node));
+            .remove(&(group, node, spare));
         Ok(())
     }
 
@@ -528,7 +577,7 @@ impl Nemesis {
                 }
                 self.reset_clocks(&nodes).await?;
             }
-            Heal::ReAdd(group, node) => self.re_add(group, node).await?,
+            Heal::ReAdd(group, node, spare) => self.re_add(group, node, spare).await?,
             Heal::Nothing => {}
         }
         Ok(())
@@ -581,15 +630,15 @@ impl Nemesis {
                 errors.push(format!("restart node {node}: {error}"));
             }
         }
-        let removed: Vec<(u64, u64)> = self
+        let removed: Vec<(u64, u64, Option<u64>)> = self
             .removed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .copied()
             .collect();
-        for (group, node) in removed {
-            if let Err(error) = self.re_add(group, node).await {
+        for (group, node, spare) in removed {
+            if let Err(error) = self.re_add(group, node, spare).await {
                 errors.push(format!("re-add node {node} to group {group}: {error}"));
             }
         }
