@@ -388,6 +388,45 @@ fn log_entry(
     }
 }
 
+/// Waits until every group `1..=shard_count` has a leader that every member (as that leader
+/// lists them) answers for and names. Replicas on nodes that are no longer members are not
+/// asked: a removed replica may linger without a leader. Returns why not, at the deadline.
+pub async fn wait_groups_led(
+    nodes: &BTreeMap<u64, String>,
+    shard_count: u32,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let statuses = statuses(nodes, false).await;
+        let mut reason = None;
+        for group in 1..=u64::from(shard_count) {
+            let Some(view) = group_view(&statuses, group) else {
+                reason = Some(format!("group {group} has no leader"));
+                break;
+            };
+            for member in &view.members {
+                let named = statuses
+                    .get(member)
+                    .and_then(|status| replica_of(status, group))
+                    .and_then(|replica| replica.leader_id);
+                if named != Some(view.leader) {
+                    reason = Some(format!(
+                        "group {group}: member {member} names leader {named:?}, not {}",
+                        view.leader
+                    ));
+                    break;
+                }
+            }
+        }
+        match reason {
+            None => return Ok(()),
+            Some(reason) if Instant::now() >= deadline => return Err(reason),
+            Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
 /// The leader of every group `1..=shard_count` among the answering nodes.
 pub fn leaders(statuses: &BTreeMap<u64, StatusResponse>, shard_count: u32) -> BTreeMap<u64, u64> {
     (1..=u64::from(shard_count))

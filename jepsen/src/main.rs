@@ -36,6 +36,10 @@ struct RunArgs {
     /// The run directory (default: jepsen-runs/<unix time>).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Where the nodes keep their data and logs (default: <out>/cluster). Node data dirs
+    /// are removed at the end unless --keep-data; logs stay.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Nodes in the cluster (3 or more; 5 by default).
     #[arg(long, default_value_t = 5)]
     nodes: usize,
@@ -135,6 +139,7 @@ fn options(args: RunArgs) -> anyhow::Result<RunOptions> {
         out: args
             .out
             .unwrap_or_else(|| PathBuf::from(format!("jepsen-runs/{}", unix_seconds()))),
+        data_dir: args.data_dir,
         nodes: args.nodes,
         shard_count: args.shards,
         clients: args.clients,
@@ -163,7 +168,14 @@ fn main() -> ExitCode {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(runner::run(options))
+                .block_on(async {
+                    // On Ctrl-C the run is dropped; dropping the runtime then drops every
+                    // task, and the local cluster kills its nodes when the last one goes.
+                    tokio::select! {
+                        summary = runner::run(options) => summary,
+                        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+                    }
+                })
         }),
         Command::Check { dir } => runner::check_dir(&dir).inspect(|summary| {
             let _ = write!(
