@@ -34,6 +34,7 @@ pub mod command;
 mod digest;
 pub mod limits;
 pub mod outcome;
+pub mod planted;
 pub mod spec;
 mod state;
 pub mod types;

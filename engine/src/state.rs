@@ -284,6 +284,16 @@ impl State {
         let key = RequestKey::of(request.actor.user, &request.request_id);
         let fingerprint = Fingerprint::of(&request.action);
         let auction_id = request.action.auction_id();
+        if crate::planted::active(crate::planted::Bug::SkipDedupe) {
+            // Planted bug: run the request again, whatever its records say.
+            let mut events = Vec::with_capacity(4);
+            let reply = to_reply(self.execute(now, log_index, request, &mut events));
+            return Outcome {
+                reply,
+                events,
+                replayed: false,
+            };
+        }
         // A key lives in at most one place: the group-level records (the request named no
         // existing auction when it was applied) or its auction's records.
         if let Some(record) = self.requests.get(&key) {
@@ -523,8 +533,21 @@ impl State {
         }
         let suspended = self.suspended.contains(&actor.user);
         let bids_max = self.capacity.bids_per_auction_max;
-        let auction = self.open_auction_mut(auction_id)?;
-        auction.check_may_buy_or_bid(now, actor.user, suspended)?;
+        let auction = if crate::planted::active(crate::planted::Bug::BidAfterClose) {
+            // Planted bug: closed and ended auctions take bids.
+            let auction = self
+                .auctions
+                .get_mut(&auction_id)
+                .ok_or(RejectCode::AuctionNotFound)?;
+            if auction.seller == actor.user {
+                return Err(RejectCode::OwnAuction);
+            }
+            auction
+        } else {
+            let auction = self.open_auction_mut(auction_id)?;
+            auction.check_may_buy_or_bid(now, actor.user, suspended)?;
+            auction
+        };
         if auction.bids.len() >= bids_max {
             return Err(RejectCode::BidLimitReached);
         }

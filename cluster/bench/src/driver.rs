@@ -364,10 +364,12 @@ mod tests {
         assert!(totals.decided > 1_000, "{totals:?}");
         assert!(latency.max_us >= 500_000, "{latency:?}");
         assert!(latency.p99_us < 10_000, "{latency:?}");
-        // The last bid, sent just before the end, completes in second 2.
-        assert_eq!(seconds.len(), 3);
-        assert_eq!(
-            seconds.iter().map(|row| row.decided).sum::<u64>(),
+        assert_eq!(seconds.len(), 2);
+        // The last bid, sent just before the end, is answered after it: outside the plot.
+        let plotted: u64 = seconds.iter().map(|row| row.decided).sum();
+        assert!(
+            totals.decided - plotted <= 1,
+            "{plotted} of {}",
             totals.decided
         );
     }

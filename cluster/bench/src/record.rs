@@ -6,8 +6,9 @@
 //! every request scheduled behind it (wrk2's correction for coordinated omission). In the
 //! closed loop a request is due when it is sent.
 //!
-//! Only requests due inside the measurement window count; the warm-up's do not. Requests are
-//! bucketed by the second in which they completed.
+//! The totals and the run's histogram hold the requests due inside the measurement window;
+//! the warm-up's do not count. The per-second buckets hold what completed in each second of
+//! the window, whenever it was due, so every second is a full second of the cluster's answers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -110,7 +111,9 @@ impl LatencySummary {
     }
 }
 
-/// One second of the measurement, for the plot and the JSON report.
+/// One second of the measurement, for the plot and the JSON report: the bids answered in
+/// that second (including warm-up bids answered in the first), with their latencies. So the
+/// rows add up to the totals only approximately.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SecondRow {
     /// Seconds since the measurement began.
@@ -168,21 +171,28 @@ impl Recorder {
     }
 
     /// Records a request that was due at `due` and completed at `done`. Returns whether it
-    /// counted (it was due inside the measurement window).
+    /// counted in the totals (it was due inside the measurement window); it goes into the
+    /// bucket of its completion second if that lies inside the window.
     pub fn record(&mut self, due: Instant, done: Instant, tally: &Tally, replayed: bool) -> bool {
-        if due < self.measure_start || due >= self.measure_end {
-            return false;
-        }
-        self.totals.add(tally, replayed);
-        let second = done.saturating_duration_since(self.measure_start).as_secs();
-        self.close_before(second.saturating_sub(SECOND_OPEN_SPAN));
         let latency_us = micros(done.saturating_duration_since(due));
         let decided = matches!(tally, Tally::Accepted | Tally::Rejected(_));
-        if decided {
-            self.latency.saturating_record(latency_us);
+        let counted = due >= self.measure_start && due < self.measure_end;
+        if counted {
+            self.totals.add(tally, replayed);
+            if decided {
+                self.latency.saturating_record(latency_us);
+            }
         }
+        // The plot shows what the cluster answered in each second of the window, so a
+        // second is full from the start (warm-up bids answered in it count) and nothing
+        // after the window is shown.
+        if done < self.measure_start || done >= self.measure_end {
+            return counted;
+        }
+        let second = done.saturating_duration_since(self.measure_start).as_secs();
+        self.close_before(second.saturating_sub(SECOND_OPEN_SPAN));
         let Some(bucket) = self.bucket(second) else {
-            return true;
+            return counted;
         };
         match tally {
             Tally::Accepted => bucket.row.accepted += 1,
@@ -194,7 +204,7 @@ impl Recorder {
             bucket.row.decided += 1;
             bucket.latency.saturating_record(latency_us);
         }
-        true
+        counted
     }
 
     /// The open bucket of `second`, or `None` when it was already summarised (a completion
@@ -273,8 +283,15 @@ mod tests {
         let mut recorder = Recorder::new(at(start, 1_000), at(start, 3_000));
         assert!(!recorder.record(at(start, 999), at(start, 1_001), &Tally::Accepted, false));
         assert!(recorder.record(at(start, 1_000), at(start, 1_002), &Tally::Accepted, false));
+        assert!(recorder.record(at(start, 2_999), at(start, 3_500), &Tally::Accepted, false));
         assert!(!recorder.record(at(start, 3_000), at(start, 3_001), &Tally::Accepted, false));
-        assert_eq!(recorder.totals().accepted, 1);
+        assert_eq!(recorder.totals().accepted, 2);
+        // The plot's seconds hold what was answered inside the window: the warm-up bid
+        // answered at 1001 ms, not the bid answered after the end.
+        let (_, latency, seconds) = recorder.finish(2);
+        assert_eq!(latency.map(|latency| latency.count), Some(2));
+        assert_eq!(seconds.len(), 2);
+        assert_eq!((seconds[0].accepted, seconds[1].accepted), (2, 0));
     }
 
     #[test]

@@ -178,12 +178,16 @@ impl Report {
             );
         }
         let _ = writeln!(out, "  errors     {}", by_count(&t.errors_by_code));
-        let _ = writeln!(
-            out,
-            "  unknown    {} ({})",
-            t.unknown,
-            by_count(&t.unknown_by_code)
-        );
+        if t.unknown == 0 {
+            let _ = writeln!(out, "  unknown    none");
+        } else {
+            let _ = writeln!(
+                out,
+                "  unknown    {} ({})",
+                t.unknown,
+                by_count(&t.unknown_by_code)
+            );
+        }
         if t.replayed > 0 {
             let _ = writeln!(
                 out,

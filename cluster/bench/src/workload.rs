@@ -31,9 +31,15 @@ const START_MARGIN: Duration = Duration::from_secs(5);
 /// Auctions of the long-running scenarios end this long after the run is planned to end,
 /// so slow setup or draining never closes them during the run.
 const END_MARGIN: Duration = Duration::from_secs(300);
-/// The `closing` scenario expects setup (creating the auctions) to take at most this long
-/// before the warm-up starts.
-const SETUP_ALLOWANCE: Duration = Duration::from_secs(2);
+/// `closing`: auctions end between these fractions of the measurement, in index order...
+const CLOSING_FIRST_END: f64 = 0.1;
+const CLOSING_LAST_END: f64 = 0.6;
+/// ...and soft close may push each end out by at most this fraction of the measurement (and
+/// at most [`CLOSING_EXTENSION_MAX`]), so every auction closes before the measurement ends.
+const CLOSING_EXTENSION_FRACTION: f64 = 0.2;
+const CLOSING_EXTENSION_MAX: Duration = Duration::from_secs(2);
+/// `closing`: the soft-close window and extension of each bid.
+const CLOSING_SOFT_WINDOW_MAX: Duration = Duration::from_millis(500);
 /// Most auction ids one run can name: ids are the run's nonce above 20 bits of index.
 const AUCTION_INDEX_BITS: u32 = 20;
 const _: () = assert!(crate::args::AUCTIONS_MAX < (1 << AUCTION_INDEX_BITS));
@@ -232,8 +238,9 @@ fn micros(duration: Duration) -> Micros {
 }
 
 /// The listing of auction `index` of `count`. Every auction is open from a little before
-/// `now`; in `closing`, auction `i` ends at `(i + 1) / (count + 1)` of the measurement, with
-/// a short soft close, and the others end well after the run.
+/// `now`. In `closing`, the auctions end in index order between 10% and 60% of the
+/// measurement, and soft close extends each by at most 20% of it, so all of them close
+/// during the run; in the other scenarios auctions end well after the run.
 pub fn auction_spec(
     scenario: Scenario,
     index: usize,
@@ -245,13 +252,23 @@ pub fn auction_spec(
     let start = Timestamp(now.0.saturating_sub(micros(START_MARGIN).0));
     let (end, soft_close) = match scenario {
         Scenario::Closing => {
-            let fraction = (index as f64 + 1.0) / (count as f64 + 1.0);
-            let into_measure = measure.mul_f64(fraction);
-            let end = now.plus(micros(SETUP_ALLOWANCE + warmup + into_measure));
+            // Windows count from `now`, when the auctions are created, not from the start of
+            // the measurement: setup only makes them end earlier, never after the run.
+            let step = if count > 1 {
+                (CLOSING_LAST_END - CLOSING_FIRST_END) * index as f64 / (count - 1) as f64
+            } else {
+                0.0
+            };
+            let end = now.plus(micros(warmup + measure.mul_f64(CLOSING_FIRST_END + step)));
+            let cap = measure
+                .mul_f64(CLOSING_EXTENSION_FRACTION)
+                .min(CLOSING_EXTENSION_MAX)
+                .max(Duration::from_millis(1));
+            let window = micros(cap.min(CLOSING_SOFT_WINDOW_MAX));
             let soft_close = SoftClose {
-                window: Micros(500_000),
-                mode: SoftCloseMode::AddToEnd(Micros(500_000)),
-                total_extension_max: Some(Micros::from_secs(2)),
+                window,
+                mode: SoftCloseMode::AddToEnd(window),
+                total_extension_max: Some(micros(cap)),
             };
             (end, Some(soft_close))
         }
@@ -413,15 +430,36 @@ mod tests {
     fn closing_auctions_end_in_turn_inside_the_measurement() {
         let warmup = Duration::from_secs(1);
         let measure = Duration::from_secs(10);
-        let ends: Vec<Timestamp> = (0..4)
-            .map(|index| auction_spec(Scenario::Closing, index, 4, NOW, warmup, measure).end)
+        let specs: Vec<AuctionSpec> = (0..4)
+            .map(|index| auction_spec(Scenario::Closing, index, 4, NOW, warmup, measure))
             .collect();
-        let measure_start = NOW.plus(micros(SETUP_ALLOWANCE + warmup));
+        // Setup takes time after `now`, so the measurement starts at `now + warmup` at the
+        // earliest and ends at `now + warmup + measure` at the earliest.
+        let measure_start = NOW.plus(micros(warmup));
         let measure_end = measure_start.plus(micros(measure));
-        assert!(ends.windows(2).all(|pair| pair[0] < pair[1]));
-        assert!(
-            ends.iter()
-                .all(|end| *end > measure_start && *end < measure_end)
+        assert!(specs.windows(2).all(|pair| pair[0].end < pair[1].end));
+        for spec in &specs {
+            assert!(spec.end > measure_start, "{spec:?}");
+            assert!(
+                spec.latest_end() < measure_end,
+                "soft close cannot outlast the run"
+            );
+            assert_eq!(spec.check(NOW), Ok(()));
+        }
+        assert_eq!(specs[0].end, measure_start.plus(Micros::SECOND));
+        assert_eq!(specs[3].end, measure_start.plus(Micros::from_secs(6)));
+        let one = auction_spec(
+            Scenario::Closing,
+            0,
+            1,
+            NOW,
+            warmup,
+            Duration::from_millis(1),
+        );
+        assert_eq!(
+            one.check(NOW),
+            Ok(()),
+            "a tiny measurement still gives a valid listing"
         );
         let hot = auction_spec(Scenario::Hot, 0, 1, NOW, warmup, measure);
         assert!(hot.end > measure_end.plus(Micros::from_secs(60)));

@@ -1221,7 +1221,7 @@ async fn connect(info: &NodeInfo) -> Result<Channel, String> {
 async fn status_of(info: &NodeInfo) -> Result<StatusResponse, String> {
     let channel = connect(info).await?;
     let mut client = admin_api_client(channel);
-    let request = StatusRequest { group_ids: vec![] };
+    let request = StatusRequest::default();
     match tokio::time::timeout(RPC_TIMEOUT, client.status(request)).await {
         Ok(Ok(response)) => Ok(response.into_inner()),
         Ok(Err(status)) => Err(format!("Status: {status}")),

@@ -72,7 +72,7 @@ impl AdminApiService {
             .groups()
             .iter()
             .filter(|group| wanted.is_empty() || wanted.contains(&group.id.0))
-            .map(|group| group_status(group, self.registry.clock_ok()))
+            .map(|group| group_status(group, self.registry.clock_ok(), request.include_digest))
             .collect();
         let nodes = self
             .registry
@@ -536,8 +536,18 @@ fn healthy_voters(group: &Group) -> BTreeSet<u64> {
     healthy
 }
 
-fn group_status(group: &Group, clock_ok: bool) -> GroupStatus {
+fn group_status(group: &Group, clock_ok: bool, include_digest: bool) -> GroupStatus {
     use openraft::Instant as _;
+    // Digest and index under one read of the state, so they belong together.
+    let (state_digest, state_digest_index) = include_digest
+        .then(|| {
+            group
+                .reader
+                .read(|state, last| (state.digest().to_string(), last.map(|id| id.index())))
+                .ok()
+        })
+        .flatten()
+        .map_or((None, None), |(digest, index)| (Some(digest), index));
     let metrics = group.raft.metrics().borrow_watched().clone();
     let role = match metrics.state {
         ServerState::Leader => RaftRole::Leader,
@@ -582,6 +592,8 @@ fn group_status(group: &Group, clock_ok: bool) -> GroupStatus {
             .as_ref()
             .map(|acked| acked.elapsed().as_millis() as u64),
         clock_ok,
+        state_digest,
+        state_digest_index,
     }
 }
 

@@ -109,7 +109,7 @@ impl ClientApiService {
         })?;
         match answer {
             Ok(proposed) => {
-                tracing::debug!(log_index = proposed.log_id.index(), "applied");
+                tracing::debug!(log_index = proposed.log_index, "applied");
                 applied(&proposed)
             }
             Err(ProposeFailure::NotLeader(hint)) => Err(ApiError::not_leader(hint)),
@@ -147,6 +147,11 @@ pub async fn read_view(
         ReadConsistency::Lease => Some(ReadPolicy::LeaseRead),
         ReadConsistency::Local => None,
     };
+    // Planted bug (test builds only): a node that believes it leads skips confirming it.
+    let policy = policy.filter(|_| {
+        !(martelo_engine::planted::active(martelo_engine::planted::Bug::StaleRead)
+            && group.raft.is_leader())
+    });
     if let Some(policy) = policy {
         if !registry.clock_ok.load(std::sync::atomic::Ordering::Acquire) {
             return Err(ApiError::new(
@@ -292,8 +297,8 @@ fn applied(proposed: &Proposed) -> Result<Applied, ApiError> {
         .next_back()
         .unwrap_or(0);
     Ok(Applied {
-        log_index: proposed.log_id.index(),
-        log_term: proposed.log_id.committed_leader_id().term,
+        log_index: proposed.log_index,
+        log_term: proposed.log_term,
         timestamp_us: proposed.timestamp.0,
         reply: encoded.into(),
         replayed: proposed.outcome.replayed,

@@ -62,6 +62,17 @@ pub struct NodeArgs {
         allow_hyphen_values = true
     )]
     pub clock_offset_ms: Option<i64>,
+    /// Testing only: read the clock offset (integer milliseconds) from this file about every
+    /// 50 ms while the node runs, so a fault suite can skew the clock without a restart. A
+    /// missing or unreadable file leaves the offset as it is.
+    #[arg(long, env = "MARTELO_CLOCK_OFFSET_FILE", hide = true)]
+    pub clock_offset_file: Option<PathBuf>,
+    /// Testing only, in builds with the `planted-bugs` feature: plant one deliberate bug
+    /// (`skip-dedupe`, `bid-after-close`, `ack-before-commit`, `stale-read`) so the fault
+    /// suite can show it catches it.
+    #[cfg(feature = "planted-bugs")]
+    #[arg(long, env = "MARTELO_PLANT_BUG", hide = true)]
+    pub plant_bug: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -109,6 +120,9 @@ pub struct NodeConfig {
     pub log_format: LogFormat,
     pub dial_overrides: BTreeMap<u64, String>,
     pub clock_offset_ms: i64,
+    pub clock_offset_file: Option<PathBuf>,
+    /// The planted bug, in test builds only.
+    pub plant_bug: Option<martelo_engine::planted::Bug>,
 }
 
 impl NodeArgs {
@@ -168,6 +182,21 @@ impl NodeArgs {
         if clock_offset_ms.unsigned_abs() > 86_400_000 {
             bail!("--clock-offset-ms {clock_offset_ms} is more than a day");
         }
+        #[cfg(feature = "planted-bugs")]
+        let plant_bug = match self.plant_bug.as_deref() {
+            None => None,
+            Some(name) => Some(martelo_engine::planted::Bug::from_name(name).with_context(
+                || {
+                    let names: Vec<&str> = martelo_engine::planted::Bug::ALL
+                        .iter()
+                        .map(|bug| bug.name())
+                        .collect();
+                    format!("--plant-bug {name}: expected one of {}", names.join(", "))
+                },
+            )?),
+        };
+        #[cfg(not(feature = "planted-bugs"))]
+        let plant_bug = None;
         Ok(NodeConfig {
             id,
             listen,
@@ -180,6 +209,8 @@ impl NodeArgs {
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             dial_overrides,
             clock_offset_ms,
+            clock_offset_file: self.clock_offset_file,
+            plant_bug,
         })
     }
 }

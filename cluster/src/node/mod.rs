@@ -47,6 +47,15 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs a node until SIGTERM or Ctrl-C, then stops cleanly.
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
+    // Before any group applies anything, so every command sees the same engine.
+    #[cfg(feature = "planted-bugs")]
+    if let Some(bug) = config.plant_bug {
+        anyhow::ensure!(
+            martelo_engine::planted::plant(bug),
+            "another bug is already planted"
+        );
+        tracing::warn!(bug = bug.name(), "TEST BUILD: a deliberate bug is planted");
+    }
     if let Some(address) = &config.metrics_listen {
         telemetry::serve_metrics(address)?;
     }
@@ -69,6 +78,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let node_span = tracing::info_span!("node", node_id = registry.node_id());
     tokio::spawn(timers::run(Arc::downgrade(&registry)).instrument(node_span.clone()));
     tokio::spawn(skew::run(Arc::downgrade(&registry)).instrument(node_span.clone()));
+    if let Some(path) = registry.config.clock_offset_file.clone() {
+        tokio::spawn(
+            skew::follow_offset_file(Arc::downgrade(&registry), path).instrument(node_span.clone()),
+        );
+    }
     tokio::spawn(telemetry::sample_groups(Arc::downgrade(&registry)).instrument(node_span.clone()));
     let request_span = node_span.clone();
 

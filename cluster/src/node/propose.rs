@@ -17,7 +17,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use martelo_engine::{Command, GroupId, Outcome, Timestamp};
 use martelo_proto::ErrorCode;
-use martelo_raft_store::{Stamped, StateReader, types::LogId};
+use martelo_raft_store::{Stamped, StateReader};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Raft;
@@ -32,7 +32,8 @@ pub const QUEUE_ENTRIES_MAX: usize = 16 * 1024;
 /// A committed and applied command.
 #[derive(Debug)]
 pub struct Proposed {
-    pub log_id: LogId,
+    pub log_index: u64,
+    pub log_term: u64,
     pub timestamp: Timestamp,
     pub outcome: Outcome,
 }
@@ -178,6 +179,14 @@ impl Batcher {
                         message: message.clone(),
                     });
                 }
+                Ok(results)
+                    if martelo_engine::planted::active(
+                        martelo_engine::planted::Bug::AckBeforeCommit,
+                    ) =>
+                {
+                    self.answer_before_commit(pending, &stamps);
+                    tokio::spawn(results.for_each(|_| async {}));
+                }
                 Ok(results) => {
                     let latency = metrics::histogram!("martelo_propose_seconds", "group" => group_label.clone());
                     tokio::spawn(forward(
@@ -190,6 +199,35 @@ impl Batcher {
                     ));
                 }
             }
+        }
+    }
+}
+
+impl Batcher {
+    /// Planted bug `ack-before-commit` (test builds only): answers every proposer at once
+    /// with the outcome of applying its command to a copy of the applied state, before the
+    /// entry commits or even reaches a quorum.
+    fn answer_before_commit(&self, pending: Vec<Pending>, stamps: &[Timestamp]) {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let next_index = metrics.last_log_index.unwrap_or(0) + 1;
+        let Ok(mut state) = self.reader.read(|state, _| state.clone()) else {
+            return refuse(pending, || {
+                ProposeFailure::Unknown("cannot read the state to speculate on".into())
+            });
+        };
+        for (offset, (pending, timestamp)) in pending.into_iter().zip(stamps).enumerate() {
+            let log_index = (next_index + offset as u64).max(state.last_applied().0 + 1);
+            let context = martelo_engine::ApplyCtx {
+                log_index,
+                timestamp: *timestamp,
+            };
+            let outcome = state.apply(context, &pending.command);
+            let _ = pending.reply.send(Ok(Proposed {
+                log_index,
+                log_term: metrics.current_term,
+                timestamp: *timestamp,
+                outcome,
+            }));
         }
     }
 }
@@ -215,7 +253,8 @@ async fn forward(
         let answer = match results.next().await {
             Some(Ok(Ok(written))) => match written.response.outcome {
                 Some(outcome) => Ok(Proposed {
-                    log_id: written.log_id,
+                    log_index: written.log_id.index(),
+                    log_term: written.log_id.committed_leader_id().term,
                     timestamp,
                     outcome,
                 }),

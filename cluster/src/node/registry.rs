@@ -58,25 +58,39 @@ impl NodeMeta {
     }
 }
 
-/// The node's wall clock, shifted by the test-only offset. The only clock the node reads for
-/// command timestamps; the engine never reads one.
-#[derive(Clone, Copy, Debug)]
+/// The node's wall clock, shifted by the test-only offset (fixed by `--clock-offset-ms`, or
+/// changed while the node runs through `--clock-offset-file`). The only clock the node reads
+/// for command timestamps; the engine never reads one.
+#[derive(Clone, Debug)]
 pub struct WallClock {
-    offset_us: i64,
+    offset_us: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl WallClock {
     pub fn new(offset_ms: i64) -> WallClock {
         WallClock {
-            offset_us: offset_ms.saturating_mul(1000),
+            offset_us: Arc::new(std::sync::atomic::AtomicI64::new(
+                offset_ms.saturating_mul(1000),
+            )),
         }
+    }
+
+    /// Shifts the clock to `offset_ms` from now on (testing only).
+    pub fn set_offset_ms(&self, offset_ms: i64) {
+        self.offset_us
+            .store(offset_ms.saturating_mul(1000), Ordering::Relaxed);
+    }
+
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_us.load(Ordering::Relaxed) / 1000
     }
 
     pub fn now(&self) -> Timestamp {
         let since_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_micros() as i64);
-        Timestamp(since_epoch.saturating_add(self.offset_us).max(0) as u64)
+        let offset_us = self.offset_us.load(Ordering::Relaxed);
+        Timestamp(since_epoch.saturating_add(offset_us).max(0) as u64)
     }
 }
 

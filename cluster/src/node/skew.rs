@@ -79,6 +79,7 @@ async fn sample(registry: &Registry, peer: u64, address: &str) -> Option<ClockSa
     let mut client = martelo_proto::services::admin_api_client(channel);
     let mut request = tonic::Request::new(StatusRequest {
         group_ids: vec![u64::MAX],
+        ..StatusRequest::default()
     });
     request.set_timeout(SAMPLE_TIMEOUT);
     let sent = registry.wall_now();
@@ -89,4 +90,82 @@ async fn sample(registry: &Registry, peer: u64, address: &str) -> Option<ClockSa
         peer: martelo_engine::Timestamp(response.wall_clock_us),
         received,
     })
+}
+
+/// How often `--clock-offset-file` is read.
+const OFFSET_FILE_EVERY: Duration = Duration::from_millis(50);
+/// Largest offset file read; it holds one integer.
+const OFFSET_FILE_BYTES_MAX: u64 = 64;
+/// Largest offset accepted from the file, as for `--clock-offset-ms`.
+const OFFSET_MS_MAX: u64 = 86_400_000;
+
+/// Testing only: keeps the node's clock offset equal to the integer (milliseconds) in `path`,
+/// so a fault suite can skew and strobe the clock of a running node. A missing file or one
+/// that does not hold a valid offset leaves the offset unchanged (and says so once).
+pub async fn follow_offset_file(registry: Weak<Registry>, path: std::path::PathBuf) {
+    let mut ticker = Ticker::new(registry, OFFSET_FILE_EVERY);
+    let mut complained = false;
+    while let Some(registry) = ticker.next().await {
+        match read_offset_file(&path).await {
+            Ok(None) => {}
+            Ok(Some(offset_ms)) => {
+                complained = false;
+                if registry.clock.offset_ms() != offset_ms {
+                    tracing::warn!(offset_ms, "TEST: clock offset changed by the offset file");
+                    registry.clock.set_offset_ms(offset_ms);
+                }
+            }
+            Err(reason) if !complained => {
+                complained = true;
+                tracing::warn!(path = %path.display(), reason, "ignoring the clock offset file");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+async fn read_offset_file(path: &std::path::Path) -> Result<Option<i64>, String> {
+    use tokio::io::AsyncReadExt as _;
+    let file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error.to_string()),
+    };
+    let mut text = String::new();
+    file.take(OFFSET_FILE_BYTES_MAX)
+        .read_to_string(&mut text)
+        .await
+        .map_err(|error| error.to_string())?;
+    let text = text.trim();
+    if text.is_empty() {
+        // Caught between truncate and write.
+        return Ok(None);
+    }
+    let offset: i64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not an integer number of milliseconds"))?;
+    if offset.unsigned_abs() > OFFSET_MS_MAX {
+        return Err(format!("{offset} ms is more than a day"));
+    }
+    Ok(Some(offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_offset_file_is_read_checked_and_optional() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("offset");
+        assert_eq!(read_offset_file(&path).await, Ok(None));
+        std::fs::write(&path, "-1500\n").expect("writes");
+        assert_eq!(read_offset_file(&path).await, Ok(Some(-1500)));
+        std::fs::write(&path, "").expect("writes");
+        assert_eq!(read_offset_file(&path).await, Ok(None));
+        std::fs::write(&path, "soon").expect("writes");
+        assert!(read_offset_file(&path).await.is_err());
+        std::fs::write(&path, "90000000").expect("writes");
+        assert!(read_offset_file(&path).await.is_err());
+    }
 }

@@ -54,7 +54,7 @@ pub async fn run(registry: Weak<Registry>) {
                             tracing::info!(
                                 group = group.id.0,
                                 auction = auction.0,
-                                log_index = proposed.log_id.index(),
+                                log_index = proposed.log_index,
                                 accepted = proposed.outcome.reply.is_accepted(),
                                 "close proposed"
                             );
