@@ -52,6 +52,8 @@ const FIRST_BIDDER: u64 = 1_000;
 const FIRST_SPARE_PROCESS: u64 = 100_000;
 /// How often a close observer reads an auction past its end.
 const CLOSE_POLL: Duration = Duration::from_millis(250);
+/// How often a worker reconnects through its home node (see [`work`]).
+const RECONNECT_EVERY: Duration = Duration::from_secs(2);
 /// Auctions start this far in the past, so clock skew never makes a bid early.
 const START_MARGIN: Micros = Micros::from_secs(60);
 
@@ -334,9 +336,11 @@ impl Workload {
             tasks.push(tokio::spawn(keep_auction(shared, client, slot)));
         }
         for worker in 0..clients {
-            let client = connect(&seeds, options).await?;
+            let mut home = seeds.clone();
+            home.rotate_left(worker % seeds.len().max(1));
+            let client = connect(&home, options).await?;
             let shared = Arc::clone(&shared);
-            tasks.push(tokio::spawn(work(shared, client, worker)));
+            tasks.push(tokio::spawn(work(shared, client, worker, home, options)));
         }
         Ok(Workload { shared, tasks })
     }
@@ -565,13 +569,32 @@ async fn observe_close(shared: &Shared, client: &Client, auction: &AuctionSlot) 
 }
 
 /// One worker: bids and reads on open auctions at its share of the rate.
-async fn work(shared: Arc<Shared>, client: Client, worker: usize) {
+///
+/// Every [`RECONNECT_EVERY`] the worker reconnects through its home node (the seeds rotated
+/// by its index), as a long-lived client re-resolving the cluster would: its leader cache
+/// then reflects what that node believes. So during a partition some workers follow the
+/// majority's new leader while others keep asking a deposed one, which is what lets stale
+/// reads and unreplicated acknowledgements show up in the history.
+async fn work(
+    shared: Arc<Shared>,
+    mut client: Client,
+    worker: usize,
+    home: Vec<String>,
+    options: ClientOptions,
+) {
     let mut rng = Rng::new(shared.config.seed ^ (0xc11e_0000 + worker as u64));
     let mut process = worker as u64;
     let per_worker = (shared.config.rate / shared.config.clients.max(1) as f64).max(0.1);
     let pause = Duration::from_secs_f64(1.0 / per_worker);
+    let mut connected = Instant::now();
     while !shared.stopping.load(Ordering::SeqCst) {
         let started = Instant::now();
+        if connected.elapsed() >= RECONNECT_EVERY {
+            connected = Instant::now();
+            if let Ok(fresh) = Client::connect(&home, options).await {
+                client = fresh;
+            }
+        }
         match shared.pick_active(&mut rng) {
             None => {}
             Some(auction) if rng.percent(shared.config.read_percent) => {

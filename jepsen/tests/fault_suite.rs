@@ -189,7 +189,7 @@ fn planted_stale_read_is_caught_as_non_linearizable() {
         "linearizable",
         &[
             "--duration",
-            "30",
+            "40",
             "--nemesis",
             "partition",
             "--partition",
