@@ -19,6 +19,7 @@ fn proposal(group: u64, auction: u64, request_id: &str, bytes: Vec<u8>) -> Propo
         auction_id: auction,
         traceparent: String::new(),
         codec_version: u32::from(codec::FORMAT_VERSION),
+        attempt: 1,
         command: Some(propose_request::Command::EncodedRequest(bytes.into())),
     }
 }
@@ -65,9 +66,48 @@ async fn acknowledged_bids_are_read_linearizably_and_retries_replay() {
         21,
         "20 bids and one retried bid, applied once"
     );
-    // A rejection is an answer with a stable code, not an error.
+    // A rejection is an answer with a stable code, not an error. A first attempt of a bid
+    // too low to win is decided from a lease read, without a log entry...
     let low = bid(client, 1, 11, 1, "too-low").await.expect("decided");
-    assert!(matches!(low.reply, Reply::Rejected(_)), "{:?}", low.reply);
+    assert_eq!(
+        low.reply,
+        Reply::Rejected(martelo_engine::RejectCode::BidTooLow)
+    );
+    assert!(low.decided_without_log && low.log_term == 0, "{low:?}");
+    let view = read(client, 1).await;
+    assert_eq!(view.bids.len(), 21, "nothing was recorded");
+    // ...but a retry (attempt 2) goes through the log, which then records it, so later
+    // attempts replay that record.
+    let group = client.group_of(AuctionId(1));
+    let leader = client.leader_of(group).expect("leader known");
+    let encoded = codec::encode(
+        "request",
+        &request(
+            martelo_engine::UserId(11),
+            martelo_engine::Role::Bidder,
+            "too-low",
+            martelo_engine::Action::PlaceBid {
+                auction_id: AuctionId(1),
+                amount: martelo_engine::Amount(1),
+                max: None,
+            },
+        ),
+    )
+    .expect("encodes");
+    let mut raw = raw_client(&leader.address).await;
+    for (attempt, replayed) in [(2, false), (1, true)] {
+        let mut message = proposal(group.0, 1, "too-low", encoded.clone());
+        message.attempt = attempt;
+        let answer = raw.propose(message).await.expect("answers").into_inner();
+        let Some(propose_response::Result::Applied(applied)) = answer.result else {
+            panic!("attempt {attempt}: {answer:?}");
+        };
+        assert!(!applied.decided_without_log && applied.log_term > 0);
+        assert_eq!(
+            (applied.reject_code.as_str(), applied.replayed),
+            ("bid_too_low", replayed)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

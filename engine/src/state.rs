@@ -280,6 +280,43 @@ impl State {
         }
     }
 
+    /// Whether a leader may answer `request` with a rejection without the log: only a bid
+    /// that this state, at `now`, would reject as `bid_too_low` or `max_not_raised` (every
+    /// earlier check passing), and only if the state holds no record of the request (a retry
+    /// of a recorded request must get its recorded reply, so it goes through the log).
+    ///
+    /// The caller must read a state that reflects every committed entry (a lease or
+    /// read-index read on the leader): the rejection is then what the engine would answer at
+    /// that point of the log, at time `now`. It changes nothing and records nothing.
+    pub fn early_bid_rejection(&self, now: Timestamp, request: &Request) -> Option<RejectCode> {
+        let Action::PlaceBid {
+            auction_id,
+            amount,
+            max,
+        } = &request.action
+        else {
+            return None;
+        };
+        let now = now.max(self.last_timestamp);
+        let key = RequestKey::of(request.actor.user, &request.request_id);
+        if self.requests.contains_key(&key) {
+            return None;
+        }
+        let auction = self.auctions.get(auction_id)?;
+        if auction.requests.contains_key(&key)
+            || auction.records.len() >= self.capacity.requests_per_auction_max
+        {
+            return None;
+        }
+        let max = check_bid_amounts(*amount, *max).ok()?;
+        let suspended = self.suspended.contains(&request.actor.user);
+        let bids_max = self.capacity.bids_per_auction_max;
+        match auction.bid_amount(now, request.actor.user, suspended, bids_max, *amount, max) {
+            Err(code @ (RejectCode::BidTooLow | RejectCode::MaxNotRaised)) => Some(code),
+            _ => None,
+        }
+    }
+
     fn request(&mut self, now: Timestamp, log_index: u64, request: &Request) -> Outcome {
         let key = RequestKey::of(request.actor.user, &request.request_id);
         let fingerprint = Fingerprint::of(&request.action);
@@ -524,50 +561,14 @@ impl State {
         bid: BidRequest,
         events: &mut Vec<Event>,
     ) -> Rule<Accepted> {
-        let max = bid.max.unwrap_or(bid.amount);
-        if !bid.amount.in_range() || !max.in_range() {
-            return Err(RejectCode::AmountOutOfRange);
-        }
-        if max < bid.amount {
-            return Err(RejectCode::MaxBelowAmount);
-        }
+        let max = check_bid_amounts(bid.amount, bid.max)?;
         let suspended = self.suspended.contains(&actor.user);
         let bids_max = self.capacity.bids_per_auction_max;
-        let auction = if crate::planted::active(crate::planted::Bug::BidAfterClose) {
-            // Planted bug: closed and ended auctions take bids.
-            let auction = self
-                .auctions
-                .get_mut(&auction_id)
-                .ok_or(RejectCode::AuctionNotFound)?;
-            if auction.seller == actor.user {
-                return Err(RejectCode::OwnAuction);
-            }
-            auction
-        } else {
-            let auction = self.open_auction_mut(auction_id)?;
-            auction.check_may_buy_or_bid(now, actor.user, suspended)?;
-            auction
-        };
-        if auction.bids.len() >= bids_max {
-            return Err(RejectCode::BidLimitReached);
-        }
-        let amount = match (auction.leader, auction.price) {
-            (Some(leader), Some(price)) if leader.bidder == actor.user => {
-                if max <= leader.max {
-                    return Err(RejectCode::MaxNotRaised);
-                }
-                // The leader only raises their maximum; what they are committed to is the
-                // current price, and that is what the bid history records, so a later
-                // recomputation (after a void) never sees an amount below a valid bid.
-                price
-            }
-            _ => {
-                if bid.amount < auction.minimum_bid() {
-                    return Err(RejectCode::BidTooLow);
-                }
-                bid.amount
-            }
-        };
+        let auction = self
+            .auctions
+            .get_mut(&auction_id)
+            .ok_or(RejectCode::AuctionNotFound)?;
+        let amount = auction.bid_amount(now, actor.user, suspended, bids_max, bid.amount, max)?;
         let bid_id = BidId(u32::try_from(auction.bids.len()).expect("bids are bounded"));
         let placed = Bid {
             bidder: actor.user,
@@ -910,6 +911,47 @@ impl Auction {
         (available && self.price.is_none_or(|current| current < price)).then_some(price)
     }
 
+    /// Every check of a bid that reads the auction, in the engine's order: open, may bid,
+    /// room for another bid, then the price rule. Returns the amount the bid history records
+    /// (a leader raising their maximum is committed to the current price).
+    fn bid_amount(
+        &self,
+        now: Timestamp,
+        user: UserId,
+        suspended: bool,
+        bids_max: usize,
+        amount: Amount,
+        max: Amount,
+    ) -> Rule<Amount> {
+        if crate::planted::active(crate::planted::Bug::BidAfterClose) {
+            // Planted bug: closed and ended auctions take bids.
+            if self.seller == user {
+                return Err(RejectCode::OwnAuction);
+            }
+        } else {
+            if self.closed.is_some() {
+                return Err(RejectCode::AuctionClosed);
+            }
+            self.check_may_buy_or_bid(now, user, suspended)?;
+        }
+        if self.bids.len() >= bids_max {
+            return Err(RejectCode::BidLimitReached);
+        }
+        match (self.leader, self.price) {
+            (Some(leader), Some(price)) if leader.bidder == user => {
+                if max <= leader.max {
+                    return Err(RejectCode::MaxNotRaised);
+                }
+                // The leader only raises their maximum; what they are committed to is the
+                // current price, and that is what the bid history records, so a later
+                // recomputation (after a void) never sees an amount below a valid bid.
+                Ok(price)
+            }
+            _ if amount < self.minimum_bid() => Err(RejectCode::BidTooLow),
+            _ => Ok(amount),
+        }
+    }
+
     fn check_may_buy_or_bid(&self, now: Timestamp, user: UserId, suspended: bool) -> Rule<()> {
         if self.seller == user {
             return Err(RejectCode::OwnAuction);
@@ -1090,6 +1132,18 @@ fn require_role(actor: Actor, role: Role) -> Rule<()> {
     } else {
         Err(RejectCode::PermissionDenied)
     }
+}
+
+/// The amount checks that need no state; returns the bid's maximum (`amount` without one).
+fn check_bid_amounts(amount: Amount, max: Option<Amount>) -> Rule<Amount> {
+    let max = max.unwrap_or(amount);
+    if !amount.in_range() || !max.in_range() {
+        return Err(RejectCode::AmountOutOfRange);
+    }
+    if max < amount {
+        return Err(RejectCode::MaxBelowAmount);
+    }
+    Ok(max)
 }
 
 fn to_reply(rule: Rule<Accepted>) -> Reply {

@@ -1242,3 +1242,54 @@ fn idempotency_records_are_bounded_and_an_unrecorded_rejection_is_not_replayed()
     );
     assert!(!harness.state.is_suspended(UserId(52)));
 }
+
+#[test]
+fn early_rejection_covers_only_unrecorded_too_low_bids_while_open() {
+    let mut harness = Harness::with(spec());
+    assert!(harness.bid(1, ALICE, 1_000, Some(1_500)).is_accepted());
+    let bid = |actor: Actor, id: &str, amount: u64, max: Option<u64>| Request {
+        actor,
+        request_id: RequestId::try_from(id).unwrap(),
+        action: Action::PlaceBid {
+            auction_id: A1,
+            amount: Amount(amount),
+            max: max.map(Amount),
+        },
+    };
+    let early = |harness: &Harness, seconds: u64, request: &Request| {
+        harness.state.early_bid_rejection(at(seconds), request)
+    };
+    // Too low, and the leader not raising their maximum: decided without the log.
+    let low = bid(BOB, "low", 1_050, None);
+    assert_eq!(early(&harness, 2, &low), Some(RejectCode::BidTooLow));
+    let same_max = bid(ALICE, "same-max", 1_000, Some(1_500));
+    assert_eq!(
+        early(&harness, 2, &same_max),
+        Some(RejectCode::MaxNotRaised)
+    );
+    // A bid that may win, one with a bad amount, and any other command go through the log.
+    assert_eq!(early(&harness, 2, &bid(BOB, "high", 1_100, None)), None);
+    assert_eq!(
+        early(&harness, 2, &bid(BOB, "inverted", 1_100, Some(1_000))),
+        None
+    );
+    let close = Request {
+        actor: SELLER,
+        request_id: RequestId::try_from("cancel").unwrap(),
+        action: Action::CancelAuction {
+            auction_id: A1,
+            reason: None,
+        },
+    };
+    assert_eq!(early(&harness, 2, &close), None);
+    // Once the request is recorded, its retries get the recorded reply through the log.
+    let outcome = harness.request(3, BOB, "low", low.action.clone());
+    assert_eq!(outcome.reply, Reply::Rejected(RejectCode::BidTooLow));
+    assert_eq!(early(&harness, 4, &low), None);
+    // Outside the window, and once closed, the log decides (`auction_not_open`,
+    // `auction_closed`), never `bid_too_low`.
+    let late = bid(BOB, "late", 1_050, None);
+    assert_eq!(early(&harness, 2_000, &late), None);
+    assert!(harness.close(2_000).is_accepted());
+    assert_eq!(early(&harness, 2_001, &late), None);
+}

@@ -462,6 +462,27 @@ proptest! {
         prop_assert_eq!(visible(&state), before.0);
     }
 
+    /// A leader's early rejection (without the log) is exactly what applying the bid at that
+    /// point would answer, and it is offered for nothing but too-low bids.
+    #[test]
+    fn early_rejections_match_what_applying_answers(ops in ops(true)) {
+        let commands = commands(&ops);
+        let mut state = State::new();
+        for (index, (timestamp, command)) in commands.iter().enumerate() {
+            let rejection = match command {
+                Command::Request(request) => state.early_bid_rejection(*timestamp, request),
+                Command::Close { .. } => None,
+            };
+            let ctx = ApplyCtx { log_index: index as u64 + 1, timestamp: *timestamp };
+            let outcome = state.apply(ctx, command);
+            if let Some(code) = rejection {
+                prop_assert!(matches!(code, RejectCode::BidTooLow | RejectCode::MaxNotRaised));
+                prop_assert_eq!(outcome.reply, Reply::Rejected(code));
+                prop_assert!(!outcome.replayed);
+            }
+        }
+    }
+
     /// Snapshot, restore and continue gives the same outcomes and the same state as just
     /// continuing.
     #[test]

@@ -49,6 +49,7 @@ impl ClientApi for EchoNode {
                 reply: command,
                 accepted: true,
                 auction_seq: request.auction_id,
+                decided_without_log: false,
                 ..Applied::default()
             })
         } else {
@@ -164,6 +165,7 @@ fn proposal(group_id: u64, command: &'static [u8]) -> ProposeRequest {
         request_id: "req-1".to_owned(),
         auction_id: 5,
         codec_version: 1,
+        attempt: 1,
         command: Some(propose_request::Command::EncodedRequest(
             Bytes::from_static(command),
         )),

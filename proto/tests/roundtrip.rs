@@ -26,6 +26,7 @@ fn propose_request_round_trips_with_opaque_command_bytes() {
         auction_id: 42,
         traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
         codec_version: 1,
+        attempt: 1,
         command: Some(propose_request::Command::EncodedRequest(
             Bytes::from_static(&[0, 1, 2, 255]),
         )),
@@ -45,6 +46,7 @@ fn propose_responses_round_trip_applied_and_not_leader() {
             accepted: false,
             reject_code: "bid_too_low".to_owned(),
             auction_seq: 0,
+            decided_without_log: false,
         })),
     };
     round_trip(&applied);

@@ -124,6 +124,7 @@ mod tests {
             log_term: 1,
             timestamp: Timestamp(1),
             replayed: true,
+            decided_without_log: false,
             attempts: 2,
             node: 1,
         };

@@ -109,6 +109,9 @@ pub struct Proposed {
     pub timestamp: Timestamp,
     /// True when the request id had been applied before and `reply` is the first reply.
     pub replayed: bool,
+    /// True for a first attempt the leader rejected from a lease read, without a log entry
+    /// (a bid too low to win): `log_index` is the applied index it read, `log_term` is 0.
+    pub decided_without_log: bool,
     /// Attempts it took, the first included.
     pub attempts: u32,
     /// The node that answered (the group's leader then).
@@ -332,9 +335,13 @@ impl Client {
     ) -> Result<Proposed, ProposeError> {
         let message = proposal_message(self.inner.shards, group, request, traceparent)?;
         let channels = self.inner.channels.clone();
+        // Numbered as they are made, sent or not: only the first may be decided without the
+        // log, so counting one too many is the safe mistake.
+        let attempt = std::sync::atomic::AtomicU32::new(0);
         let served = self
             .drive("propose", group, |target, remaining| {
-                let message = message.clone();
+                let mut message = message.clone();
+                message.attempt = attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 let channels = channels.clone();
                 let traceparent = traceparent.cloned();
                 async move {
@@ -379,6 +386,7 @@ impl Client {
             log_term: applied.log_term,
             timestamp: Timestamp(applied.timestamp_us),
             replayed: applied.replayed,
+            decided_without_log: applied.decided_without_log,
             attempts: served.attempts,
             node: served.target.node_id,
         })
@@ -738,6 +746,7 @@ pub(crate) fn proposal_message(
         auction_id: auction.map_or(0, |auction| auction.0),
         traceparent: traceparent.map_or_else(String::new, ToString::to_string),
         codec_version: u32::from(FORMAT_VERSION),
+        attempt: 0, // set per attempt
         command: Some(propose_request::Command::EncodedRequest(Bytes::from(
             encoded,
         ))),

@@ -145,6 +145,7 @@ impl ClientApi for FakeNode {
                     accepted: true,
                     reject_code: String::new(),
                     auction_seq: 2,
+                    decided_without_log: false,
                 })
             }
             Propose::Redirect { leader, address } => {

@@ -15,6 +15,7 @@ use martelo_raft_store::EventLogError;
 use openraft::ReadPolicy;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request as GrpcRequest, Response, Status};
+use tracing::Instrument as _;
 
 use super::propose::{ProposeFailure, Proposed};
 use super::registry::{Group, Registry};
@@ -80,9 +81,25 @@ impl ClientApiService {
             auction = request.auction_id,
             trace_id = trace_id.as_deref().unwrap_or(""),
         );
-        let _entered = span.enter();
+        self.propose_decoded(request, decoded, &group, wait)
+            .instrument(span)
+            .await
+    }
+
+    async fn propose_decoded(
+        &self,
+        request: ProposeRequest,
+        decoded: Request,
+        group: &Group,
+        wait: Duration,
+    ) -> Result<Applied, ApiError> {
         if !group.raft.is_leader() {
             return Err(ApiError::not_leader(group.leader_hint()));
+        }
+        if request.attempt == 1
+            && let Some(rejected) = early_rejection(&self.registry, group, &decoded).await
+        {
+            return Ok(rejected);
         }
         let self_id = self.registry.node_id();
         let command = Command::Request(decoded);
@@ -133,6 +150,56 @@ impl ClientApiService {
         )
         .await
     }
+}
+
+/// Counter `martelo_propose_decided_without_log_total{group}`: first attempts of bids the
+/// leader rejected from a lease read, without a log entry.
+pub const DECIDED_WITHOUT_LOG_TOTAL: &str = "martelo_propose_decided_without_log_total";
+
+/// The throughput shortcut for hot auctions (issue 6): a first attempt of a bid that cannot
+/// win is rejected from a lease read, without a log entry. Safe because
+/// - the lease read waits until every entry committed before it is applied here, so the
+///   rejection is what the engine would answer at that point of the log (I8);
+/// - only a first attempt qualifies: a retry may have an earlier attempt in flight, and it
+///   goes through the log to get that attempt's outcome (I9); and a request the state has a
+///   record of always goes through the log, which replays the record (I2);
+/// - only `bid_too_low` and `max_not_raised` qualify, and the engine decides them with the
+///   same function either way (`State::early_bid_rejection`).
+///
+/// Returns `None` (use the log) whenever any of this cannot be established.
+async fn early_rejection(registry: &Registry, group: &Group, request: &Request) -> Option<Applied> {
+    if !matches!(request.action, martelo_engine::Action::PlaceBid { .. })
+        || !registry.clock_ok.load(std::sync::atomic::Ordering::Acquire)
+    {
+        return None;
+    }
+    group
+        .raft
+        .ensure_linearizable(ReadPolicy::LeaseRead)
+        .await
+        .ok()?;
+    let now = registry.wall_now();
+    let (code, applied_index) = group
+        .reader
+        .read(|state, applied| {
+            state
+                .early_bid_rejection(now, request)
+                .map(|code| (code, applied.map_or(0, |id| id.index())))
+        })
+        .ok()??;
+    let reply = codec::encode("reply", &Reply::Rejected(code)).ok()?;
+    metrics::counter!(DECIDED_WITHOUT_LOG_TOTAL, "group" => group.id.0.to_string()).increment(1);
+    Some(Applied {
+        log_index: applied_index,
+        log_term: 0,
+        timestamp_us: now.0,
+        reply: reply.into(),
+        replayed: false,
+        accepted: false,
+        reject_code: code.as_str().to_string(),
+        auction_seq: 0,
+        decided_without_log: true,
+    })
 }
 
 /// Reads one auction's public view with the requested consistency.
@@ -308,6 +375,7 @@ fn applied(proposed: &Proposed) -> Result<Applied, ApiError> {
             _ => String::new(),
         },
         auction_seq,
+        decided_without_log: false,
     })
 }
 
@@ -578,6 +646,7 @@ mod tests {
             auction_id: auction,
             traceparent: String::new(),
             codec_version: codec_version(),
+            attempt: 1,
             command: Some(martelo_proto::propose_request::Command::EncodedRequest(
                 codec::encode("request", request).expect("encode").into(),
             )),

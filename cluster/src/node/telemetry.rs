@@ -90,6 +90,10 @@ fn describe() {
         "Snapshots built or installed, per group."
     );
     describe_counter!(
+        super::client_api::DECIDED_WITHOUT_LOG_TOTAL,
+        "Bids rejected from a lease read without a log entry (too low to win), per group."
+    );
+    describe_counter!(
         "martelo_raft_leader_changes_total",
         "Leader changes seen, per group."
     );
