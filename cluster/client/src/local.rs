@@ -43,8 +43,8 @@ use std::time::Duration;
 
 use martelo_proto::services::admin_api_client;
 use martelo_proto::{
-    ClusterLayout, ErrorCode, InitClusterRequest, Node, RaftRole, StatusRequest, StatusResponse,
-    init_cluster_response,
+    ClusterLayout, ErrorCode, GroupStatus, InitClusterRequest, Node, RaftRole, StatusRequest,
+    StatusResponse, init_cluster_response,
 };
 use nix::sys::signal::{Signal, kill as send_signal};
 use nix::unistd::Pid;
@@ -1291,19 +1291,43 @@ pub fn check_health(
     }
     let mut leaders = BTreeMap::new();
     for group_id in 0..=u64::from(shard_count) {
-        let replicas: Vec<(u64, Option<u64>, RaftRole)> = statuses
+        let all: Vec<(u64, &GroupStatus)> = statuses
             .iter()
             .flat_map(|(&node_id, status)| {
                 status
                     .groups
                     .iter()
                     .filter(move |group| group.group_id == group_id)
-                    .map(move |group| (node_id, group.leader_id, group.role()))
+                    .map(move |group| (node_id, group))
             })
             .collect();
-        if replicas.is_empty() {
+        if all.is_empty() {
             return Err(format!("no answering node holds group {group_id}"));
         }
+        // A replica left behind on a node removed from the group (it is not told) knows no
+        // leader forever; the members are those of the leader with the highest term.
+        let members: Option<BTreeSet<u64>> = all
+            .iter()
+            .filter(|(_, group)| group.role() == RaftRole::Leader)
+            .max_by_key(|(_, group)| group.term)
+            .map(|(_, group)| {
+                group
+                    .voters
+                    .iter()
+                    .chain(&group.learners)
+                    .copied()
+                    .collect()
+            })
+            .filter(|members: &BTreeSet<u64>| !members.is_empty());
+        let replicas: Vec<(u64, Option<u64>, RaftRole)> = all
+            .iter()
+            .filter(|(node_id, _)| {
+                members
+                    .as_ref()
+                    .is_none_or(|members| members.contains(node_id))
+            })
+            .map(|&(node_id, group)| (node_id, group.leader_id, group.role()))
+            .collect();
         let mut named = BTreeSet::new();
         for &(node_id, leader_id, _) in &replicas {
             match leader_id {
@@ -1555,8 +1579,6 @@ fn report_stop(results: &BTreeMap<u64, Result<bool, LocalError>>) -> bool {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-
-    use martelo_proto::GroupStatus;
 
     use super::*;
 
@@ -1908,6 +1930,28 @@ mod tests {
         let mut statuses = three_nodes_led_by(1);
         statuses.insert(4, StatusResponse::default());
         assert!(check_health(&statuses, &members(&[1, 2, 3])).is_ok());
+    }
+
+    #[test]
+    fn a_replica_left_on_a_removed_node_does_not_spoil_health() {
+        let mut statuses = three_nodes_led_by(1);
+        for status in statuses.values_mut() {
+            for group in &mut status.groups {
+                group.voters = vec![1, 2, 3];
+            }
+        }
+        let mut removed = node_status(4, 2, 1);
+        removed.groups[1].leader_id = None;
+        removed.groups[1].role = RaftRole::Candidate.into();
+        removed.groups[1].voters = vec![1, 2, 3, 4];
+        statuses.insert(4, removed);
+        assert!(check_health(&statuses, &members(&[1, 2, 3, 4])).is_ok());
+        // The same replica in the membership is a real problem.
+        for group in &mut statuses.get_mut(&1).expect("leader").groups {
+            group.voters = vec![1, 2, 3, 4];
+        }
+        let reason = check_health(&statuses, &members(&[1, 2, 3, 4])).expect_err("unhealthy");
+        assert_eq!(reason, "node 4 knows no leader of group 1");
     }
 
     #[test]
