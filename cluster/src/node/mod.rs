@@ -34,7 +34,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::Instrument;
 
 pub use config::{NodeArgs, NodeConfig};
@@ -90,6 +89,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let request_span = node_span.clone();
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // The builder's `tcp_nodelay` only reaches connections it accepts itself; ours come from
+    // this listener, so set it here. Without it, small answers (every Raft response and
+    // client reply) waited for the peer's delayed ACK: a 40 ms stall on 1-3% of proposals.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
@@ -112,7 +115,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         .add_service(martelo_proto::services::admin_api_server(
             admin_api::AdminApiService::new(Arc::clone(&registry)),
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        .serve_with_incoming_shutdown(incoming, async {
             let _ = stopped.await;
         });
     let mut server = tokio::spawn(server);
