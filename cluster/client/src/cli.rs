@@ -10,6 +10,7 @@
 //! | 3 | no node could be reached at the given addresses |
 //! | 4 | the cluster is not initialized |
 //! | 5 | the operation finished only in part (some groups failed, or a transfer did not take) |
+//! | 6 | `status`: the cluster is not healthy (the table, printed first, says which groups) |
 //!
 //! (clap itself exits with 2 on a usage error.)
 //!
@@ -232,6 +233,9 @@ pub enum CliError {
     Incomplete(String),
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
+    /// `status` found a group without a healthy leader; the output above says which.
+    #[error("the cluster is not healthy: {0}")]
+    Unhealthy(String),
 }
 
 impl CliError {
@@ -245,6 +249,7 @@ impl CliError {
             },
             CliError::Incomplete(_) => 5,
             CliError::Output(_) => 1,
+            CliError::Unhealthy(_) => 6,
         }
     }
 }
@@ -279,6 +284,9 @@ impl StatusArgs {
             writeln!(out)?;
         } else {
             write!(out, "{}", admin::render_table(&status))?;
+        }
+        if !status.health.healthy {
+            return Err(CliError::Unhealthy(status.health.summary));
         }
         Ok(())
     }
@@ -778,6 +786,7 @@ mod tests {
         });
         assert_eq!(fresh.exit_code(), 4);
         assert_eq!(CliError::Incomplete("x".into()).exit_code(), 5);
+        assert_eq!(CliError::Unhealthy("x".into()).exit_code(), 6);
     }
 
     #[test]
