@@ -45,6 +45,11 @@ pub struct NodeArgs {
     /// Log format on stderr: `json` (default) or `text`.
     #[arg(long, env = "MARTELO_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Local IP address that outgoing peer connections bind to (default: chosen by the
+    /// kernel). For hosts with several addresses, and for fault suites that partition nodes
+    /// by address.
+    #[arg(long, env = "MARTELO_SOURCE_ADDRESS")]
+    pub source_address: Option<std::net::IpAddr>,
     /// Testing only: dial peer `id` at this address instead of its advertised one
     /// (`id=host:port,...`), so a fault-injecting proxy can sit on each link.
     #[arg(
@@ -100,6 +105,7 @@ struct NodeFile {
     #[serde(default)]
     dial_override: Vec<String>,
     clock_offset_ms: Option<i64>,
+    source_address: Option<std::net::IpAddr>,
 }
 
 /// Largest TOML config file read.
@@ -119,6 +125,7 @@ pub struct NodeConfig {
     pub max_clock_skew: Duration,
     pub log_format: LogFormat,
     pub dial_overrides: BTreeMap<u64, String>,
+    pub source_address: Option<std::net::IpAddr>,
     pub clock_offset_ms: i64,
     pub clock_offset_file: Option<PathBuf>,
     /// The planted bug, in test builds only.
@@ -208,6 +215,7 @@ impl NodeArgs {
             max_clock_skew: Duration::from_millis(skew_ms),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             dial_overrides,
+            source_address: self.source_address.or(file.source_address),
             clock_offset_ms,
             clock_offset_file: self.clock_offset_file,
             plant_bug,
@@ -321,7 +329,8 @@ mod tests {
         let path = dir.path().join("node.toml");
         std::fs::write(
             &path,
-            "id = 7\nlisten = \"127.0.0.1:9\"\ndata_dir = \"/d\"\npeers = [\"7=127.0.0.1:9\"]\n",
+            "id = 7\nlisten = \"127.0.0.1:9\"\ndata_dir = \"/d\"\npeers = [\"7=127.0.0.1:9\"]\n\
+             source_address = \"127.0.0.17\"\n",
         )
         .expect("write");
         let from_file = NodeArgs {
@@ -331,6 +340,10 @@ mod tests {
         .resolve()
         .expect("valid file");
         assert_eq!(from_file.id, 7);
+        assert_eq!(
+            from_file.source_address,
+            Some(std::net::IpAddr::from([127, 0, 0, 17]))
+        );
         assert_eq!(
             from_file.peers.get(&7).map(String::as_str),
             Some("127.0.0.1:9")

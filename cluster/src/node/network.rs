@@ -152,6 +152,9 @@ struct PeerChannelsInner {
     /// Dialled address -> its channel. A std mutex: it is held for a map lookup, never across
     /// an await.
     channels: Mutex<HashMap<String, Channel>>,
+    /// The local address outgoing peer connections bind to (`--source-address`); `None`: the
+    /// kernel picks.
+    source_address: Option<std::net::IpAddr>,
 }
 
 impl fmt::Debug for PeerChannels {
@@ -166,17 +169,28 @@ impl fmt::Debug for PeerChannels {
             .field("self_id", &self.inner.self_id)
             .field("dial_overrides", &self.inner.dial_overrides)
             .field("channel_count", &channel_count)
+            .field("source_address", &self.inner.source_address)
             .finish()
     }
 }
 
 impl PeerChannels {
     pub fn new(self_id: u64, dial_overrides: BTreeMap<u64, String>) -> PeerChannels {
+        PeerChannels::with_source_address(self_id, dial_overrides, None)
+    }
+
+    /// Like [`PeerChannels::new`], binding every outgoing connection to `source_address`.
+    pub fn with_source_address(
+        self_id: u64,
+        dial_overrides: BTreeMap<u64, String>,
+        source_address: Option<std::net::IpAddr>,
+    ) -> PeerChannels {
         PeerChannels {
             inner: Arc::new(PeerChannelsInner {
                 self_id,
                 dial_overrides,
                 channels: Mutex::new(HashMap::new()),
+                source_address,
             }),
         }
     }
@@ -213,7 +227,9 @@ impl PeerChannels {
         if let Some(channel) = channels.get(address) {
             return Ok(channel.clone());
         }
-        let channel = endpoint(address)?.connect_lazy();
+        let channel = endpoint(address)?
+            .local_address(self.inner.source_address)
+            .connect_lazy();
         if channels.len() < PEER_CHANNELS_MAX {
             channels.insert(address.to_owned(), channel.clone());
         } else {
@@ -1798,6 +1814,31 @@ mod loopback_tests {
         );
 
         stop_all(vec![running]).await;
+    }
+
+    #[tokio::test]
+    async fn outgoing_connections_bind_the_source_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let address = listener.local_addr().expect("address").to_string();
+        let source = std::net::IpAddr::from([127, 0, 0, 23]);
+        let peers = PeerChannels::with_source_address(1, BTreeMap::new(), Some(source));
+        let mut factory = NetworkFactory::new(GroupId(1), peers);
+        let mut network = factory.new_client(2, &BasicNode::new(address)).await;
+        let request = VoteRequest::<TypeConfig>::new(Vote::new(2, 1), None);
+        // Nothing speaks gRPC there: the call fails, but only after connecting.
+        let call = tokio::spawn(async move {
+            let _ = network
+                .vote(request, RPCOption::new(Duration::from_secs(2)))
+                .await;
+        });
+        let (_stream, peer) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+            .await
+            .expect("a connection within the deadline")
+            .expect("accepts");
+        assert_eq!(peer.ip(), source);
+        call.abort();
     }
 
     #[tokio::test]

@@ -195,7 +195,11 @@ impl Registry {
                 .context("invalid built-in openraft config")?,
         );
         let registry = Arc::new(Registry {
-            peers: PeerChannels::new(config.id, config.dial_overrides.clone()),
+            peers: PeerChannels::with_source_address(
+                config.id,
+                config.dial_overrides.clone(),
+                config.source_address,
+            ),
             clock: WallClock::new(config.clock_offset_ms),
             clock_ok: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
