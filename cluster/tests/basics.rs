@@ -289,3 +289,53 @@ async fn the_cli_reports_a_healthy_cluster() {
         String::from_utf8_lossy(&down.stderr).to_string() + &String::from_utf8_lossy(&down.stdout);
     assert!(message.contains("127.0.0.1:1"), "{message}");
 }
+
+/// Trace context crosses processes: the client's `traceparent` travels in the log entry and
+/// every replica's apply logs it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_callers_trace_reaches_every_replicas_apply() {
+    let test = TestCluster::start_with(3, 1, |config| {
+        config.env = vec![("RUST_LOG".into(), "info,martelo_raft_store=debug".into())];
+    })
+    .await;
+    let client = &test.client;
+    create_auction(client, 5, Duration::from_secs(600)).await;
+    let traceparent = martelo_proto::Traceparent::try_from(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )
+    .expect("valid traceparent");
+    let request = request(
+        martelo_engine::UserId(10),
+        martelo_engine::Role::Bidder,
+        "traced-bid",
+        martelo_engine::Action::PlaceBid {
+            auction_id: AuctionId(5),
+            amount: martelo_engine::Amount(100),
+            max: None,
+        },
+    );
+    let proposed = client
+        .propose_with(client.group_of(AuctionId(5)), request, Some(&traceparent))
+        .await
+        .expect("applied");
+    assert!(proposed.reply.is_accepted(), "{:?}", proposed.reply);
+    for node in test.cluster.nodes() {
+        eventually(
+            Duration::from_secs(10),
+            "the replica logs the trace",
+            || {
+                let path = node.log_path.clone();
+                let wanted = traceparent.as_str().to_owned();
+                async move {
+                    let log = std::fs::read_to_string(&path).unwrap_or_default();
+                    log.lines()
+                        .any(|line| {
+                            line.contains("applied a traced command") && line.contains(&wanted)
+                        })
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+    }
+}

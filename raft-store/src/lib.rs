@@ -67,6 +67,10 @@ pub use store::{RaftStore, StoreConfig};
 pub struct Stamped {
     pub timestamp: martelo_engine::Timestamp,
     pub command: martelo_engine::Command,
+    /// The proposer's W3C `traceparent` (checked by the node that took the proposal), so
+    /// every replica's apply can log under the client's trace; `None` for untraced commands
+    /// and the leader's own (`Close`).
+    pub traceparent: Option<String>,
 }
 
 impl fmt::Display for Stamped {

@@ -189,6 +189,16 @@ impl StateMachine {
                             timestamp: stamped.timestamp,
                         };
                         let outcome = applied.engine.apply(context, &stamped.command);
+                        if let Some(traceparent) = &stamped.traceparent {
+                            // The client's trace, on every replica (debug: one line per entry).
+                            tracing::debug!(
+                                group = self.group.0,
+                                log_index = index,
+                                traceparent = traceparent.as_str(),
+                                accepted = outcome.reply.is_accepted(),
+                                "applied a traced command"
+                            );
+                        }
                         if !outcome.events.is_empty() && index >= first_available {
                             let key = keys::indexed(self.group, index);
                             batch.put_cf(

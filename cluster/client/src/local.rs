@@ -182,6 +182,10 @@ pub struct LocalClusterConfig {
     /// Appended after `extra_args` for one node (for example `--dial-override …` or
     /// `--clock-offset-ms …`).
     pub node_args: BTreeMap<u64, Vec<String>>,
+    /// The IPv4 address node `id` listens on (API and metrics), for nodes that must not share
+    /// [`LOCAL_HOST`] (the fault suite's iptables mode gives each node its own loopback
+    /// address). Nodes not listed, including nodes added later, use [`LOCAL_HOST`].
+    pub hosts: BTreeMap<u64, String>,
     /// Set in every node's environment, on top of this process's.
     pub env: Vec<(String, String)>,
     /// Starts each node in a process group of its own, so a Ctrl-C in the terminal reaches
@@ -208,6 +212,7 @@ impl LocalClusterConfig {
             metrics_base_port: None,
             extra_args: Vec::new(),
             node_args: BTreeMap::new(),
+            hosts: BTreeMap::new(),
             env: Vec::new(),
             own_process_group: false,
             ready_timeout: READY_TIMEOUT_DEFAULT,
@@ -260,7 +265,22 @@ impl LocalClusterConfig {
         if let Some(&id) = self.node_args.keys().find(|&&id| id == 0) {
             return invalid(format!("node_args names node {id}; node ids start at 1"));
         }
+        if let Some(&id) = self.hosts.keys().find(|&&id| id == 0) {
+            return invalid(format!("hosts names node {id}; node ids start at 1"));
+        }
+        if let Some((id, host)) = self
+            .hosts
+            .iter()
+            .find(|(_, host)| host.parse::<Ipv4Addr>().is_err())
+        {
+            return invalid(format!("hosts[{id}] = {host:?} is not an IPv4 address"));
+        }
         Ok(())
+    }
+
+    /// The address node `id` listens on: `hosts[id]`, else [`LOCAL_HOST`].
+    pub fn host_of(&self, id: u64) -> &str {
+        self.hosts.get(&id).map_or(LOCAL_HOST, String::as_str)
     }
 }
 
@@ -454,6 +474,7 @@ impl LocalCluster {
                 let id = index as u64;
                 node_info(
                     &config.dir,
+                    config.host_of(id),
                     id,
                     api_ports[index - 1],
                     metrics_ports.get(index - 1).copied(),
@@ -716,7 +737,13 @@ impl LocalCluster {
             } else {
                 None
             };
-            let info = node_info(&self.config.dir, id, port, metrics_port);
+            let info = node_info(
+                &self.config.dir,
+                self.config.host_of(id),
+                id,
+                port,
+                metrics_port,
+            );
             if dir_has_entries(&info.data_dir) {
                 return Err(LocalError::Config(format!(
                     "the data dir {} of new node {id} is not empty",
@@ -984,11 +1011,11 @@ fn nodes_infos(nodes: &BTreeMap<u64, NodeSlot>) -> BTreeMap<u64, NodeInfo> {
         .collect()
 }
 
-fn node_info(dir: &Path, id: u64, port: u16, metrics_port: Option<u16>) -> NodeInfo {
+fn node_info(dir: &Path, host: &str, id: u64, port: u16, metrics_port: Option<u16>) -> NodeInfo {
     NodeInfo {
         id,
-        address: format!("{LOCAL_HOST}:{port}"),
-        metrics_address: metrics_port.map(|port| format!("{LOCAL_HOST}:{port}")),
+        address: format!("{host}:{port}"),
+        metrics_address: metrics_port.map(|port| format!("{host}:{port}")),
         data_dir: dir.join(format!("node-{id}")),
         log_path: dir.join(format!("node-{id}.log")),
     }
@@ -1619,6 +1646,7 @@ mod tests {
     fn test_info(id: u64, metrics_port: Option<u16>) -> NodeInfo {
         node_info(
             Path::new("/tmp/cluster"),
+            LOCAL_HOST,
             id,
             7000 + id as u16,
             metrics_port,
@@ -1691,6 +1719,18 @@ mod tests {
             info.proto_node().raft_address,
             info.proto_node().api_address
         );
+    }
+
+    #[test]
+    fn a_node_listens_on_its_own_host_when_one_is_given() {
+        let mut config = LocalClusterConfig::new("/bin/martelo", "/tmp/cluster");
+        config.hosts = BTreeMap::from([(2, "127.0.0.12".to_owned())]);
+        assert!(config.validate().is_ok());
+        assert_eq!(config.host_of(1), LOCAL_HOST);
+        assert_eq!(config.host_of(2), "127.0.0.12");
+        let info = node_info(&config.dir, config.host_of(2), 2, 7002, Some(9102));
+        assert_eq!(info.address, "127.0.0.12:7002");
+        assert_eq!(info.metrics_address.as_deref(), Some("127.0.0.12:9102"));
     }
 
     #[test]
@@ -1813,6 +1853,20 @@ mod tests {
                 "node ids start at 1",
                 LocalClusterConfig {
                     node_args: BTreeMap::from([(0, vec![])]),
+                    ..valid.clone()
+                },
+            ),
+            (
+                "hosts names node 0",
+                LocalClusterConfig {
+                    hosts: BTreeMap::from([(0, "127.0.0.11".to_owned())]),
+                    ..valid.clone()
+                },
+            ),
+            (
+                "is not an IPv4 address",
+                LocalClusterConfig {
+                    hosts: BTreeMap::from([(2, "127.0.0.12:7002".to_owned())]),
                     ..valid.clone()
                 },
             ),

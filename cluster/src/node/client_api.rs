@@ -102,10 +102,16 @@ impl ClientApiService {
             return Ok(rejected);
         }
         let self_id = self.registry.node_id();
+        // Checked in `propose_checked`; carried in the entry so every replica's apply sees it.
+        let traceparent = (!request.traceparent.is_empty()).then(|| request.traceparent.clone());
         let command = Command::Request(decoded);
         let propose = async {
             loop {
-                match group.proposer.propose(command.clone()).await {
+                match group
+                    .proposer
+                    .propose(command.clone(), traceparent.clone())
+                    .await
+                {
                     // openraft refuses writes (before appending them) while a new leader has
                     // no quorum-acknowledged lease yet: wait a moment here rather than send
                     // the client back to this same node.

@@ -1537,6 +1537,7 @@ mod loopback_tests {
 
     fn close_command(sequence: u64) -> Stamped {
         Stamped {
+            traceparent: None,
             timestamp: Timestamp(1_000 + sequence),
             command: Command::Close {
                 auction_id: AuctionId(sequence),

@@ -52,6 +52,7 @@ pub enum ProposeFailure {
 #[derive(Debug)]
 struct Pending {
     command: Command,
+    traceparent: Option<String>,
     queued: Instant,
     reply: oneshot::Sender<Result<Proposed, ProposeFailure>>,
 }
@@ -84,10 +85,15 @@ impl Proposer {
 
     /// Queues `command` and waits for its outcome. Dropping the future does not withdraw a
     /// command already queued: it may still commit (I9).
-    pub async fn propose(&self, command: Command) -> Result<Proposed, ProposeFailure> {
+    pub async fn propose(
+        &self,
+        command: Command,
+        traceparent: Option<String>,
+    ) -> Result<Proposed, ProposeFailure> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             command,
+            traceparent,
             queued: Instant::now(),
             reply,
         };
@@ -168,6 +174,7 @@ impl Batcher {
                     Stamped {
                         timestamp,
                         command: pending.command.clone(),
+                        traceparent: pending.traceparent.clone(),
                     }
                 })
                 .collect();

@@ -44,9 +44,12 @@ pub async fn run(registry: Weak<Registry>) {
                 tokio::spawn(async move {
                     let outcome = group
                         .proposer
-                        .propose(Command::Close {
-                            auction_id: auction,
-                        })
+                        .propose(
+                            Command::Close {
+                                auction_id: auction,
+                            },
+                            None,
+                        )
                         .await;
                     match outcome {
                         Ok(proposed) => {

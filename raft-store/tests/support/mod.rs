@@ -129,6 +129,7 @@ impl Workload {
         Stamped {
             timestamp: Timestamp(self.timestamp),
             command,
+            traceparent: None,
         }
     }
 
