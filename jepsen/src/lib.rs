@@ -34,7 +34,8 @@
 //! - generated workloads for tests and benchmarks: [`generate`];
 //! - the runner: [`runner`] (orchestration, run directory), [`workload`] (clients and how
 //!   answers become records), [`nemesis`] (faults and their heals), [`proxy`] (per-link TCP
-//!   proxies for partitions), [`collect`] (final state from the replicas), [`report`]
+//!   proxies for partitions), [`netns`] (root only: a private network namespace and
+//!   iptables rules instead of the proxies, `--net iptables`), [`collect`] (final state from the replicas), [`report`]
 //!   (summary and HTML/SVG). A new fault is a [`nemesis::NemesisKind`] with an inject and a
 //!   heal; a new operation type needs the history format, the model and the workload.
 //!
@@ -49,6 +50,7 @@ pub mod replicas;
 // The runner: a real cluster under faults.
 pub mod collect;
 pub mod nemesis;
+pub mod netns;
 pub mod proxy;
 pub mod report;
 pub mod runner;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use martelo_jepsen::nemesis::{NemesisKind, PartitionShape};
+use martelo_jepsen::netns::{self, NetMode};
 use martelo_jepsen::runner::{self, RunOptions};
 
 #[derive(Debug, Parser)]
@@ -94,6 +95,14 @@ struct RunArgs {
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
+    /// How partitions cut peer links: `proxy`, a TCP proxy per link (unprivileged), or
+    /// `iptables`, DROP rules in a private network namespace made for the run (root only).
+    #[arg(long, value_enum, default_value_t = NetMode::Proxy)]
+    net: NetMode,
+    /// Internal: set by `--net iptables` on the copy of this run started inside the
+    /// namespace NAME.
+    #[arg(long, hide = true, value_name = "NAME")]
+    inside_netns: Option<String>,
 }
 
 fn default_binary() -> PathBuf {
@@ -113,8 +122,79 @@ fn unix_seconds() -> u64 {
         .unwrap_or(0)
 }
 
+/// The error of `--net iptables` without root; tests match it.
+const NEEDS_ROOT: &str = "--net iptables needs root (it creates a network namespace and \
+     iptables rules); run as root, or use --net proxy (the default, unprivileged)";
+
+/// `--net iptables`, outside the namespace: makes the namespace, runs this same command line
+/// inside it with `--inside-netns NAME`, waits, and deletes the namespace whatever happened.
+/// Returns the inner run's exit code.
+fn run_in_namespace() -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(netns::is_root(), NEEDS_ROOT);
+    for (tool, flag) in [("ip", "-V"), ("iptables", "--version")] {
+        let found = std::process::Command::new(tool)
+            .arg(flag)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        anyhow::ensure!(
+            found,
+            "--net iptables needs `{tool}` on PATH (Debian: apt-get install iproute2 iptables)"
+        );
+    }
+    let exe = std::env::current_exe()?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let name = netns::namespace_name(std::process::id());
+    netns::run_command("ip", &netns::netns_add_args(&name))?;
+    let result = netns::run_command("ip", &netns::netns_lo_up_args(&name)).and_then(|()| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(wait_inner(netns::netns_exec_args(&name, &exe, &args)))
+    });
+    let deleted = netns::run_command("ip", &netns::netns_del_args(&name));
+    let code = result?;
+    deleted?;
+    Ok(code)
+}
+
+/// Runs `ip <args>` (the inner run) to its end. A Ctrl-C in the terminal reaches the inner
+/// run too, which stops its nodes and returns; SIGINT or SIGTERM sent to this process alone
+/// is passed on as SIGINT. Either way this process waits, so the namespace is deleted after.
+async fn wait_inner(args: Vec<String>) -> anyhow::Result<ExitCode> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut child = tokio::process::Command::new("ip").args(&args).spawn()?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            _ = interrupt.recv() => forward_interrupt(child.id()),
+            _ = terminate.recv() => forward_interrupt(child.id()),
+        }
+    };
+    Ok(match status.code() {
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(2)),
+        None => ExitCode::from(2),
+    })
+}
+
+fn forward_interrupt(pid: Option<u32>) {
+    if let Some(pid) = pid {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
+    }
+}
+
 fn options(args: RunArgs) -> anyhow::Result<RunOptions> {
     anyhow::ensure!(args.nodes >= 3, "--nodes {} : at least 3", args.nodes);
+    match (&args.inside_netns, args.net) {
+        (Some(name), NetMode::Iptables) => netns::ensure_inside(name)?,
+        (Some(_), NetMode::Proxy) => anyhow::bail!("--inside-netns goes with --net iptables"),
+        (None, _) => {}
+    }
     anyhow::ensure!(
         args.clients >= 1 && args.auctions >= 1,
         "clients and auctions >= 1"
@@ -158,12 +238,19 @@ fn options(args: RunArgs) -> anyhow::Result<RunOptions> {
         planted_bugs: args.plant_bug,
         keep_data: args.keep_data,
         quiet: args.quiet,
+        net: args.net,
     })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) if args.net == NetMode::Iptables && args.inside_netns.is_none() => {
+            return run_in_namespace().unwrap_or_else(|error| {
+                let _ = writeln!(std::io::stderr(), "martelo-jepsen: {error:#}");
+                ExitCode::from(2)
+            });
+        }
         Command::Run(args) => options(*args).and_then(|options| {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -5,10 +5,14 @@
 //! |--------------|--------------------------------------------------------------|---------------|
 //! | `kill`       | SIGKILL a random node or a group leader                      | restart it    |
 //! | `pause`      | SIGSTOP a random node or a group leader                      | SIGCONT       |
-//! | `partition`  | majority/minority, isolated leader, bridge or ring (proxies) | heal links    |
+//! | `partition`  | majority/minority, isolated leader, bridge or ring           | heal links    |
 //! | `clock`      | skew one or two nodes, or strobe one (offset file)           | offset 0      |
 //! | `membership` | remove a follower from one group                             | add it back   |
 //! | `transfer`   | move a group's leadership to another voter                   | nothing to do |
+//!
+//! Partitions cut directed peer links through [`Links`]: the TCP proxies of [`crate::proxy`]
+//! (default), or iptables DROP rules in a private network namespace ([`crate::netns`],
+//! `--net iptables`, root only), where each partition is also probed with a TCP connect.
 //!
 //! Clock faults write the node's `--clock-offset-file`, which the node re-reads about every
 //! 50 ms. When the binary has no such flag they fall back to restarting the node with
@@ -27,7 +31,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::collect;
 use crate::generate::Rng;
-use crate::proxy::{LinkProxies, cut_between, cut_except};
+use crate::netns::{self, Links};
+use crate::proxy::{cut_between, cut_except};
 
 #[derive(
     Clone,
@@ -136,7 +141,8 @@ pub struct NemesisEvent {
 #[derive(Debug)]
 pub struct Nemesis {
     pub cluster: Arc<LocalCluster>,
-    pub proxies: Arc<LinkProxies>,
+    /// Cuts peer links: proxies, or iptables rules in a private namespace.
+    pub links: Arc<Links>,
     pub nodes: BTreeMap<u64, String>,
     pub shard_count: u32,
     /// Each node's offset file, when the binary reads one.
@@ -168,7 +174,7 @@ enum Heal {
 impl Nemesis {
     pub fn new(
         cluster: Arc<LocalCluster>,
-        proxies: Arc<LinkProxies>,
+        links: Arc<Links>,
         shard_count: u32,
         clock_files: Option<BTreeMap<u64, PathBuf>>,
         base_args: BTreeMap<u64, Vec<String>>,
@@ -181,7 +187,7 @@ impl Nemesis {
             .collect();
         Nemesis {
             cluster,
-            proxies,
+            links,
             nodes,
             shard_count,
             clock_files,
@@ -386,8 +392,40 @@ impl Nemesis {
                 (cut_except(&all, &allowed), detail)
             }
         };
-        self.proxies.set_blocked(&cut);
+        self.links.set_blocked(&cut)?;
+        let detail = match &*self.links {
+            Links::Iptables(_) => format!("{detail}; {}", self.check_cut(&cut).await),
+            Links::Proxy(_) => detail,
+        };
         Ok((detail, Heal::Links))
+    }
+
+    /// Probes one cut link and one kept link with a TCP connect from the dialing node's
+    /// address (iptables mode): the cut one must time out, the kept one connect.
+    async fn check_cut(&self, cut: &BTreeSet<(u64, u64)>) -> String {
+        let mut checks = Vec::new();
+        if let Some(&(from, to)) = cut.iter().next() {
+            let reached = netns::can_connect(from, &self.nodes[&to], Duration::from_millis(500));
+            checks.push(match reached.await {
+                Ok(false) => format!("{from}->{to} dropped"),
+                Ok(true) => format!("{from}->{to} NOT dropped"),
+                Err(error) => format!("{from}->{to} unchecked ({error})"),
+            });
+        }
+        let ids = self.node_ids();
+        let kept = ids
+            .iter()
+            .flat_map(|&a| ids.iter().map(move |&b| (a, b)))
+            .find(|&(a, b)| a != b && !cut.contains(&(a, b)));
+        if let Some((from, to)) = kept {
+            let reached = netns::can_connect(from, &self.nodes[&to], Duration::from_secs(2));
+            checks.push(match reached.await {
+                Ok(true) => format!("{from}->{to} open"),
+                Ok(false) => format!("{from}->{to} NOT open"),
+                Err(error) => format!("{from}->{to} unchecked ({error})"),
+            });
+        }
+        format!("checked: {}", checks.join(", "))
     }
 
     async fn clock(&self, rng: &mut Rng, duration: Duration) -> anyhow::Result<(String, Heal)> {
@@ -568,7 +606,7 @@ impl Nemesis {
                     self.cluster.resume(node)?;
                 }
             }
-            Heal::Links => self.proxies.heal(),
+            Heal::Links => self.links.heal()?,
             Heal::Clock(nodes, strobe) => {
                 if let Some(running) = strobe {
                     running.store(false, Ordering::SeqCst);
@@ -613,7 +651,9 @@ impl Nemesis {
     /// removed members. Returns what it could not heal.
     pub async fn heal_all(&self) -> Vec<String> {
         let mut errors = Vec::new();
-        self.proxies.heal();
+        if let Err(error) = self.links.heal() {
+            errors.push(format!("links: {error}"));
+        }
         let ids = self.node_ids();
         if let Err(error) = self.reset_clocks(&ids).await {
             errors.push(format!("clocks: {error}"));

@@ -36,6 +36,10 @@ pub struct RunInfo {
     /// Wall-clock seconds of the whole run (cluster start to report).
     #[serde(default)]
     pub wall_s: f64,
+    /// How partitions were made: `proxy` or `iptables` (empty in runs from before the option:
+    /// proxies).
+    #[serde(default)]
+    pub net: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -143,13 +147,18 @@ pub fn render_text(summary: &Summary) -> String {
     );
     let _ = writeln!(
         text,
-        "nemeses: {} every {:.1} s; planted bugs: {}",
+        "nemeses: {} every {:.1} s{}; planted bugs: {}",
         if run.nemeses.is_empty() {
             "none".to_owned()
         } else {
             run.nemeses.join(",")
         },
         run.nemesis_interval_s,
+        if run.net.is_empty() {
+            String::new()
+        } else {
+            format!(" (partitions: {})", run.net)
+        },
         if run.planted_bugs.is_empty() {
             "none".to_owned()
         } else {

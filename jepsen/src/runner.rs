@@ -25,6 +25,7 @@ use martelo_client::local::{LocalCluster, LocalClusterConfig, pick_free_ports};
 use crate::checker::{self, linearizable::SearchLimits};
 use crate::history::{self, ReadLimits};
 use crate::nemesis::{Nemesis, NemesisKind, PartitionShape};
+use crate::netns::{self, IptablesLinks, Links, NetMode};
 use crate::proxy::LinkProxies;
 use crate::replicas::{FINAL_STATE_BYTES_MAX, FinalState};
 use crate::report::{self, RunInfo, Summary};
@@ -56,6 +57,9 @@ pub struct RunOptions {
     pub planted_bugs: Vec<String>,
     pub keep_data: bool,
     pub quiet: bool,
+    /// How partitions are made. [`NetMode::Iptables`] expects this process to run inside
+    /// the private network namespace `main` made for it (see [`crate::netns`]).
+    pub net: NetMode,
 }
 
 /// Whether `binary node` accepts `flag` (hidden flags do not show in `--help`, so parse a
@@ -92,13 +96,34 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let mut notes = Vec::new();
 
     // Every node's address is known before any node starts, so proxies can sit in front.
+    // With iptables, node N has its own address 127.0.0.(10+N) and dials its peers from it.
     let ports = pick_free_ports(options.nodes)?;
+    let mut hosts: BTreeMap<u64, String> = BTreeMap::new();
+    if options.net == NetMode::Iptables {
+        for id in 1..=options.nodes as u64 {
+            hosts.insert(id, netns::node_ip(id)?.to_string());
+        }
+    }
     let targets: BTreeMap<u64, String> = ports
         .iter()
         .enumerate()
-        .map(|(index, port)| (index as u64 + 1, format!("127.0.0.1:{port}")))
+        .map(|(index, port)| {
+            let id = index as u64 + 1;
+            let host = hosts.get(&id).map_or("127.0.0.1", String::as_str);
+            (id, format!("{host}:{port}"))
+        })
         .collect();
-    let proxies = Arc::new(LinkProxies::start(&targets).await?);
+    let links = Arc::new(match options.net {
+        NetMode::Proxy => Links::Proxy(LinkProxies::start(&targets).await?),
+        NetMode::Iptables => {
+            anyhow::ensure!(
+                node_accepts(&options.binary, "--source-address", "127.0.0.1"),
+                "--net iptables: the node binary {} has no --source-address flag (rebuild it)",
+                options.binary.display()
+            );
+            Links::Iptables(IptablesLinks::setup()?)
+        }
+    });
 
     let clock_supported = node_accepts(&options.binary, "--clock-offset-file", "/dev/null");
     let clock_files = clock_supported.then(|| {
@@ -117,7 +142,13 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     std::fs::create_dir_all(&cluster_dir)?;
     let mut base_args: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     for &id in targets.keys() {
-        let mut args = proxies.dial_overrides(id);
+        let mut args = match &*links {
+            Links::Proxy(proxies) => proxies.dial_overrides(id),
+            Links::Iptables(_) => vec![
+                "--source-address".to_owned(),
+                netns::node_ip(id)?.to_string(),
+            ],
+        };
         if let Some(files) = &clock_files {
             std::fs::write(&files[&id], "0")?;
             args.extend([
@@ -132,6 +163,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     config.shard_count = options.shard_count;
     config.ports = ports.clone();
     config.node_args = base_args.clone();
+    config.hosts = hosts;
     config.env = vec![("MARTELO_LOG_FORMAT".to_owned(), "text".to_owned())];
     for bug in &options.planted_bugs {
         config
@@ -177,7 +209,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
 
     let nemesis = Arc::new(Nemesis::new(
         Arc::clone(&cluster),
-        Arc::clone(&proxies),
+        Arc::clone(&links),
         options.shard_count,
         clock_files,
         base_args,
@@ -321,7 +353,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     }
     drop(nemesis);
     drop(cluster);
-    drop(proxies);
+    drop(links);
     if !options.keep_data {
         for id in nodes.keys() {
             let _ = std::fs::remove_dir_all(cluster_dir.join(format!("node-{id}")));
@@ -344,6 +376,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         planted_bugs: options.planted_bugs.clone(),
         notes,
         nemesis: timeline,
+        net: match options.net {
+            NetMode::Proxy => "proxy".to_owned(),
+            NetMode::Iptables => "iptables".to_owned(),
+        },
         wall_s: 0.0,
     };
     progress_line(options.quiet, "checking");
