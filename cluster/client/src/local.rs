@@ -1072,18 +1072,58 @@ fn consecutive_ports(base: u16, count: usize) -> Vec<u16> {
     (0..count).map(|offset| base + offset as u16).collect()
 }
 
-/// `count` distinct free ports on 127.0.0.1, found by binding port 0. Every listener is held
-/// until all are bound, so the ports differ; they are released before returning, so another
-/// process may take one before a node binds it (rare; the node then fails to start and the
-/// error quotes its log).
+/// Ports picked for nodes lie in `[PICKED_PORT_MIN, start of the kernel's ephemeral range)`.
+const PICKED_PORT_MIN: u16 = 10_000;
+/// The ephemeral range's start when `/proc` does not say (Linux's default).
+const EPHEMERAL_PORT_LOW_DEFAULT: u16 = 32_768;
+
+/// `count` distinct free ports on 127.0.0.1. Every listener is held until all are bound, so
+/// the ports differ; they are released before returning.
+///
+/// They are picked below the kernel's ephemeral range (from a random starting point), not by
+/// binding port 0: between this pick and a node's bind, the kernel hands ephemeral ports to
+/// every `bind(0)` and outgoing connection on the machine (the fault suite's proxies, peers
+/// dialling each other, parallel tests), and one of them could take a port picked that way.
+/// Only when that range is too small does it fall back to port 0.
 pub fn pick_free_ports(count: usize) -> io::Result<Vec<u16>> {
-    let listeners = (0..count)
-        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-        .collect::<io::Result<Vec<_>>>()?;
+    let high = ephemeral_port_low().max(PICKED_PORT_MIN);
+    let span = u32::from(high - PICKED_PORT_MIN);
+    let mut listeners = Vec::with_capacity(count);
+    if span > 0 {
+        let start = random_seed() % span;
+        for step in 0..span {
+            if listeners.len() == count {
+                break;
+            }
+            let port = PICKED_PORT_MIN + ((start + step) % span) as u16;
+            if let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+                listeners.push(listener);
+            }
+        }
+    }
+    while listeners.len() < count {
+        listeners.push(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?);
+    }
     listeners
         .iter()
         .map(|listener| listener.local_addr().map(|address| address.port()))
         .collect()
+}
+
+/// The first port of the kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`).
+fn ephemeral_port_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(EPHEMERAL_PORT_LOW_DEFAULT)
+}
+
+/// Varies from process to process and call to call, so parallel pickers start apart.
+fn random_seed() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    nanos ^ std::process::id().rotate_left(16)
 }
 
 /// A free port that is not in `used` (a stopped node's port stays reserved for its restart),
@@ -1752,6 +1792,14 @@ mod tests {
         for port in ports {
             // Released before returning, so a node can bind them.
             drop(TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("port is free"));
+        }
+    }
+
+    #[test]
+    fn free_ports_come_from_below_the_ephemeral_range() {
+        let low = ephemeral_port_low();
+        for port in pick_free_ports(8).expect("free ports") {
+            assert!((PICKED_PORT_MIN..low).contains(&port), "{port} vs {low}");
         }
     }
 
