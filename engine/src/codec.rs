@@ -20,8 +20,57 @@ use std::io::{self, Read, Write};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The format written by this build. Readers accept exactly the versions they know.
-pub const FORMAT_VERSION: u8 = 1;
+/// The format written by this build. Readers accept exactly the versions they know:
+/// `FORMAT_VERSION_OLDEST..=FORMAT_VERSION`.
+///
+/// - 1: the first format.
+/// - 2: `State` gained its last field, `meta` (the meta group's state). Every other value
+///   has the same bytes in both formats; a format-1 `State` decodes with an empty meta state
+///   (`meta::compat`). Enums gained variants at their ends (`Command::Meta`, `Event::Meta`,
+///   `Accepted::Meta`, `RejectCode::Meta`), which leaves old values' bytes valid.
+pub const FORMAT_VERSION: u8 = 2;
+
+/// The oldest format this build still reads.
+pub const FORMAT_VERSION_OLDEST: u8 = 1;
+const _: () = assert!(FORMAT_VERSION_OLDEST <= FORMAT_VERSION);
+
+/// Whether this build can decode values framed with `version`. A peer or client on another
+/// version may still send a value this build reads.
+pub fn can_read(version: u8) -> bool {
+    (FORMAT_VERSION_OLDEST..=FORMAT_VERSION).contains(&version)
+}
+
+thread_local! {
+    /// The format of the value this thread is decoding, for the few types whose layout
+    /// differs between formats (see `meta::compat`). serde gives a `Deserialize` impl no
+    /// context, so the codec leaves it here for the duration of one decode.
+    static DECODING_FORMAT: std::cell::Cell<u8> = const { std::cell::Cell::new(FORMAT_VERSION) };
+}
+
+/// The format being decoded on this thread: the frame's version inside [`decode`] and
+/// [`decode_from_reader`], the current format anywhere else (serde_json, tests).
+pub(crate) fn decoding_format() -> u8 {
+    DECODING_FORMAT.with(std::cell::Cell::get)
+}
+
+/// Sets [`decoding_format`] while it lives, and restores the previous value when dropped,
+/// also when decoding panics.
+struct DecodingFormat {
+    previous: u8,
+}
+
+impl DecodingFormat {
+    fn enter(version: u8) -> DecodingFormat {
+        let previous = DECODING_FORMAT.with(|format| format.replace(version));
+        DecodingFormat { previous }
+    }
+}
+
+impl Drop for DecodingFormat {
+    fn drop(&mut self) {
+        DECODING_FORMAT.with(|format| format.set(self.previous));
+    }
+}
 
 /// Largest single stored value (log entry, vote, checkpoint record) that decoding accepts. A
 /// corrupt length prefix then fails with an error instead of asking for terabytes.
@@ -37,7 +86,10 @@ const CHECKSUM_BYTES: usize = 4;
 pub enum CodecError {
     #[error("{what}: stored value is empty or shorter than its frame ({len} bytes)")]
     Truncated { what: &'static str, len: usize },
-    #[error("{what}: unknown format version {found} (this build reads version {supported})")]
+    #[error(
+        "{what}: unknown format version {found} (this build reads versions \
+         {FORMAT_VERSION_OLDEST} to {supported})"
+    )]
     UnknownVersion {
         what: &'static str,
         found: u8,
@@ -107,6 +159,7 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
         });
     }
     let payload = &framed[1..];
+    let _format = DecodingFormat::enter(framed[0]);
     let (value, read) = bincode::serde::decode_from_slice(payload, config()).map_err(|error| {
         CodecError::Corrupt {
             what,
@@ -123,7 +176,7 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
 }
 
 fn check_version(what: &'static str, found: u8) -> Result<(), CodecError> {
-    if found == FORMAT_VERSION {
+    if can_read(found) {
         Ok(())
     } else {
         Err(CodecError::UnknownVersion {
@@ -212,8 +265,10 @@ pub fn decode_from_reader<T: DeserializeOwned, R: Read>(
         Err(error) => return Err(corrupt(error.to_string())),
     }
     check_version(what, version[0])?;
+    let format = DecodingFormat::enter(version[0]);
     let value = bincode::serde::decode_from_std_read(&mut reader, stream_config())
         .map_err(|e| corrupt(e.to_string()))?;
+    drop(format);
     let expected = checksum(&reader.hasher);
     let mut stored = [0u8; CHECKSUM_BYTES];
     reader
@@ -270,6 +325,59 @@ mod tests {
                 supported: FORMAT_VERSION
             }
         );
+    }
+
+    /// Reframes a current value as `version`, with a valid checksum.
+    fn reframed(bytes: &[u8], version: u8) -> Vec<u8> {
+        let mut framed = bytes[..bytes.len() - CHECKSUM_BYTES].to_vec();
+        framed[0] = version;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&framed);
+        framed.extend_from_slice(&checksum(&hasher));
+        framed
+    }
+
+    #[test]
+    fn every_format_from_the_oldest_to_the_current_is_read_and_no_other() {
+        assert!(!can_read(FORMAT_VERSION_OLDEST - 1));
+        assert!(!can_read(FORMAT_VERSION + 1));
+        let bytes = encode("sample", &sample()).unwrap();
+        for version in FORMAT_VERSION_OLDEST..=FORMAT_VERSION {
+            assert!(can_read(version));
+            // `Sample` has the same layout in every format.
+            let old = reframed(&bytes, version);
+            assert_eq!(decode::<Sample>("sample", &old).unwrap(), sample());
+            let streamed: Sample = decode_from_reader("sample", old.as_slice()).unwrap();
+            assert_eq!(streamed, sample());
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Format(u8);
+
+    impl<'de> serde::Deserialize<'de> for Format {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Format, D::Error> {
+            u8::deserialize(deserializer)?;
+            Ok(Format(decoding_format()))
+        }
+    }
+
+    #[test]
+    fn the_format_being_decoded_is_visible_during_a_decode_and_restored_after_it() {
+        let bytes = encode("format", &0u8).unwrap();
+        let old = reframed(&bytes, FORMAT_VERSION_OLDEST);
+        let format: Format = decode("format", &old).unwrap();
+        assert_eq!(format, Format(FORMAT_VERSION_OLDEST));
+        let format: Format = decode_from_reader("format", old.as_slice()).unwrap();
+        assert_eq!(format, Format(FORMAT_VERSION_OLDEST));
+        assert_eq!(decoding_format(), FORMAT_VERSION, "restored after decoding");
+        assert_eq!(
+            decode::<Format>("format", &bytes).unwrap(),
+            Format(FORMAT_VERSION)
+        );
+        // Restored after a failed decode too.
+        assert!(decode::<(Format, u64)>("format", &old).is_err());
+        assert_eq!(decoding_format(), FORMAT_VERSION);
     }
 
     #[test]
@@ -330,10 +438,10 @@ mod tests {
         assert!(decode_from_reader::<Sample, _>("sample", trailing.as_slice()).is_err());
 
         let mut versioned = bytes;
-        versioned[0] = 2;
+        versioned[0] = FORMAT_VERSION + 1;
         assert!(matches!(
             decode_from_reader::<Sample, _>("sample", versioned.as_slice()),
-            Err(CodecError::UnknownVersion { found: 2, .. })
+            Err(CodecError::UnknownVersion { found, .. }) if found == FORMAT_VERSION + 1
         ));
     }
 }

@@ -3,11 +3,16 @@
 //! Clients never supply time, prices they did not bid, winners or identities. The actor's
 //! identity and role come from the gateway's authenticated token, the timestamp from the group
 //! leader ([`ApplyCtx`]), and `Close` only from the leader's timer.
+//!
+//! Auction groups apply `Request` and `Close`; the meta group (group 0) applies only `Meta`.
+//! The engine does not know its group, so the node checks [`Command::belongs_to`] before it
+//! proposes (see the decisions in [`crate::meta`]).
 
 use serde::{Deserialize, Serialize};
 
+use crate::meta::MetaCommand;
 use crate::spec::AuctionSpec;
-use crate::types::{Amount, AuctionId, BidId, Reason, RequestId, Timestamp, UserId};
+use crate::types::{Amount, AuctionId, BidId, GroupId, Reason, RequestId, Timestamp, UserId};
 
 /// What the cluster tells the engine about the entry being applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +34,9 @@ pub enum Command {
     /// Proposed by the group leader once `auction_id`'s effective end has passed. Closes the
     /// auction only if the entry's timestamp has reached that end.
     Close { auction_id: AuctionId },
+    /// A meta-group (group 0) command: accounts, sessions, cluster facts. Deduplicated by
+    /// `(actor, request_id)`. Last, so the variant indexes of stored logs stay valid.
+    Meta(MetaCommand),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +122,19 @@ impl Command {
         match self {
             Command::Request(request) => request.action.auction_id(),
             Command::Close { auction_id } => Some(*auction_id),
+            Command::Meta(_) => None,
         }
+    }
+
+    /// Whether the command is for the meta group (group 0) rather than an auction shard.
+    pub fn is_meta(&self) -> bool {
+        matches!(self, Command::Meta(_))
+    }
+
+    /// Whether `group` may apply this command: meta commands in group 0 only, auction
+    /// commands in shards only. The node checks it before proposing; the engine cannot,
+    /// because it never knows its group.
+    pub fn belongs_to(&self, group: GroupId) -> bool {
+        self.is_meta() == (group == GroupId::META)
     }
 }

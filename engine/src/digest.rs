@@ -2,8 +2,11 @@
 //!
 //! The bytes hashed are the value's bincode 2 encoding (standard configuration), which is
 //! fully specified and independent of platform and hash-map order (the engine has no hash
-//! maps). bincode is used here only as that canonical byte form; the storage codec lives in
-//! raft-store.
+//! maps). bincode is used here only as that canonical byte form; the storage codec, with its
+//! format versions and checksums, is [`crate::codec`].
+//!
+//! `State::digest` hashes everything the state serializes, the meta group's state included,
+//! so two replicas of group 0 whose accounts differ have different digests.
 
 use serde::Serialize;
 

@@ -24,7 +24,9 @@
 //! - a new command: [`command::Action`], then its rule in `state.rs` (`State::execute`), its
 //!   reply in [`outcome::Accepted`] and any rejection in [`outcome::RejectCode`] (append only:
 //!   the codes are a wire contract);
-//! - a new event: [`outcome::AuctionEventKind`].
+//! - a new event: [`outcome::AuctionEventKind`];
+//! - anything about accounts, sessions or cluster facts: the meta group's state machine,
+//!   [`meta`] (group 0 applies [`Command::Meta`]; its state is [`State::meta`]).
 //!
 //! The rules themselves, with the choices made where the product brief was silent, are
 //! written up in `docs/ENGINE.md`.
@@ -33,6 +35,7 @@ pub mod codec;
 pub mod command;
 mod digest;
 pub mod limits;
+pub mod meta;
 pub mod outcome;
 pub mod planted;
 pub mod spec;
@@ -44,6 +47,10 @@ mod view;
 mod tests;
 
 pub use command::{Action, Actor, ApplyCtx, Command, Request, Role};
+pub use meta::{
+    MetaAccepted, MetaAction, MetaActor, MetaCommand, MetaEvent, MetaEventKind, MetaRejectCode,
+    MetaState,
+};
 pub use outcome::{
     Accepted, AuctionEvent, AuctionEventKind, AuctionResult, Event, Listing, Outcome, RejectCode,
     Reply, SaleKind, UnsoldReason,
@@ -54,4 +61,6 @@ pub use types::{
     Amount, AuctionId, BidId, Currency, Description, GroupId, Micros, ParseError, Reason,
     RequestId, Timestamp, Title, UserId,
 };
-pub use view::{AuctionView, PublicBid};
+pub use view::{
+    AuctionFilter, AuctionPage, AuctionPhase, AuctionQuery, AuctionSummary, AuctionView, PublicBid,
+};

@@ -47,3 +47,39 @@ pub const GROUP_REQUESTS_MAX: usize = 1_000_000;
 pub const CLOSED_RETENTION: Micros = Micros::from_secs(24 * 3600);
 /// How long, in cluster time, an idempotency record that belongs to no auction is kept.
 pub const REQUEST_RETENTION: Micros = Micros::from_secs(24 * 3600);
+
+// ---- the meta group (group 0): accounts, sessions and cluster facts ----------------------
+
+/// Usernames, after case folding: 3 to 32 characters of `[a-z0-9_.-]`, starting with a
+/// letter or a digit. Every allowed character is ASCII, so characters and bytes agree.
+pub const USERNAME_CHARS_MIN: usize = 3;
+pub const USERNAME_CHARS_MAX: usize = 32;
+/// Longest username input accepted before folding. Lower-casing may grow a string, and a
+/// long input can never fold into a valid name, so this bounds the work of folding.
+pub const USERNAME_INPUT_BYTES_MAX: usize = 4 * USERNAME_CHARS_MAX;
+/// Display names: 1 to 64 characters (Unicode scalar values), no control characters.
+pub const DISPLAY_NAME_CHARS_MAX: usize = 64;
+/// A password hash in PHC string format, computed by the gateway (argon2id). The meta group
+/// only stores it.
+pub const PASSWORD_HASH_BYTES_MAX: usize = 256;
+
+/// Refresh-token families kept per user, revoked ones included. Creating one more evicts the
+/// oldest (a revoked family before any live one).
+pub const SESSIONS_PER_USER_MAX: usize = 16;
+/// Furthest a refresh token's expiry may lie after the entry that sets it.
+pub const REFRESH_LIFETIME_MAX: Micros = Micros::from_secs(90 * 24 * 3600);
+
+/// Accounts held by the meta group.
+pub const USERS_MAX: usize = 10_000_000;
+/// Idempotency records of meta commands, kept `REQUEST_RETENTION` each.
+pub const META_REQUESTS_MAX: usize = 1_000_000;
+/// Retired node ids remembered by the meta group.
+pub const RETIRED_NODES_MAX: usize = 65_536;
+/// Auction shards a cluster may have. Must equal `martelo_client::routing::SHARD_COUNT_MAX`.
+pub const SHARD_COUNT_MAX: u32 = 1024;
+/// Most users in one page of a user listing.
+pub const USER_PAGE_MAX: usize = 200;
+
+const _: () = assert!(USERNAME_CHARS_MIN >= 1 && USERNAME_CHARS_MIN <= USERNAME_CHARS_MAX);
+const _: () = assert!(USERNAME_INPUT_BYTES_MAX >= USERNAME_CHARS_MAX);
+const _: () = assert!(SESSIONS_PER_USER_MAX >= 1);

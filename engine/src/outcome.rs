@@ -83,6 +83,8 @@ pub enum Accepted {
     BidderReinstated {
         user: UserId,
     },
+    /// A meta-group (group 0) command; see [`crate::meta`].
+    Meta(crate::meta::MetaAccepted),
 }
 
 /// Why a command was rejected. Stable, machine-readable: see [`RejectCode::as_str`]. When
@@ -119,9 +121,14 @@ pub enum RejectCode {
     AuctionLimitReached,
     BidLimitReached,
     RequestLimitReached,
+    /// A meta-group (group 0) command's rejection, with its own codes and precedence
+    /// ([`crate::meta::MetaRejectCode`]). Its `as_str` is the meta code's.
+    Meta(crate::meta::MetaRejectCode),
 }
 
 impl RejectCode {
+    /// Every auction code, in precedence order (the meta codes are
+    /// [`crate::meta::MetaRejectCode::ALL`]).
     pub const ALL: [RejectCode; 28] = [
         RejectCode::RequestIdReused,
         RejectCode::PermissionDenied,
@@ -184,6 +191,7 @@ impl RejectCode {
             RejectCode::AuctionLimitReached => "auction_limit_reached",
             RejectCode::BidLimitReached => "bid_limit_reached",
             RejectCode::RequestLimitReached => "request_limit_reached",
+            RejectCode::Meta(code) => code.as_str(),
         }
     }
 
@@ -223,6 +231,7 @@ impl RejectCode {
             RejectCode::AuctionLimitReached => "this shard holds the maximum number of auctions",
             RejectCode::BidLimitReached => "this auction holds the maximum number of bids",
             RejectCode::RequestLimitReached => "too many requests are retained for deduplication",
+            RejectCode::Meta(code) => code.message(),
         }
     }
 }
@@ -276,6 +285,8 @@ pub enum Event {
         user: UserId,
         at: Timestamp,
     },
+    /// A change to the meta group's state (group 0 only), with its meta-level `seq`.
+    Meta(crate::meta::MetaEvent),
 }
 
 /// An event of one auction. `seq` increases by one with each event of that auction, so a

@@ -13,11 +13,13 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Action, Actor, ApplyCtx, Command, Request, Role};
 use crate::limits;
+use crate::meta::MetaState;
 use crate::outcome::{
     Accepted, AuctionEvent, AuctionEventKind, AuctionResult, Event, Listing, Outcome, RejectCode,
     Reply, SaleKind, UnsoldReason,
@@ -43,6 +45,10 @@ pub struct State {
     /// Idempotency records of requests that name no existing auction.
     requests: BTreeMap<RequestKey, RequestRecord>,
     requests_expiry: BTreeSet<(Timestamp, RequestKey)>,
+    /// The meta group's accounts, sessions and cluster facts: empty in every group but
+    /// group 0. Last, and absent from storage format 1 (see `meta::compat`).
+    #[serde(default, deserialize_with = "crate::meta::compat::deserialize_meta")]
+    meta: MetaState,
 }
 
 /// How much one group's state may hold. Part of the replicated state: a group is created with
@@ -277,6 +283,7 @@ impl State {
                 }
             }
             Command::Request(request) => self.request(now, ctx.log_index, request),
+            Command::Meta(command) => self.meta.apply(now, command),
         }
     }
 
@@ -784,6 +791,22 @@ impl State {
         self.auctions.values()
     }
 
+    /// Auctions with an id greater than `after` (all of them for `None`), in id order.
+    pub(crate) fn auctions_after(
+        &self,
+        after: Option<AuctionId>,
+    ) -> impl Iterator<Item = &Auction> + '_ {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.auctions
+            .range((lower, Bound::Unbounded))
+            .map(|(_, auction)| auction)
+    }
+
+    /// The meta group's state (accounts, sessions, cluster facts); empty outside group 0.
+    pub fn meta(&self) -> &MetaState {
+        &self.meta
+    }
+
     pub fn is_suspended(&self, user: UserId) -> bool {
         self.suspended.contains(&user)
     }
@@ -835,6 +858,7 @@ impl State {
         {
             return fail("request expiry index does not match the request records".into());
         }
+        self.meta.validate()?;
         Ok(())
     }
 }

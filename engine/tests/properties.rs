@@ -471,7 +471,7 @@ proptest! {
         for (index, (timestamp, command)) in commands.iter().enumerate() {
             let rejection = match command {
                 Command::Request(request) => state.early_bid_rejection(*timestamp, request),
-                Command::Close { .. } => None,
+                Command::Close { .. } | Command::Meta(_) => None,
             };
             let ctx = ApplyCtx { log_index: index as u64 + 1, timestamp: *timestamp };
             let outcome = state.apply(ctx, command);
@@ -594,6 +594,7 @@ impl Model {
     fn apply(&mut self, now: Timestamp, command: &Command) -> Reply {
         match command {
             Command::Close { auction_id } => self.close(now, *auction_id),
+            Command::Meta(_) => unreachable!("the generator makes no meta commands"),
             Command::Request(request) => {
                 let key = (request.actor.user, request.request_id.as_str().to_owned());
                 let scope = request.action.auction_id();
