@@ -19,7 +19,7 @@ use martelo_cluster::node::{self, NodeArgs};
         Start a local 3-node cluster with `martelo dev`; run a node with `martelo node`; \
         inspect and administer a cluster with `martelo status`, `martelo cluster init`, \
         `martelo node add|remove`, `martelo leader transfer`, `martelo snapshot` and \
-        `martelo auction show`. Admin commands find the cluster through --addr \
+        `martelo auction list|show`. Admin commands find the cluster through --addr \
         (env MARTELO_ADDR, default 127.0.0.1:7001)."
 )]
 struct Cli {

@@ -30,6 +30,17 @@ pub const ADMIN_MESSAGE_BYTES_MAX: usize = CLIENT_RESPONSE_BYTES_MAX;
 /// Most auction ids in one `SubscribeRequest.auction_ids` filter.
 pub const SUBSCRIBE_AUCTIONS_MAX: usize = 4096;
 
+/// Auctions in a `ListAuctions` page when the request's `limit` is 0.
+pub const LIST_AUCTIONS_LIMIT_DEFAULT: usize = 50;
+
+/// Most auctions in one `ListAuctions` page; a larger `limit` is `invalid_argument`.
+pub const LIST_AUCTIONS_LIMIT_MAX: usize = 500;
+
+/// Largest encoded `AuctionSummary` (envelope and engine summary). The summary's variable
+/// parts are a title (200 bytes) and a cancellation reason (500 bytes); the node's tests
+/// check a summary with both at their maximum against this.
+pub const AUCTION_SUMMARY_BYTES_MAX: usize = 2 * 1024;
+
 /// Most entries the cluster may put in one `AppendEntries`: the cluster's openraft
 /// `Config::max_payload_entries` must not exceed it, or a full batch of maximal commands
 /// would not fit in [`RAFT_MESSAGE_BYTES_MAX`].
@@ -59,6 +70,13 @@ const _: () = assert!(
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX + ENVELOPE_BYTES_MAX <= RAFT_MESSAGE_BYTES_MAX);
 // The largest subscription filter (10 bytes per varint id at worst) fits in a request.
 const _: () = assert!(SUBSCRIBE_AUCTIONS_MAX * 10 + ENVELOPE_BYTES_MAX <= CLIENT_REQUEST_BYTES_MAX);
+// A full page of maximal auction summaries fits in a response.
+const _: () = assert!(
+    LIST_AUCTIONS_LIMIT_MAX * AUCTION_SUMMARY_BYTES_MAX + ENVELOPE_BYTES_MAX
+        <= CLIENT_RESPONSE_BYTES_MAX
+);
+const _: () = assert!(0 < LIST_AUCTIONS_LIMIT_DEFAULT);
+const _: () = assert!(LIST_AUCTIONS_LIMIT_DEFAULT <= LIST_AUCTIONS_LIMIT_MAX);
 // A reply to a maximal proposal can carry at least as much as the proposal did.
 const _: () = assert!(CLIENT_REQUEST_BYTES_MAX <= CLIENT_RESPONSE_BYTES_MAX);
 

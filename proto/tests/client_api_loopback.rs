@@ -8,10 +8,11 @@ use martelo_proto::client_api_client::ClientApiClient;
 use martelo_proto::client_api_server::ClientApi;
 use martelo_proto::services::{client_api_client, client_api_server};
 use martelo_proto::{
-    ApiError, Applied, AuctionView, CLIENT_REQUEST_BYTES_MAX, CommittedEntry, ErrorCode, NotLeader,
-    ProposeRequest, ProposeResponse, ReadAuctionRequest, ReadAuctionResponse, Resync,
-    SubscribeRequest, SubscribeResponse, check_encoded_len, propose_request, propose_response,
-    read_auction_response, resync, subscribe_response,
+    ApiError, Applied, AuctionFilter, AuctionPage, AuctionSummary, AuctionView,
+    CLIENT_REQUEST_BYTES_MAX, CommittedEntry, ErrorCode, ListAuctionsRequest, ListAuctionsResponse,
+    NotLeader, ProposeRequest, ProposeResponse, ReadAuctionRequest, ReadAuctionResponse, Resync,
+    SubscribeRequest, SubscribeResponse, check_encoded_len, list_auctions_response,
+    propose_request, propose_response, read_auction_response, resync, subscribe_response,
 };
 use prost::bytes::Bytes;
 use tokio::sync::oneshot;
@@ -80,6 +81,35 @@ impl ClientApi for EchoNode {
         };
         Ok(Response::new(ReadAuctionResponse {
             result: Some(read_auction_response::Result::Auction(view)),
+        }))
+    }
+
+    /// Lists auctions 0..10 of any group, `limit` at a time, after the cursor.
+    async fn list_auctions(
+        &self,
+        request: Request<ListAuctionsRequest>,
+    ) -> Result<Response<ListAuctionsResponse>, Status> {
+        let request = request.into_inner();
+        let first = request.after_auction_id.map_or(0, |after| after + 1);
+        let ids: Vec<u64> = (first..10).take(request.limit as usize).collect();
+        let next = ids.last().copied().filter(|&last| last < 9);
+        let page = AuctionPage {
+            group_id: request.group_id,
+            auctions: ids
+                .iter()
+                .map(|&auction_id| AuctionSummary {
+                    auction_id,
+                    seq: 1,
+                    summary: Bytes::from_static(b"summary"),
+                })
+                .collect(),
+            next_after_auction_id: next,
+            applied_index: 42,
+            now_us: request.closing_within_us,
+            codec_version: 1,
+        };
+        Ok(Response::new(ListAuctionsResponse {
+            result: Some(list_auctions_response::Result::Page(page)),
         }))
     }
 
@@ -253,6 +283,52 @@ async fn read_auction_and_subscribe_stream_until_resync() {
         subscribe_response::Kind::Resync(resync) if resync.first_available == 143
     ));
 
+    server.stop().await;
+}
+
+async fn list_page(
+    client: &mut ClientApiClient<Channel>,
+    after: Option<u64>,
+    limit: u32,
+) -> AuctionPage {
+    let request = ListAuctionsRequest {
+        group_id: 3,
+        filter: AuctionFilter::ClosingSoon.into(),
+        closing_within_us: 600,
+        after_auction_id: after,
+        limit,
+        ..ListAuctionsRequest::default()
+    };
+    let response = client.list_auctions(request).await.expect("call succeeds");
+    let Some(list_auctions_response::Result::Page(page)) = response.into_inner().result else {
+        panic!("a page");
+    };
+    page
+}
+
+fn ids(page: &AuctionPage) -> Vec<u64> {
+    page.auctions
+        .iter()
+        .map(|auction| auction.auction_id)
+        .collect()
+}
+
+/// The cursor is `optional`: auction 0 is a valid cursor, distinct from "from the start",
+/// and the last page carries no cursor at all.
+#[tokio::test]
+async fn list_auctions_pages_with_an_optional_cursor_that_can_be_zero() {
+    let server = must_spawn_server().await;
+    let mut client = client_api_client(must_connect(server.address).await);
+    let first = list_page(&mut client, None, 4).await;
+    assert_eq!(
+        (ids(&first), first.next_after_auction_id),
+        (vec![0, 1, 2, 3], Some(3))
+    );
+    assert_eq!((first.group_id, first.now_us), (3, 600));
+    let after_zero = list_page(&mut client, Some(0), 2).await;
+    assert_eq!(ids(&after_zero), vec![1, 2]);
+    let last = list_page(&mut client, Some(7), 5).await;
+    assert_eq!((ids(&last), last.next_after_auction_id), (vec![8, 9], None));
     server.stop().await;
 }
 

@@ -239,6 +239,14 @@ async fn measure(
         plan.scenario.as_str()
     );
     until_stopped(stop, create_auctions(&target, &workload, plan)).await??;
+    let ids: Vec<u64> = workload
+        .auctions()
+        .iter()
+        .map(|auction| auction.id.0)
+        .collect();
+    // The ids are the run's nonce plus an index: print them so the auctions can be found
+    // afterwards (`martelo auction show ID`, `martelo auction list`).
+    println!("{}", created_auctions_line(&ids));
     let setup = SetupInfo {
         auctions_created: workload.auctions().len(),
         setup_s: setup_started.elapsed().as_secs_f64(),
@@ -373,6 +381,33 @@ async fn create_auctions<T: Target>(
                 );
             }
         }
+    }
+}
+
+/// Most auction ids `created_auctions_line` lists one by one when they are not contiguous.
+const CREATED_IDS_LISTED_MAX: usize = 10;
+
+/// `created N auction(s): ids A..=B` for a contiguous run of ids (the bench's own), else the
+/// ids themselves when they are few, else the lowest and highest.
+fn created_auctions_line(ids: &[u64]) -> String {
+    let count = ids.len();
+    let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+        return "created no auctions".to_owned();
+    };
+    let contiguous = ids
+        .windows(2)
+        .all(|pair| pair[0].checked_add(1) == Some(pair[1]));
+    if count == 1 {
+        format!("created 1 auction: id {first}")
+    } else if contiguous {
+        format!("created {count} auctions: ids {first}..={last}")
+    } else if count <= CREATED_IDS_LISTED_MAX {
+        let listed: Vec<String> = ids.iter().map(u64::to_string).collect();
+        format!("created {count} auctions: ids {}", listed.join(", "))
+    } else {
+        let low = ids.iter().min().copied().unwrap_or(first);
+        let high = ids.iter().max().copied().unwrap_or(last);
+        format!("created {count} auctions: ids from {low} to {high}, not contiguous")
     }
 }
 
@@ -543,6 +578,27 @@ mod tests {
         assert!(notes.is_empty());
         assert_eq!(batch_stats(&[], &[], true, &mut notes), None);
         assert_eq!(notes.len(), 1);
+    }
+
+    #[test]
+    fn the_created_auction_ids_are_printed_as_a_range_or_a_list() {
+        assert_eq!(created_auctions_line(&[]), "created no auctions");
+        assert_eq!(created_auctions_line(&[7]), "created 1 auction: id 7");
+        let workload = Workload::new(Scenario::Spread, 70, 10, 5);
+        let ids: Vec<u64> = workload.auctions().iter().map(|a| a.id.0).collect();
+        assert_eq!(
+            created_auctions_line(&ids),
+            format!("created 70 auctions: ids {}..={}", ids[0], ids[69])
+        );
+        assert_eq!(
+            created_auctions_line(&[4, 9, 2]),
+            "created 3 auctions: ids 4, 9, 2"
+        );
+        let scattered: Vec<u64> = (0..20).map(|index| index * 3).collect();
+        assert_eq!(
+            created_auctions_line(&scattered),
+            "created 20 auctions: ids from 0 to 57, not contiguous"
+        );
     }
 
     #[tokio::test(start_paused = true)]

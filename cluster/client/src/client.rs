@@ -21,15 +21,19 @@ use futures::{Stream, StreamExt};
 use martelo_engine::codec::{self, FORMAT_VERSION};
 use martelo_engine::{AuctionId, Event, GroupId, Reply, Request, Timestamp};
 use martelo_proto::{
-    CLIENT_REQUEST_BYTES_MAX, ErrorCode, PROPOSAL_COMMAND_BYTES_MAX, ProposeRequest,
-    ReadAuctionRequest, SUBSCRIBE_AUCTIONS_MAX, StatusRequest, StatusResponse, SubscribeRequest,
-    SubscribeResponse, Traceparent, check_encoded_len, propose_request, resync, subscribe_response,
+    CLIENT_REQUEST_BYTES_MAX, ErrorCode, LIST_AUCTIONS_LIMIT_MAX, ListAuctionsRequest,
+    PROPOSAL_COMMAND_BYTES_MAX, ProposeRequest, ReadAuctionRequest, SUBSCRIBE_AUCTIONS_MAX,
+    StatusRequest, StatusResponse, SubscribeRequest, SubscribeResponse, Traceparent,
+    check_encoded_len, propose_request, resync, subscribe_response,
 };
 use prost::bytes::Bytes;
 
 use crate::channels::{Channels, bounded, request_with_timeout};
 use crate::decide::{self, CallError, Retry, Verdict};
 use crate::error::{ClientError, ProposeError};
+use crate::listing::{
+    self, AuctionList, GroupPage, LIST_CALLS_PER_PAGE_MAX, ListCursor, ListFilter,
+};
 use crate::retry::{Attempt, Proposal, RetryPolicy, Step};
 use crate::routing::{self, ShardCount};
 use crate::telemetry;
@@ -442,6 +446,115 @@ impl Client {
             },
         );
         result
+    }
+
+    /// One page of `group`'s auctions in id order: those `filter` keeps, after `after`
+    /// (exclusive; `None` from the first), at most `limit` (0: the node's default, 50).
+    /// Follows leader hints and retries transient failures like [`Client::read_auction`].
+    /// A filtered page may be short, even empty, and still have a next page
+    /// ([`GroupPage::next_after`]).
+    pub async fn list_group(
+        &self,
+        group: GroupId,
+        filter: ListFilter,
+        after: Option<AuctionId>,
+        limit: u32,
+        consistency: ReadConsistency,
+    ) -> Result<GroupPage, ClientError> {
+        let (wire_filter, closing_within_us) = filter.to_proto();
+        let message = ListAuctionsRequest {
+            group_id: group.0,
+            filter: wire_filter.into(),
+            closing_within_us,
+            after_auction_id: after.map(|auction| auction.0),
+            limit,
+            consistency: consistency.to_proto().into(),
+            traceparent: String::new(),
+        };
+        let channels = self.inner.channels.clone();
+        let served = self
+            .drive("list", group, |target, remaining| {
+                let message = message.clone();
+                let channels = channels.clone();
+                async move {
+                    let result = match channels.client_api(&target.address) {
+                        Ok(mut client) => {
+                            let request = request_with_timeout(message, remaining);
+                            bounded(remaining, client.list_auctions(request)).await
+                        }
+                        Err(error) => Err(error),
+                    };
+                    decide::classify_list(&target.address, result)
+                }
+            })
+            .await;
+        let result = match served {
+            Ok(served) => {
+                if consistency != ReadConsistency::Local {
+                    // Only the leader serves linearizable and lease reads.
+                    self.topology()
+                        .observe_success(group, served.target.node_id, 0);
+                }
+                listing::decode_page(
+                    &served.target.address,
+                    group,
+                    served.target.node_id,
+                    served.value,
+                )
+            }
+            Err(exhausted) => Err(exhausted.last_error),
+        };
+        telemetry::outcome(
+            "list",
+            match &result {
+                Ok(_) => "ok",
+                Err(error) => error.code().as_str(),
+            },
+        );
+        result
+    }
+
+    /// One page of the whole cluster's auctions: at most `limit` (1..=500) that `filter`
+    /// keeps, by group (1..=shard_count) and then by id, from `from`
+    /// ([`ListCursor::START`] for the first page). [`AuctionList::next`] is where the next
+    /// page starts, `None` after the last. Asks each group in turn with
+    /// [`Client::list_group`], at most [`LIST_CALLS_PER_PAGE_MAX`] times per page; a
+    /// sparse filter over many auctions may return a short page with a cursor.
+    pub async fn list_auctions(
+        &self,
+        filter: ListFilter,
+        from: ListCursor,
+        limit: usize,
+        consistency: ReadConsistency,
+    ) -> Result<AuctionList, ClientError> {
+        if !(1..=LIST_AUCTIONS_LIMIT_MAX).contains(&limit) {
+            return Err(ClientError::InvalidInput(format!(
+                "a page lists 1 to {LIST_AUCTIONS_LIMIT_MAX} auctions, not {limit}"
+            )));
+        }
+        let shards = self.inner.shards;
+        let mut cursor = Some(from.check(shards)?);
+        let mut auctions = Vec::new();
+        let mut calls = 0;
+        while let Some(at) = cursor {
+            let room = limit - auctions.len();
+            if room == 0 || calls == LIST_CALLS_PER_PAGE_MAX {
+                break;
+            }
+            calls += 1;
+            // `room` is at most LIST_AUCTIONS_LIMIT_MAX, far below u32::MAX.
+            let room = u32::try_from(room).unwrap_or(u32::MAX);
+            let page = self
+                .list_group(at.group, filter, at.after, room, consistency)
+                .await?;
+            auctions.extend(page.auctions);
+            cursor = listing::advance(at, page.next_after, shards);
+        }
+        debug_assert!(auctions.len() <= limit);
+        Ok(AuctionList {
+            auctions,
+            next: cursor,
+        })
     }
 
     /// Streams `group`'s committed events from `from_log_index` (0: the oldest available),

@@ -13,8 +13,9 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use martelo_proto::{
-    ApiError, Applied, AuctionView, ErrorCode, NotLeader, ProposeResponse, ReadAuctionResponse,
-    ShowAuctionResponse, propose_response, read_auction_response, show_auction_response,
+    ApiError, Applied, AuctionPage, AuctionView, ErrorCode, ListAuctionsResponse, NotLeader,
+    ProposeResponse, ReadAuctionResponse, ShowAuctionResponse, list_auctions_response,
+    propose_response, read_auction_response, show_auction_response,
 };
 
 use crate::error::ClientError;
@@ -37,6 +38,9 @@ pub enum Failure {
     NotSent,
     /// The request may have reached the node.
     Indeterminate,
+    /// Something answered, but not martelo's gRPC API (a metrics port, a web server): no
+    /// command can have been applied, and asking again cannot help.
+    WrongServer,
 }
 
 /// Classifies a call that produced no answer, and turns it into the error to report.
@@ -61,6 +65,22 @@ pub fn classify_call_error(address: &str, error: CallError) -> (Failure, ClientE
                 reason: connect_reason(&status),
             },
         ),
+        CallError::Status(status) if speaks_no_grpc(&status) => (
+            Failure::WrongServer,
+            ClientError::NotMartelo {
+                address: address.to_owned(),
+                detail: connect_reason(&status),
+            },
+        ),
+        // Indeterminate still: a node that crashed mid-call looks the same. Only the words
+        // differ, so that a wrong port (an HTTP/1 metrics endpoint hangs up on the HTTP/2
+        // preface) is easy to tell.
+        CallError::Status(status) if closed_without_answer(&status) => (
+            Failure::Indeterminate,
+            ClientError::ConnectionClosed {
+                address: address.to_owned(),
+            },
+        ),
         CallError::Status(status) => (
             Failure::Indeterminate,
             ClientError::Transport {
@@ -77,6 +97,51 @@ fn never_connected(status: &tonic::Status) -> bool {
     let mut source = status.source();
     while let Some(error) = source {
         if error.is::<tonic::ConnectError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// True when the peer's answer was not HTTP/2 gRPC at all: an HTTP/1 server (a metrics
+/// port) answers the HTTP/2 preface with text, which the HTTP/2 layer rejects as a malformed
+/// frame; a web server speaking HTTP/2 answers without gRPC's content type. A martelo node
+/// never does either, so this cannot hide a request that reached one.
+fn speaks_no_grpc(status: &tonic::Status) -> bool {
+    let mut texts = vec![status.message().to_ascii_lowercase()];
+    let mut source = status.source();
+    while let Some(error) = source {
+        texts.push(error.to_string().to_ascii_lowercase());
+        source = error.source();
+    }
+    texts.iter().any(|text| {
+        text.contains("frame with invalid size")
+            || text.contains("invalid content-type")
+            || text.contains("invalid preface")
+            || text.contains("http/1")
+    })
+}
+
+/// True when the server hung up without an answer: hyper's "connection closed", or a reset
+/// or broken pipe underneath (an HTTP/1 metrics endpoint hangs up on the HTTP/2 preface in
+/// any of these ways, depending on timing; so does a node that dies mid-call).
+fn closed_without_answer(status: &tonic::Status) -> bool {
+    use std::io::ErrorKind;
+    let mut source = status.source();
+    while let Some(error) = source {
+        if error.to_string() == "connection closed" {
+            return true;
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ErrorKind::BrokenPipe
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::UnexpectedEof
+            )
+        {
             return true;
         }
         source = error.source();
@@ -217,6 +282,25 @@ pub fn classify_show(
     }
 }
 
+/// Classifies one `ListAuctions` attempt, like a read.
+pub fn classify_list(
+    address: &str,
+    result: Result<ListAuctionsResponse, CallError>,
+) -> Verdict<AuctionPage> {
+    let response = match result {
+        Ok(response) => response,
+        Err(error) => return from_call_error(address, error),
+    };
+    match response.result {
+        Some(list_auctions_response::Result::Page(page)) => Verdict::Done(page),
+        Some(list_auctions_response::Result::Error(error)) => classify_read_error(address, error),
+        None => Verdict::Retry {
+            retry: Retry::Indeterminate,
+            error: empty_answer(address, "list auctions response"),
+        },
+    }
+}
+
 /// Classifies a node's error answer to a read.
 pub fn classify_read_error<T>(address: &str, error: ApiError) -> Verdict<T> {
     let retry = match error.code() {
@@ -269,6 +353,7 @@ fn from_call_error<T>(address: &str, error: CallError) -> Verdict<T> {
     let retry = match failure {
         Failure::NotSent => Retry::NotSent,
         Failure::Indeterminate => Retry::Indeterminate,
+        Failure::WrongServer => return Verdict::Stop(error),
     };
     Verdict::Retry { retry, error }
 }
@@ -427,6 +512,44 @@ mod tests {
             read(ErrorCode::AuctionNotFound),
             Verdict::Stop(error) if error.code().as_str() == "auction_not_found"
         ));
+    }
+
+    #[test]
+    fn listings_follow_hints_and_stop_on_an_invalid_request() {
+        let list = |error: ApiError| {
+            classify_list(
+                ADDRESS,
+                Ok(ListAuctionsResponse {
+                    result: Some(list_auctions_response::Result::Error(error)),
+                }),
+            )
+        };
+        let hint = NotLeader {
+            group_id: 2,
+            leader_id: Some(3),
+            leader_address: "127.0.0.1:7003".into(),
+            term: 4,
+        };
+        assert_eq!(
+            retry_of(list(ApiError::not_leader(hint.clone()))),
+            Retry::NotLeader(Some(hint))
+        );
+        assert_eq!(retry_of(list(api(ErrorCode::ClockSkew))), Retry::NotSent);
+        assert!(matches!(
+            list(api(ErrorCode::InvalidArgument)),
+            Verdict::Stop(error) if error.code().as_str() == "invalid_argument"
+        ));
+        let page = AuctionPage {
+            group_id: 2,
+            ..AuctionPage::default()
+        };
+        let done = classify_list(
+            ADDRESS,
+            Ok(ListAuctionsResponse {
+                result: Some(list_auctions_response::Result::Page(page.clone())),
+            }),
+        );
+        assert!(matches!(done, Verdict::Done(answer) if answer == page));
     }
 
     #[test]

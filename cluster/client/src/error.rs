@@ -29,11 +29,17 @@ pub enum ClientErrorCode {
     Transport,
     /// The caller's input is wrong before anything is sent (bad address, bad arguments).
     InvalidInput,
+    /// Something answered at the address, but not martelo's gRPC API (a metrics port, a web
+    /// server): nothing can have been applied.
+    NotMartelo,
+    /// The server hung up before any answer (see [`ClientError::ConnectionClosed`]).
+    ConnectionClosed,
 }
 
 impl ClientErrorCode {
     /// The stable string: the node's code string (`not_leader`, ...) or one of
-    /// `unreachable`, `deadline_exceeded`, `decode`, `transport`, `invalid_input`.
+    /// `unreachable`, `deadline_exceeded`, `decode`, `transport`, `invalid_input`,
+    /// `not_martelo`, `connection_closed`.
     pub fn as_str(self) -> &'static str {
         match self {
             ClientErrorCode::Server(code) => code.as_code_str(),
@@ -42,6 +48,8 @@ impl ClientErrorCode {
             ClientErrorCode::Decode => "decode",
             ClientErrorCode::Transport => "transport",
             ClientErrorCode::InvalidInput => "invalid_input",
+            ClientErrorCode::NotMartelo => "not_martelo",
+            ClientErrorCode::ConnectionClosed => "connection_closed",
         }
     }
 }
@@ -103,6 +111,20 @@ pub enum ClientError {
     /// The caller's input is wrong; nothing was sent.
     #[error("{0}")]
     InvalidInput(String),
+    /// The server at `address` does not speak martelo's gRPC API.
+    #[error(
+        "the server at {address} does not speak martelo's gRPC API ({detail}); is this a node's \
+         --listen address (not, say, its metrics port)?"
+    )]
+    NotMartelo { address: String, detail: String },
+    /// The server hung up before any answer: a node that stopped, or a port that is not a
+    /// node's gRPC port. A change may have been applied.
+    #[error(
+        "the connection to {address} closed before any answer: is a martelo node running there, \
+         and is it the node's --listen address (not, say, its metrics port)? A change sent this \
+         way may or may not have been applied"
+    )]
+    ConnectionClosed { address: String },
 }
 
 impl ClientError {
@@ -129,6 +151,8 @@ impl ClientError {
             ClientError::Decode { .. } => ClientErrorCode::Decode,
             ClientError::Transport { .. } => ClientErrorCode::Transport,
             ClientError::InvalidInput(_) => ClientErrorCode::InvalidInput,
+            ClientError::NotMartelo { .. } => ClientErrorCode::NotMartelo,
+            ClientError::ConnectionClosed { .. } => ClientErrorCode::ConnectionClosed,
         }
     }
 
@@ -140,6 +164,22 @@ impl ClientError {
         }
     }
 
+    /// Whether the same call may succeed later without any change: a node's retryable
+    /// code, or a transport failure. Input errors, decode errors and permanent refusals
+    /// (`quorum_at_risk`, `invalid_argument`, ...) are not.
+    pub fn is_retryable(&self) -> bool {
+        match self.code() {
+            ClientErrorCode::Server(code) => code.is_retryable(),
+            ClientErrorCode::Unreachable
+            | ClientErrorCode::DeadlineExceeded
+            | ClientErrorCode::Transport
+            | ClientErrorCode::ConnectionClosed => true,
+            ClientErrorCode::Decode
+            | ClientErrorCode::InvalidInput
+            | ClientErrorCode::NotMartelo => false,
+        }
+    }
+
     /// The error code to report where only an [`ErrorCode`] fits (a proposal that was not
     /// applied): the node's code, `unavailable` when no node could be reached.
     pub fn server_code(&self) -> ErrorCode {
@@ -148,7 +188,10 @@ impl ClientError {
             ClientErrorCode::InvalidInput => ErrorCode::InvalidArgument,
             ClientErrorCode::Decode => ErrorCode::Internal,
             ClientErrorCode::DeadlineExceeded => ErrorCode::Timeout,
-            ClientErrorCode::Unreachable | ClientErrorCode::Transport => ErrorCode::Unavailable,
+            ClientErrorCode::Unreachable
+            | ClientErrorCode::Transport
+            | ClientErrorCode::NotMartelo
+            | ClientErrorCode::ConnectionClosed => ErrorCode::Unavailable,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! ```text
 //!   Client::connect(seeds) ── Status ──► Topology (shard count, address book, leaders)
 //!   Client::propose / read_auction ──► routing ─► Topology::route ─► node ─► decide ─► retry
+//!   Client::list_auctions ──► listing: group by group ─► Topology::route ─► node ─► decide
 //!   Client::subscribe ──► one replica's committed event stream, decoded
 //!   admin::Admin ──► AdminApi of every node (status, init, membership, leadership)
 //!   cli ──► clap arguments and printing for the `martelo` admin commands
@@ -19,6 +20,7 @@
 //! - [`decide`]: what one attempt's answer means (done, stop, or which kind of retry), pure;
 //! - [`topology`]: address book, group voters and the leader cache, pure;
 //! - [`client`]: [`Client`], the IO shell that drives the three above over tonic;
+//! - [`listing`]: listing auctions across groups: filters, the cursor, page decoding, pure;
 //! - [`channels`]: one lazily connected gRPC channel per node address;
 //! - [`error`]: [`ClientError`] and [`ProposeError`], with stable codes and advice;
 //! - [`admin`]: cluster status (with a health verdict and a table), init, node add and
@@ -36,6 +38,7 @@ pub mod cli;
 pub mod client;
 pub mod decide;
 pub mod error;
+pub mod listing;
 pub mod local;
 pub mod retry;
 pub mod routing;
@@ -46,5 +49,6 @@ pub use client::{
     AuctionRead, Client, ClientOptions, Proposed, ReadConsistency, ResyncReason, SubscribeItem,
 };
 pub use error::{ClientError, ClientErrorCode, ProposeError};
+pub use listing::{AuctionList, GroupPage, ListCursor, ListFilter, ListedAuction};
 pub use routing::{GroupId, ShardCount};
 pub use topology::Target;

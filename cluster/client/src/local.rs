@@ -522,7 +522,8 @@ impl LocalCluster {
                 .map(|node| node.proto_node())
                 .collect(),
             shard_count: self.config.shard_count,
-            replicas_per_group: 0,
+            // Small test clusters (1 or 2 nodes) ask for their smaller groups explicitly.
+            replicas_per_group: u32::try_from(self.initial_ids.len().min(3)).unwrap_or(3),
         };
         let deadline = Instant::now() + self.config.healthy_timeout;
         let mut interval = POLL_INTERVAL_MIN;

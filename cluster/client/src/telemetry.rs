@@ -7,8 +7,8 @@
 //! | `martelo_client_retries_total` | `op`, `reason` | retries, by what the previous attempt got |
 //! | `martelo_client_outcomes_total` | `op`, `result` | finished operations, by result |
 //!
-//! `op` is `propose`, `read` or `subscribe`. A proposal's `result` is `accepted`, `rejected`,
-//! `unknown` or `not_applied`; a read's is `ok` or the error code.
+//! `op` is `propose`, `read`, `list` or `subscribe`. A proposal's `result` is `accepted`,
+//! `rejected`, `unknown` or `not_applied`; a read's or a list's is `ok` or the error code.
 
 use crate::decide::Retry;
 

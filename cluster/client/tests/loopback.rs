@@ -30,6 +30,9 @@ use martelo_proto::{
     TriggerSnapshotRequest, TriggerSnapshotResponse, membership_response, open_group_response,
     propose_request, propose_response, resync, subscribe_response,
 };
+use martelo_proto::{
+    AuctionPage, ListAuctionsRequest, ListAuctionsResponse, list_auctions_response,
+};
 use prost::bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio_stream::Stream;
@@ -58,6 +61,8 @@ struct FakeState {
     leader_address: String,
     /// Answer `remove_node` with `quorum_at_risk` unless forced.
     guard_quorum: bool,
+    /// The auction ids of each group, for `list_auctions` (served where `leads`).
+    auctions: BTreeMap<u64, Vec<u64>>,
     /// Every call, as "method group request-id".
     calls: Vec<String>,
 }
@@ -102,6 +107,27 @@ impl FakeNode {
         MembershipResponse {
             result: Some(result),
         }
+    }
+}
+
+fn summary(id: u64) -> martelo_engine::AuctionSummary {
+    martelo_engine::AuctionSummary {
+        id: AuctionId(id),
+        seller: UserId(1),
+        title: martelo_engine::Title::try_from(format!("Lot {id}")).unwrap(),
+        currency: martelo_engine::Currency::try_from("EUR").unwrap(),
+        created_at: Timestamp(0),
+        start: Timestamp(0),
+        end: Timestamp(100),
+        seq: 1,
+        price: None,
+        leading_bidder: None,
+        minimum_bid: Amount(10),
+        bid_count: 0,
+        has_reserve: false,
+        reserve_met: false,
+        buy_now_price: None,
+        closed: None,
     }
 }
 
@@ -171,6 +197,57 @@ impl ClientApi for FakeNode {
         _request: tonic::Request<ReadAuctionRequest>,
     ) -> Result<Response<ReadAuctionResponse>, Status> {
         Err(Status::unimplemented("not scripted"))
+    }
+
+    /// Serves `auctions` as a leader (ids in order, `limit` at a time); `not_leader` naming
+    /// node 1 elsewhere.
+    async fn list_auctions(
+        &self,
+        request: tonic::Request<ListAuctionsRequest>,
+    ) -> Result<Response<ListAuctionsResponse>, Status> {
+        let request = request.into_inner();
+        self.record(format!(
+            "list {} after={:?} limit={}",
+            request.group_id, request.after_auction_id, request.limit
+        ));
+        if !self.state().leads {
+            let error = self.not_leader(request.group_id);
+            return Ok(Response::new(ListAuctionsResponse {
+                result: Some(list_auctions_response::Result::Error(error)),
+            }));
+        }
+        let ids = self
+            .state()
+            .auctions
+            .get(&request.group_id)
+            .cloned()
+            .unwrap_or_default();
+        let after = |id: &u64| request.after_auction_id.is_none_or(|after| *id > after);
+        let remaining: Vec<u64> = ids.into_iter().filter(after).collect();
+        let page: Vec<u64> = remaining
+            .iter()
+            .copied()
+            .take(request.limit as usize)
+            .collect();
+        let next = (remaining.len() > page.len()).then(|| *page.last().unwrap());
+        let auctions = page
+            .iter()
+            .map(|&id| martelo_proto::AuctionSummary {
+                auction_id: id,
+                seq: 1,
+                summary: Bytes::from(codec::encode("summary", &summary(id)).unwrap()),
+            })
+            .collect();
+        Ok(Response::new(ListAuctionsResponse {
+            result: Some(list_auctions_response::Result::Page(AuctionPage {
+                group_id: request.group_id,
+                auctions,
+                next_after_auction_id: next,
+                applied_index: 10,
+                now_us: 50,
+                codec_version: u32::from(codec::FORMAT_VERSION),
+            })),
+        }))
     }
 
     type SubscribeStream =
@@ -350,6 +427,7 @@ fn status(id: u64, book: &[Node], leader: Option<u64>, role: RaftRole) -> Status
         wall_clock_us: 1,
         shard_count: 1,
         nodes: book.to_vec(),
+        replication_factor: 2,
     }
 }
 
@@ -413,6 +491,7 @@ async fn must_spawn_fakes(
             leads: id == 1,
             leader_address: addresses[&1].to_string(),
             guard_quorum: false,
+            auctions: BTreeMap::new(),
             calls: Vec::new(),
         })));
         spawn(listener, fake.clone());
@@ -699,4 +778,73 @@ async fn the_status_command_prints_a_table_and_json() {
     .unwrap_err();
     assert!(matches!(error, CliError::Client(_)));
     assert_eq!(error.exit_code(), 3);
+}
+
+/// A listing pages through every group once, in order, following the `not_leader` hint of
+/// the node the client first asked.
+#[tokio::test]
+async fn a_listing_pages_through_every_group_once_following_leader_hints() {
+    let fakes = must_spawn_fakes(&[1, 2], &[], |_, _| Propose::Apply).await;
+    let book: Vec<Node> = fakes
+        .addresses
+        .iter()
+        .map(|(&id, &address)| node(id, address))
+        .collect();
+    for (&id, fake) in &fakes.nodes {
+        let mut state = fake.state();
+        // Two auction groups. Node 2 believes it leads them: the client starts there.
+        state.status = status(id, &book, Some(2), RaftRole::Follower);
+        state.status.shard_count = 2;
+        let mut group_two = state.status.groups[1].clone();
+        group_two.group_id = 2;
+        state.status.groups.push(group_two);
+        state.auctions = BTreeMap::from([(1, vec![3, 5, 8, 13]), (2, vec![0, 2])]);
+    }
+    let client = Client::connect(&fakes.seed(2), quick()).await.unwrap();
+    let consistency = martelo_client::ReadConsistency::Linearizable;
+    let all = martelo_client::ListFilter::All;
+    let mut seen = Vec::new();
+    let mut cursor = Some(martelo_client::ListCursor::START);
+    let mut cursors = Vec::new();
+    while let Some(from) = cursor {
+        let page = client
+            .list_auctions(all, from, 3, consistency)
+            .await
+            .unwrap();
+        assert!(page.auctions.len() <= 3);
+        seen.extend(page.auctions.iter().map(|a| (a.group.0, a.summary.id.0)));
+        cursor = page.next;
+        cursors.extend(cursor.map(|cursor| cursor.to_string()));
+    }
+    assert_eq!(seen, vec![(1, 3), (1, 5), (1, 8), (1, 13), (2, 0), (2, 2)]);
+    assert_eq!(cursors, vec!["1:8"]);
+    // One redirect per group, then node 1 for everything: the leader cache learned.
+    assert_eq!(
+        fakes.nodes[&2].calls(),
+        vec!["list 1 after=None limit=3", "list 2 after=None limit=2"]
+    );
+    assert_eq!(
+        fakes.nodes[&1].calls(),
+        vec![
+            "list 1 after=None limit=3",
+            "list 1 after=Some(8) limit=3",
+            "list 2 after=None limit=2",
+        ]
+    );
+    // A cursor outside the cluster and a page too large are refused before sending.
+    let outside = "3:start".parse().unwrap();
+    assert!(
+        client
+            .list_auctions(all, outside, 3, consistency)
+            .await
+            .is_err()
+    );
+    let start = martelo_client::ListCursor::START;
+    assert!(
+        client
+            .list_auctions(all, start, 501, consistency)
+            .await
+            .is_err()
+    );
+    assert_eq!(fakes.nodes[&1].calls().len(), 3);
 }

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use martelo_client::routing::{SHARD_COUNT_MAX, ShardCount, group_of};
-use martelo_engine::{AuctionId, GroupId};
+use martelo_engine::meta::NodeId as MetaNodeId;
+use martelo_engine::{
+    AuctionId, Command, GroupId, MetaAction, MetaActor, MetaCommand, Reply, RequestId,
+};
 use martelo_proto::{
     AddLearnerRequest, AdminTransferLeaderRequest, AdminTransferLeaderResponse, ApiError,
     ClusterLayout, ErrorCode, GroupPlacement, GroupStatus, InitClusterRequest, InitClusterResponse,
@@ -28,6 +31,13 @@ const ADMIN_WAIT: Duration = Duration::from_secs(10);
 /// A follower whose last acknowledgement is older than this counts as unhealthy when
 /// deciding whether a removal puts the quorum at risk.
 const HEALTHY_ACK_WITHIN: Duration = Duration::from_secs(3);
+/// How long a leader that is asked to remove itself waits for another voter to take over.
+/// An idle group moves in milliseconds; one that ignores the transfer elects in about one.
+const REMOVAL_HANDOFF_WAIT: Duration = Duration::from_secs(2);
+/// How long a leader waits for acknowledgements before it judges that a removal endangers
+/// the quorum. A leader elected a moment ago (after the hand-off of a removal, the very call
+/// the CLI then retries here) has heard from no follower yet.
+const QUORUM_CHECK_GRACE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct AdminApiService {
@@ -74,9 +84,15 @@ impl AdminApiService {
             .filter(|group| wanted.is_empty() || wanted.contains(&group.id.0))
             .map(|group| group_status(group, self.registry.clock_ok(), request.include_digest))
             .collect();
-        let nodes = self
-            .registry
-            .address_book()
+        let mut book = self.registry.address_book();
+        if self.registry.shard_count().is_none() {
+            // Before init the node knows its future peers only from --peers: listing them
+            // lets `cluster init` without --node show (and use) exactly those.
+            for (node_id, address) in &self.registry.config.peers {
+                book.entry(*node_id).or_insert_with(|| address.clone());
+            }
+        }
+        let nodes = book
             .into_iter()
             .map(|(node_id, address)| node(node_id, &address))
             .collect();
@@ -91,6 +107,7 @@ impl AdminApiService {
             wall_clock_us: self.registry.wall_now().0,
             shard_count: self.registry.shard_count().unwrap_or(0),
             nodes,
+            replication_factor: self.registry.replication_factor().unwrap_or(0),
         }
     }
 
@@ -103,11 +120,11 @@ impl AdminApiService {
         }
         let mut nodes: BTreeMap<u64, String> = BTreeMap::new();
         let listed = if request.nodes.is_empty() {
-            // Default: the members the node was started with.
-            self.registry
-                .config
-                .peers
-                .iter()
+            // Default: the members the node was started with (its --peers), and itself.
+            let mut book = self.registry.config.peers.clone();
+            book.entry(self.registry.node_id())
+                .or_insert_with(|| self.registry.config.advertise.clone());
+            book.iter()
                 .map(|(id, address)| node(*id, address))
                 .collect()
         } else {
@@ -143,15 +160,10 @@ impl AdminApiService {
         let shards = ShardCount::try_from(shard_count)
             .map_err(|_| invalid(&format!("shard count must be in 1..={SHARD_COUNT_MAX}")))?;
         let replicas = match request.replicas_per_group {
-            0 => nodes.len().min(3),
+            0 => REPLICATION_FACTOR_DEFAULT,
             count => count as usize,
         };
-        if replicas > nodes.len() {
-            return Err(invalid(&format!(
-                "{replicas} replicas per group, but only {} nodes",
-                nodes.len()
-            )));
-        }
+        check_replicas(replicas, nodes.len())?;
         let layout = placement(&nodes, shards, replicas);
         for placement in &layout {
             let voters: Vec<Node> = placement
@@ -166,7 +178,7 @@ impl AdminApiService {
                 } else {
                     Vec::new()
                 };
-                self.open_group_on(voter, placement.group_id, shard_count, initial)
+                self.open_group_on(voter, placement.group_id, shard_count, replicas, initial)
                     .await?;
             }
         }
@@ -185,12 +197,14 @@ impl AdminApiService {
         target: &Node,
         group: u64,
         shard_count: u32,
+        replicas: usize,
         voters: Vec<Node>,
     ) -> Result<(), ApiError> {
         let request = OpenGroupRequest {
             group_id: group,
             shard_count,
             voters,
+            replication_factor: u32::try_from(replicas).unwrap_or(u32::MAX),
         };
         if target.node_id == self.registry.node_id() {
             return self.open_group(request).await.map(|_| ());
@@ -264,6 +278,9 @@ impl AdminApiService {
             .record_shard_count(request.shard_count)
             .map_err(|error| invalid(&error.to_string()))?;
         self.registry
+            .record_replication_factor(request.replication_factor)
+            .map_err(|error| ApiError::new(ErrorCode::Internal, format!("{error:#}")))?;
+        self.registry
             .open_group(GroupId(request.group_id), voters)
             .await
             .map_err(|error| ApiError::new(ErrorCode::Internal, format!("{error:#}")))?;
@@ -283,6 +300,13 @@ impl AdminApiService {
         }
         super::config::check_address("node address", &new.raft_address)
             .map_err(|error| invalid(&error.to_string()))?;
+        if self.is_retired(new.node_id) {
+            return Err(invalid(&format!(
+                "node id {} was removed from the cluster (retired), and node ids are never \
+                 reused: start the node with a new --id and a fresh --data-dir",
+                new.node_id
+            )));
+        }
         let written = tokio::time::timeout(
             ADMIN_WAIT.saturating_mul(6),
             group.raft.add_learner(
@@ -334,15 +358,28 @@ impl AdminApiService {
         let group = self.leader_group(request.group_id)?;
         let (voters, learners) = group.members();
         let change = if voters.contains(&request.node_id) {
-            let healthy = healthy_voters(&group);
-            if let Err(reason) = removal_keeps_quorum(&voters, &healthy, request.node_id)
-                && !request.force
+            if voters.len() == 1 {
+                // Not even --force: a group without voters can never commit again. This is
+                // permanent (`invalid_argument`), so the CLI does not retry it.
+                return Err(invalid(&format!(
+                    "node {} is group {}'s only voter, and a group cannot lose its last voter: \
+                     add another node to the group first (`martelo node add`)",
+                    request.node_id, request.group_id
+                )));
+            }
+            if !request.force
+                && let Err(reason) = removal_verdict(&group, &voters, request.node_id).await
             {
                 return Err(ApiError::new(
                     ErrorCode::QuorumAtRisk,
                     format!("{reason}; pass --force to remove it anyway"),
                 )
                 .with_group(request.group_id));
+            }
+            if request.node_id == self.registry.node_id()
+                && let Some(answer) = self.hand_off_before_removal(&group, request.force).await
+            {
+                return Err(answer);
             }
             ChangeMembers::RemoveVoters(BTreeSet::from([request.node_id]))
         } else if learners.contains(&request.node_id) {
@@ -360,7 +397,108 @@ impl AdminApiService {
             .await
             .map_err(|_| timeout("removing the node"))?
             .map_err(|error| write_error(&group, &error))?;
+        if group.id == GroupId::META {
+            // Out of the meta group means out of the cluster: its id is never used again.
+            self.retire(&group, request.node_id).await?;
+        }
         Ok(changed(&group, written.log_id.index()))
+    }
+
+    /// Records in the meta group (which `group` is, and which this node leads) that
+    /// `node_id` left the cluster, so `node add` refuses the id from now on. Idempotent.
+    async fn retire(&self, group: &Group, node_id: u64) -> Result<(), ApiError> {
+        let request_id = RequestId::try_from(format!("retire-node-{node_id}"))
+            .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
+        let command = Command::Meta(MetaCommand {
+            actor: MetaActor::Operator,
+            request_id,
+            action: MetaAction::RetireNode {
+                node_id: MetaNodeId(node_id),
+            },
+        });
+        let proposed = tokio::time::timeout(ADMIN_WAIT, group.proposer.propose(command, None))
+            .await
+            .map_err(|_| timeout("recording the retired node id"))?
+            .map_err(|error| {
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "node {node_id} was removed, but its id could not be recorded as \
+                         retired ({error:?}); run the same removal again"
+                    ),
+                )
+            })?;
+        if let Reply::Rejected(code) = proposed.outcome.reply {
+            return Err(ApiError::new(
+                ErrorCode::Internal,
+                format!("the meta group refused to retire node {node_id}: {code:?}"),
+            ));
+        }
+        tracing::info!(node_id, "node id retired");
+        Ok(())
+    }
+
+    /// Whether this node's replica of the meta group records `node_id` as retired. A local
+    /// read: a retirement a moment old may not have reached this replica yet.
+    fn is_retired(&self, node_id: u64) -> bool {
+        self.registry.group(GroupId::META).is_some_and(|meta| {
+            meta.reader
+                .read(|state, _| state.meta().is_retired(MetaNodeId(node_id)))
+                .unwrap_or(false)
+        })
+    }
+
+    /// This node leads `group` and is the voter to remove. A leader that removes itself
+    /// leaves the group without a leader until the remaining voters' election timeout (about
+    /// a second), so it hands leadership to a remaining voter first and answers `not_leader`
+    /// naming it: the caller retries there at once (the CLI follows the hint within the same
+    /// command), and the new leader removes this node as a plain follower. Returns the answer
+    /// to give, or `None` to remove this node as it is (forced, and no voter can take over).
+    async fn hand_off_before_removal(&self, group: &Group, force: bool) -> Option<ApiError> {
+        let me = self.registry.node_id();
+        let Some(target) = group.handoff_target(&self.registry.handoff_excluded()) else {
+            if force {
+                return None;
+            }
+            return Some(
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "node {me} leads group {} and no other voter acknowledged it lately, so \
+                         none can take over before the removal; retry once the group is \
+                         healthy (`martelo status`), or pass --force",
+                        group.id.0
+                    ),
+                )
+                .with_group(group.id.0),
+            );
+        };
+        let started = std::time::Instant::now();
+        match group
+            .transfer_leadership(target, REMOVAL_HANDOFF_WAIT)
+            .await
+        {
+            Some(leader) => {
+                tracing::info!(
+                    group = group.id.0,
+                    leader,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "handed leadership over before removing this node"
+                );
+                Some(ApiError::not_leader(group.leader_hint()))
+            }
+            None => Some(
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "node {target} did not take over group {} from node {me} within \
+                         {REMOVAL_HANDOFF_WAIT:?}, so node {me} was not removed; retry",
+                        group.id.0
+                    ),
+                )
+                .with_group(group.id.0),
+            ),
+        }
     }
 
     async fn transfer_leader(&self, request: AdminTransferLeaderRequest) -> Result<u64, ApiError> {
@@ -379,28 +517,9 @@ impl AdminApiService {
             return Ok(request.to_node_id);
         }
         group
-            .raft
-            .trigger()
-            .transfer_leader(request.to_node_id)
+            .transfer_leadership(request.to_node_id, ADMIN_WAIT)
             .await
-            .map_err(|error| ApiError::new(ErrorCode::Unavailable, error.to_string()))?;
-        let mut metrics = group.raft.metrics();
-        let waited = tokio::time::timeout(ADMIN_WAIT, async {
-            loop {
-                let leader = metrics.borrow_watched().current_leader;
-                if leader.is_some_and(|leader| leader != self.registry.node_id()) {
-                    return leader;
-                }
-                if metrics.changed().await.is_err() {
-                    return None;
-                }
-            }
-        })
-        .await;
-        match waited {
-            Ok(Some(leader)) => Ok(leader),
-            _ => Err(timeout("waiting for the new leader")),
-        }
+            .ok_or_else(|| timeout("waiting for the new leader"))
     }
 
     async fn trigger_snapshot(&self, request: TriggerSnapshotRequest) -> Result<u64, ApiError> {
@@ -468,6 +587,23 @@ impl AdminApiService {
     }
 }
 
+/// Voters per group when `cluster init` does not say: a group of 3 survives one failure.
+pub const REPLICATION_FACTOR_DEFAULT: usize = 3;
+
+/// A cluster is never created with fewer voters per group than asked: with too few nodes,
+/// `cluster init` fails and says how to proceed, instead of quietly making smaller groups.
+pub fn check_replicas(replicas: usize, nodes: usize) -> Result<(), ApiError> {
+    if replicas == 0 || replicas > nodes {
+        return Err(invalid(&format!(
+            "every group needs {replicas} voters, but only {nodes} node(s) were given: start \
+             more nodes and list every one (each node's --peers, or `cluster init --node`), or \
+             ask for fewer voters per group explicitly (`--replicas {nodes}`, or \
+             `--single-node` for one node), which survives fewer failures"
+        )));
+    }
+    Ok(())
+}
+
 /// Groups on nodes: group `g`'s voters are `replicas` consecutive nodes (by id) starting at
 /// position `g mod n`, so leaders and load spread evenly.
 pub fn placement(
@@ -515,6 +651,22 @@ pub fn removal_keeps_quorum(
         ));
     }
     Ok(())
+}
+
+/// [`removal_keeps_quorum`] on the leader's view of its voters, judged again every
+/// heartbeat for up to [`QUORUM_CHECK_GRACE`] while it fails: a new leader's followers have
+/// not acknowledged it yet.
+async fn removal_verdict(group: &Group, voters: &BTreeSet<u64>, node: u64) -> Result<(), String> {
+    // A refusal that holds with every voter healthy is not worth waiting for.
+    removal_keeps_quorum(voters, voters, node)?;
+    let deadline = tokio::time::Instant::now() + QUORUM_CHECK_GRACE;
+    loop {
+        let verdict = removal_keeps_quorum(voters, &healthy_voters(group), node);
+        if verdict.is_ok() || tokio::time::Instant::now() >= deadline {
+            return verdict;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Voters that acknowledged this leader within [`HEALTHY_ACK_WITHIN`], and the leader.
@@ -774,6 +926,17 @@ mod tests {
         (1..=count)
             .map(|id| (id, format!("127.0.0.1:{}", 7000 + id)))
             .collect()
+    }
+
+    #[test]
+    fn init_refuses_fewer_nodes_than_voters_per_group() {
+        assert!(check_replicas(3, 3).is_ok());
+        assert!(check_replicas(3, 5).is_ok());
+        assert!(check_replicas(1, 1).is_ok());
+        let error = check_replicas(3, 1).expect_err("one node cannot hold 3 voters");
+        assert_eq!(error.code(), ErrorCode::InvalidArgument);
+        assert!(error.message.contains("--single-node"), "{}", error.message);
+        assert!(check_replicas(0, 3).is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The client API: `Propose`, `ReadAuction` and `Subscribe`, as the gateway, the fault suite
-//! and the load generator call them.
+//! The client API: `Propose`, `ReadAuction`, `ListAuctions` and `Subscribe`, as the gateway,
+//! the fault suite, the load generator and the CLI call them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,9 +7,10 @@ use std::time::Duration;
 use martelo_client::routing::{ShardCount, group_of};
 use martelo_engine::{AuctionId, Command, Event, GroupId, Reply, Request, codec};
 use martelo_proto::{
-    ApiError, Applied, AuctionView, CommittedEntry, ErrorCode, EventEnvelope, ProposeRequest,
-    ProposeResponse, ReadAuctionRequest, ReadAuctionResponse, ReadConsistency, SubscribeRequest,
-    SubscribeResponse, Traceparent, propose_response, read_auction_response, subscribe_response,
+    ApiError, Applied, AuctionPage, AuctionView, CommittedEntry, ErrorCode, EventEnvelope,
+    ListAuctionsRequest, ListAuctionsResponse, ProposeRequest, ProposeResponse, ReadAuctionRequest,
+    ReadAuctionResponse, ReadConsistency, SubscribeRequest, SubscribeResponse, Traceparent,
+    list_auctions_response, propose_response, read_auction_response, subscribe_response,
 };
 use martelo_raft_store::EventLogError;
 use openraft::ReadPolicy;
@@ -28,6 +29,11 @@ const SUBSCRIBE_READ_RECORDS: usize = 256;
 const SUBSCRIBE_HEARTBEAT: Duration = Duration::from_secs(1);
 /// Messages buffered per subscriber before its reader waits for it.
 const SUBSCRIBE_BUFFER: usize = 256;
+/// Most auctions one `ListAuctions` page examines, matching its filter or not. The page is
+/// read under the state's read lock, which apply waits for: this bounds that wait to a few
+/// thousand ordered-map steps (plus at most `LIST_AUCTIONS_LIMIT_MAX` summaries), however
+/// many auctions a group holds (up to a million) or the filter skips.
+const LIST_SCANNED_AUCTIONS_MAX: usize = 4096;
 
 /// The engine codec version on the wire.
 pub fn codec_version() -> u32 {
@@ -156,6 +162,13 @@ impl ClientApiService {
         )
         .await
     }
+
+    async fn list_checked(&self, request: &ListAuctionsRequest) -> Result<AuctionPage, ApiError> {
+        let query = check_list(request)?;
+        let group = self.group(request.group_id)?;
+        trace_id(&request.traceparent)?;
+        list_page(&self.registry, &group, query, request.consistency()).await
+    }
 }
 
 /// Counter `martelo_propose_decided_without_log_total{group}`: first attempts of bids the
@@ -215,6 +228,137 @@ pub async fn read_view(
     auction: AuctionId,
     consistency: ReadConsistency,
 ) -> Result<AuctionView, ApiError> {
+    ensure_consistency(registry, group, consistency).await?;
+    let view = group
+        .reader
+        .read(|state, applied| {
+            let applied_index = applied.map_or(0, |id| id.index());
+            state
+                .auction(auction)
+                .map(|found| (found.view(), applied_index))
+        })
+        .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
+    let Some((view, applied_index)) = view else {
+        return Err(ApiError::new(
+            ErrorCode::AuctionNotFound,
+            format!("group {} holds no auction {}", group.id.0, auction.0),
+        )
+        .with_group(group.id.0));
+    };
+    let state = codec::encode("auction view", &view)
+        .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
+    Ok(AuctionView {
+        group_id: group.id.0,
+        auction_id: auction.0,
+        seq: view.seq,
+        applied_index,
+        codec_version: codec_version(),
+        state: state.into(),
+    })
+}
+
+/// Reads one page of a group's auctions with the requested consistency.
+pub async fn list_page(
+    registry: &Registry,
+    group: &Group,
+    mut query: martelo_engine::AuctionQuery,
+    consistency: ReadConsistency,
+) -> Result<AuctionPage, ApiError> {
+    ensure_consistency(registry, group, consistency).await?;
+    // Judged at this node's cluster clock; the engine clamps it to the last applied entry.
+    query.now = registry.wall_now();
+    let (page, applied_index) = group
+        .reader
+        .read(|state, applied| {
+            let applied_index = applied.map_or(0, |id| id.index());
+            (state.list_auctions(&query), applied_index)
+        })
+        .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
+    encode_page(group.id, &page, applied_index)
+}
+
+/// The wire form of an engine page: each summary engine-codec-encoded beside its id and seq.
+fn encode_page(
+    group: GroupId,
+    page: &martelo_engine::AuctionPage,
+    applied_index: u64,
+) -> Result<AuctionPage, ApiError> {
+    let auctions = page
+        .auctions
+        .iter()
+        .map(|summary| {
+            let encoded = codec::encode("auction summary", summary)
+                .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
+            Ok(martelo_proto::AuctionSummary {
+                auction_id: summary.id.0,
+                seq: summary.seq,
+                summary: encoded.into(),
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(AuctionPage {
+        group_id: group.0,
+        auctions,
+        next_after_auction_id: page.next_after.map(|auction| auction.0),
+        applied_index,
+        now_us: page.now.0,
+        codec_version: codec_version(),
+    })
+}
+
+/// Checks a `ListAuctions` request and turns it into the engine's query (its `now` is set
+/// when the page is read).
+pub fn check_list(request: &ListAuctionsRequest) -> Result<martelo_engine::AuctionQuery, ApiError> {
+    use martelo_engine::AuctionFilter;
+    use martelo_proto::AuctionFilter as WireFilter;
+    let invalid = |message: String| {
+        ApiError::new(ErrorCode::InvalidArgument, message).with_group(request.group_id)
+    };
+    if request.group_id == GroupId::META.0 {
+        return Err(invalid(
+            "group 0 is the meta group; it holds no auctions: list groups 1..=shard_count".into(),
+        ));
+    }
+    let limit = match usize::try_from(request.limit).unwrap_or(usize::MAX) {
+        0 => martelo_proto::LIST_AUCTIONS_LIMIT_DEFAULT,
+        limit if limit > martelo_proto::LIST_AUCTIONS_LIMIT_MAX => {
+            return Err(invalid(format!(
+                "limit {limit} is above the most auctions a page may hold ({})",
+                martelo_proto::LIST_AUCTIONS_LIMIT_MAX
+            )));
+        }
+        limit => limit,
+    };
+    let filter = match request.filter() {
+        WireFilter::Unspecified | WireFilter::All => AuctionFilter::All,
+        WireFilter::Open => AuctionFilter::Open,
+        WireFilter::Closed => AuctionFilter::Closed,
+        WireFilter::ClosingSoon if request.closing_within_us == 0 => {
+            return Err(invalid(
+                "the closing-soon filter needs a positive closing_within_us".into(),
+            ));
+        }
+        WireFilter::ClosingSoon => AuctionFilter::ClosingSoon {
+            within: martelo_engine::Micros(request.closing_within_us),
+        },
+    };
+    Ok(martelo_engine::AuctionQuery {
+        filter,
+        after: request.after_auction_id.map(AuctionId),
+        limit,
+        scan_max: LIST_SCANNED_AUCTIONS_MAX,
+        now: martelo_engine::Timestamp(0),
+    })
+}
+
+/// Waits until a read on `group` may be served with `consistency`: for `LINEARIZABLE` and
+/// `LEASE`, until this node has confirmed it leads and applied everything committed before
+/// the read began (I8); `LOCAL` needs nothing.
+async fn ensure_consistency(
+    registry: &Registry,
+    group: &Group,
+    consistency: ReadConsistency,
+) -> Result<(), ApiError> {
     let policy = match consistency {
         ReadConsistency::Unspecified | ReadConsistency::Linearizable => Some(ReadPolicy::ReadIndex),
         ReadConsistency::Lease => Some(ReadPolicy::LeaseRead),
@@ -247,32 +391,7 @@ pub async fn read_view(
                 .with_group(group.id.0),
             })?;
     }
-    let view = group
-        .reader
-        .read(|state, applied| {
-            let applied_index = applied.map_or(0, |id| id.index());
-            state
-                .auction(auction)
-                .map(|found| (found.view(), applied_index))
-        })
-        .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
-    let Some((view, applied_index)) = view else {
-        return Err(ApiError::new(
-            ErrorCode::AuctionNotFound,
-            format!("group {} holds no auction {}", group.id.0, auction.0),
-        )
-        .with_group(group.id.0));
-    };
-    let state = codec::encode("auction view", &view)
-        .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
-    Ok(AuctionView {
-        group_id: group.id.0,
-        auction_id: auction.0,
-        seq: view.seq,
-        applied_index,
-        codec_version: codec_version(),
-        state: state.into(),
-    })
+    Ok(())
 }
 
 /// Checks a proposal's envelope against its payload and decodes the engine request.
@@ -468,6 +587,20 @@ impl martelo_proto::client_api_server::ClientApi for ClientApiService {
         }))
     }
 
+    async fn list_auctions(
+        &self,
+        request: GrpcRequest<ListAuctionsRequest>,
+    ) -> Result<Response<ListAuctionsResponse>, Status> {
+        let request = request.into_inner();
+        let result = match self.list_checked(&request).await {
+            Ok(page) => list_auctions_response::Result::Page(page),
+            Err(error) => list_auctions_response::Result::Error(error),
+        };
+        Ok(Response::new(ListAuctionsResponse {
+            result: Some(result),
+        }))
+    }
+
     type SubscribeStream = ReceiverStream<Result<SubscribeResponse, Status>>;
 
     async fn subscribe(
@@ -620,6 +753,7 @@ fn timestamp_of(events: &[Event]) -> u64 {
         .map(|event| match event {
             Event::Auction(event) => event.at.0,
             Event::BidderSuspended { at, .. } | Event::BidderReinstated { at, .. } => at.0,
+            Event::Meta(event) => event.at.0,
         })
         .next()
         .unwrap_or(0)
@@ -707,6 +841,112 @@ mod tests {
         let mut version = proposal(owner, 1, "r-1", &request);
         version.codec_version = 99;
         assert_eq!(code(version), ErrorCode::UnsupportedCodec);
+    }
+
+    fn list_request(filter: martelo_proto::AuctionFilter, limit: u32) -> ListAuctionsRequest {
+        ListAuctionsRequest {
+            group_id: 1,
+            filter: filter.into(),
+            closing_within_us: 0,
+            after_auction_id: None,
+            limit,
+            consistency: ReadConsistency::Linearizable.into(),
+            traceparent: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_list_request_becomes_an_engine_query_with_the_default_and_maximum_limits() {
+        use martelo_engine::AuctionFilter;
+        use martelo_proto::AuctionFilter as WireFilter;
+        let query = check_list(&list_request(WireFilter::Unspecified, 0)).expect("valid");
+        assert_eq!(query.filter, AuctionFilter::All);
+        assert_eq!(query.limit, martelo_proto::LIST_AUCTIONS_LIMIT_DEFAULT);
+        assert_eq!(query.after, None);
+        assert_eq!(query.scan_max, LIST_SCANNED_AUCTIONS_MAX);
+        let max = martelo_proto::LIST_AUCTIONS_LIMIT_MAX as u32;
+        let mut request = list_request(WireFilter::ClosingSoon, max);
+        request.closing_within_us = 600_000_000;
+        request.after_auction_id = Some(0);
+        let query = check_list(&request).expect("valid");
+        assert_eq!(
+            (query.filter, query.limit, query.after),
+            (
+                AuctionFilter::ClosingSoon {
+                    within: martelo_engine::Micros(600_000_000)
+                },
+                martelo_proto::LIST_AUCTIONS_LIMIT_MAX,
+                Some(AuctionId(0))
+            )
+        );
+    }
+
+    #[test]
+    fn a_list_request_over_the_limit_for_the_meta_group_or_closing_within_nothing_is_invalid() {
+        use martelo_proto::AuctionFilter as WireFilter;
+        let code = |request: ListAuctionsRequest| check_list(&request).unwrap_err().code();
+        let max = martelo_proto::LIST_AUCTIONS_LIMIT_MAX as u32;
+        assert_eq!(
+            code(list_request(WireFilter::All, max + 1)),
+            ErrorCode::InvalidArgument
+        );
+        let mut meta = list_request(WireFilter::All, 10);
+        meta.group_id = 0;
+        assert_eq!(code(meta), ErrorCode::InvalidArgument);
+        assert_eq!(
+            code(list_request(WireFilter::ClosingSoon, 10)),
+            ErrorCode::InvalidArgument
+        );
+    }
+
+    /// The page-size relation in `martelo_proto::limits` holds for the largest summary the
+    /// engine can produce: the longest title and cancellation reason, the largest numbers.
+    #[test]
+    fn the_largest_auction_summary_fits_its_wire_limit() {
+        use martelo_engine::{
+            Amount, AuctionResult, AuctionSummary, Closed, Currency, Reason, Timestamp, Title,
+            UserId, limits,
+        };
+        // Four-byte characters, as many as fit: the limits count bytes.
+        let longest = |bytes: usize| "\u{1F528}".repeat(bytes / 4);
+        let big = Amount(limits::AMOUNT_MAX);
+        let summary = AuctionSummary {
+            id: AuctionId(u64::MAX),
+            seller: UserId(u64::MAX),
+            title: Title::try_from(longest(limits::TITLE_BYTES_MAX)).expect("title"),
+            currency: Currency::try_from("EUR").expect("currency"),
+            created_at: Timestamp(u64::MAX),
+            start: Timestamp(u64::MAX),
+            end: Timestamp(u64::MAX),
+            seq: u64::MAX,
+            price: Some(big),
+            leading_bidder: Some(UserId(u64::MAX)),
+            minimum_bid: big,
+            bid_count: u32::MAX,
+            has_reserve: true,
+            reserve_met: true,
+            buy_now_price: Some(big),
+            closed: Some(Closed {
+                result: AuctionResult::Cancelled {
+                    by: UserId(u64::MAX),
+                    reason: Some(
+                        Reason::try_from(longest(limits::REASON_BYTES_MAX)).expect("reason"),
+                    ),
+                },
+                at: Timestamp(u64::MAX),
+            }),
+        };
+        let wire = martelo_proto::AuctionSummary {
+            auction_id: u64::MAX,
+            seq: u64::MAX,
+            summary: codec::encode("summary", &summary).expect("encode").into(),
+        };
+        // Each message in a repeated field adds its tag and length prefix.
+        let length = prost::Message::encoded_len(&wire) + 1 + 3;
+        assert!(
+            length <= martelo_proto::AUCTION_SUMMARY_BYTES_MAX,
+            "{length} bytes"
+        );
     }
 
     #[test]

@@ -50,6 +50,16 @@ pub struct NodeArgs {
     /// by address.
     #[arg(long, env = "MARTELO_SOURCE_ADDRESS")]
     pub source_address: Option<std::net::IpAddr>,
+    /// Move leadership of groups this node leads beyond its fair share to voters that lead
+    /// fewer, every few seconds (default: on). `--leader-balance=false` turns it off.
+    #[arg(
+        long,
+        env = "MARTELO_LEADER_BALANCE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub leader_balance: Option<bool>,
     /// Testing only: dial peer `id` at this address instead of its advertised one
     /// (`id=host:port,...`), so a fault-injecting proxy can sit on each link.
     #[arg(
@@ -106,6 +116,7 @@ struct NodeFile {
     dial_override: Vec<String>,
     clock_offset_ms: Option<i64>,
     source_address: Option<std::net::IpAddr>,
+    leader_balance: Option<bool>,
 }
 
 /// Largest TOML config file read.
@@ -128,6 +139,8 @@ pub struct NodeConfig {
     pub source_address: Option<std::net::IpAddr>,
     pub clock_offset_ms: i64,
     pub clock_offset_file: Option<PathBuf>,
+    /// Whether the node balances leadership of its groups ([`super::balance`]).
+    pub leader_balance: bool,
     /// The planted bug, in test builds only.
     pub plant_bug: Option<martelo_engine::planted::Bug>,
 }
@@ -218,6 +231,7 @@ impl NodeArgs {
             source_address: self.source_address.or(file.source_address),
             clock_offset_ms,
             clock_offset_file: self.clock_offset_file,
+            leader_balance: self.leader_balance.or(file.leader_balance).unwrap_or(true),
             plant_bug,
         })
     }
@@ -291,6 +305,7 @@ mod tests {
         assert_eq!(config.shard_count.get(), 8);
         assert_eq!(config.max_clock_skew, Duration::from_millis(500));
         assert_eq!(config.log_format, LogFormat::Json);
+        assert!(config.leader_balance, "leader balancing is on by default");
     }
 
     #[test]
@@ -330,7 +345,7 @@ mod tests {
         std::fs::write(
             &path,
             "id = 7\nlisten = \"127.0.0.1:9\"\ndata_dir = \"/d\"\npeers = [\"7=127.0.0.1:9\"]\n\
-             source_address = \"127.0.0.17\"\n",
+             source_address = \"127.0.0.17\"\nleader_balance = false\n",
         )
         .expect("write");
         let from_file = NodeArgs {
@@ -340,6 +355,7 @@ mod tests {
         .resolve()
         .expect("valid file");
         assert_eq!(from_file.id, 7);
+        assert!(!from_file.leader_balance, "the file turns balancing off");
         assert_eq!(
             from_file.source_address,
             Some(std::net::IpAddr::from([127, 0, 0, 17]))
@@ -356,6 +372,14 @@ mod tests {
         .resolve()
         .expect("valid");
         assert_eq!(overridden.id, 8);
+        let balancing = NodeArgs {
+            config: Some(path.clone()),
+            leader_balance: Some(true),
+            ..NodeArgs::default()
+        }
+        .resolve()
+        .expect("valid");
+        assert!(balancing.leader_balance, "the flag wins over the file");
         std::fs::write(&path, "identity = 1\n").expect("write");
         let unknown = NodeArgs {
             config: Some(path),
@@ -364,5 +388,33 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(format!("{unknown:#}").contains("identity"), "{unknown:#}");
+    }
+}
+
+#[cfg(test)]
+mod flag_tests {
+    use clap::Parser;
+
+    use super::NodeArgs;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        node: NodeArgs,
+    }
+
+    #[test]
+    fn leader_balance_takes_an_optional_boolean_after_an_equals_sign() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("martelo-node").chain(args.iter().copied()))
+                .map(|cli| cli.node.leader_balance)
+        };
+        assert_eq!(parse(&[]).expect("parses"), None);
+        assert_eq!(
+            parse(&["--leader-balance=false"]).expect("parses"),
+            Some(false)
+        );
+        assert_eq!(parse(&["--leader-balance"]).expect("parses"), Some(true));
+        assert!(parse(&["--leader-balance=maybe"]).is_err());
     }
 }

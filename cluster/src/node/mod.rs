@@ -8,6 +8,7 @@
 //!                                         │            ▼
 //!   timers (Close at end) ────────────────┤      RaftStore: one RocksDB for every group
 //!   skew guard (refuse to lead) ──────────┤
+//!   leader balancer ──────────────────────┤
 //!   telemetry (/metrics, JSON logs) ──────┘
 //! ```
 //!
@@ -17,8 +18,16 @@
 //! - `propose`: the batching write path (stamping with the hybrid clock, `client_write_many`).
 //! - `client_api` / `admin_api`: the services.
 //! - `timers`: leader close timers. `skew`: the clock-skew guard. [`telemetry`]: logs, metrics.
+//! - `balance`: the leader balancer, and which voter takes over a group a leader gives up.
+//!
+//! Stopping (SIGTERM, Ctrl-C), in [`run`]: hand off the groups this node leads, all at once
+//! and each for at most [`HANDOFF_WAIT`]; stop taking requests; let in-flight ones finish for
+//! up to [`DRAIN_TIMEOUT`]; stop every group's Raft at once; close what is left of the server
+//! after [`SERVER_CLOSE_WAIT`]; flush the store. Each step logs its duration at debug level,
+//! and the last line ("node stopped cleanly") carries them all.
 
 mod admin_api;
+mod balance;
 mod client_api;
 pub mod config;
 mod network;
@@ -30,8 +39,8 @@ mod timers;
 mod transport;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tracing::Instrument;
@@ -46,6 +55,17 @@ const RAFT_TRANSPORT_PATH: &str = "/martelo.v1.RaftTransport/";
 
 /// How long a stopping node waits for in-flight requests before it closes connections.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopping node waits for each group it leads to be taken over (all groups at
+/// once). An idle group moves in a few tens of milliseconds; a target that is itself
+/// stopping may never take over, and then the group elects a leader as after a crash.
+const HANDOFF_WAIT: Duration = Duration::from_millis(300);
+/// How long stopping the groups' Raft may take before the node flushes and exits anyway.
+const RAFT_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the server may take to close once the groups have stopped (time to flush the
+/// last answers). What is still open then is a peer's replication stream into this node or
+/// an event subscription, neither of which ends by itself: tonic's graceful shutdown waited
+/// for them, and a stop used to spend the whole 5 s drain bound there.
+const SERVER_CLOSE_WAIT: Duration = Duration::from_millis(100);
 
 /// Runs a node until SIGTERM or Ctrl-C, then stops cleanly.
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
@@ -86,7 +106,11 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         );
     }
     tokio::spawn(telemetry::sample_groups(Arc::downgrade(&registry)).instrument(node_span.clone()));
+    if registry.config.leader_balance {
+        tokio::spawn(balance::run(Arc::downgrade(&registry)).instrument(node_span.clone()));
+    }
     let request_span = node_span.clone();
+    let in_flight = Arc::new(InFlight::default());
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // The builder's `tcp_nodelay` only reaches connections it accepts itself; ours come from
@@ -109,12 +133,18 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         .add_service(martelo_proto::services::raft_transport_server(
             transport::RaftTransportService::new(Arc::clone(&registry)),
         ))
-        .add_service(martelo_proto::services::client_api_server(
-            client_api::ClientApiService::new(Arc::clone(&registry)),
-        ))
-        .add_service(martelo_proto::services::admin_api_server(
-            admin_api::AdminApiService::new(Arc::clone(&registry)),
-        ))
+        .add_service(Counted {
+            inner: martelo_proto::services::client_api_server(client_api::ClientApiService::new(
+                Arc::clone(&registry),
+            )),
+            in_flight: Arc::clone(&in_flight),
+        })
+        .add_service(Counted {
+            inner: martelo_proto::services::admin_api_server(admin_api::AdminApiService::new(
+                Arc::clone(&registry),
+            )),
+            in_flight: Arc::clone(&in_flight),
+        })
         .serve_with_incoming_shutdown(incoming, async {
             let _ = stopped.await;
         });
@@ -127,44 +157,210 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         }
     }
     tracing::info!("stopping: handing off leadership, finishing in-flight requests");
+    let mut phases = Phases::start();
     registry.shutting_down.store(true, Ordering::Release);
-    hand_off_leadership(&registry).await;
+    let (led, handed_off) = hand_off_leadership(&registry).await;
+    let handoff_ms = phases.next("leadership handed off");
+    // Stop taking requests: the listener closes and open connections get GOAWAY.
     let _ = stop.send(());
-    // Long-lived peer streams never end by themselves: wait a bounded time, then close.
-    if tokio::time::timeout(DRAIN_TIMEOUT, &mut server)
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, in_flight.idle())
         .await
-        .is_err()
-    {
+        .is_ok();
+    if !drained {
+        tracing::warn!(
+            in_flight = in_flight.count(),
+            "requests still in flight after {DRAIN_TIMEOUT:?}; closing them"
+        );
+    }
+    let drain_ms = phases.next("in-flight requests finished");
+    let groups = registry.groups();
+    let stopped = tokio::time::timeout(
+        RAFT_STOP_TIMEOUT,
+        futures::future::join_all(groups.iter().map(|group| async move {
+            if let Err(error) = group.raft.shutdown().await {
+                tracing::warn!(group = group.id.0, %error, "group did not stop cleanly");
+            }
+        })),
+    )
+    .await;
+    if stopped.is_err() {
+        tracing::warn!("the groups' Raft did not stop within {RAFT_STOP_TIMEOUT:?}");
+    }
+    let raft_ms = phases.next("groups stopped");
+    let server_closed = tokio::time::timeout(SERVER_CLOSE_WAIT, &mut server)
+        .await
+        .is_ok();
+    if !server_closed {
         server.abort();
     }
-    for group in registry.groups() {
-        if let Err(error) = group.raft.shutdown().await {
-            tracing::warn!(group = group.id.0, %error, "group did not stop cleanly");
-        }
-    }
+    let server_ms = phases.next("server closed");
     registry
         .store
         .sync()
         .await
         .context("final flush of the store")?;
-    tracing::info!("node stopped cleanly");
+    let flush_ms = phases.next("store flushed");
+    tracing::info!(
+        led,
+        handed_off,
+        handoff_ms,
+        drain_ms,
+        raft_ms,
+        server_ms,
+        server_closed,
+        flush_ms,
+        total_ms = phases.total_ms(),
+        "node stopped cleanly"
+    );
     Ok(())
 }
 
 /// Asks another voter to lead each group this node leads, so clients fail over at once
-/// instead of after an election timeout.
-async fn hand_off_leadership(registry: &registry::Registry) {
-    for group in registry.groups() {
-        if !group.raft.is_leader() {
-            continue;
+/// instead of after an election timeout. All groups at once, each waiting at most
+/// [`HANDOFF_WAIT`] for the new leader: a stop costs one short wait, not one per group.
+/// Voters that have not acknowledged lately (stopped, unreachable) are not asked. Returns
+/// how many groups this node led, and how many were taken over in time.
+async fn hand_off_leadership(registry: &registry::Registry) -> (usize, usize) {
+    let excluded = registry.handoff_excluded();
+    let led: Vec<Arc<registry::Group>> = registry
+        .groups()
+        .into_iter()
+        .filter(|group| group.raft.is_leader())
+        .collect();
+    let handoffs = led.iter().map(|group| {
+        let excluded = &excluded;
+        async move {
+            let Some(target) = group.handoff_target(excluded) else {
+                tracing::debug!(
+                    group = group.id.0,
+                    "stop: no reachable voter to hand off to"
+                );
+                return false;
+            };
+            let leader = group.transfer_leadership(target, HANDOFF_WAIT).await;
+            tracing::debug!(group = group.id.0, target, ?leader, "stop: hand-off");
+            leader.is_some()
         }
-        let (voters, _) = group.members();
-        if let Some(target) = voters.into_iter().find(|id| *id != registry.node_id()) {
-            let _ = group.raft.trigger().transfer_leader(target).await;
+    });
+    let handed_off = futures::future::join_all(handoffs)
+        .await
+        .into_iter()
+        .filter(|moved| *moved)
+        .count();
+    (led.len(), handed_off)
+}
+
+/// Times the steps of a stop, for the logs.
+#[derive(Debug)]
+struct Phases {
+    started: Instant,
+    last: Instant,
+}
+
+impl Phases {
+    fn start() -> Phases {
+        let now = Instant::now();
+        Phases {
+            started: now,
+            last: now,
         }
     }
-    // Give the targets a moment to win their elections.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    /// Logs that step `what` ended; returns how long it took, in milliseconds.
+    fn next(&mut self, what: &'static str) -> u64 {
+        let now = Instant::now();
+        let step_ms = now.duration_since(self.last).as_millis() as u64;
+        self.last = now;
+        tracing::debug!(step_ms, elapsed_ms = self.total_ms(), "stop: {what}");
+        step_ms
+    }
+
+    fn total_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+/// Client and admin requests being served, so a stopping node can wait for exactly those.
+/// Raft streams and event subscriptions are not requests that finish: a streaming call
+/// counts only until its stream is returned.
+#[derive(Debug, Default)]
+struct InFlight {
+    count: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl InFlight {
+    fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        InFlightGuard(Arc::clone(self))
+    }
+
+    /// Returns once no request is in flight.
+    async fn idle(&self) {
+        loop {
+            // Created before the check, so a request that ends in between still wakes it.
+            let notified = self.idle.notified();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// A gRPC service whose calls are counted in [`InFlight`] until their response is ready.
+#[derive(Clone, Debug)]
+struct Counted<S> {
+    inner: S,
+    in_flight: Arc<InFlight>,
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for Counted<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, R> tonic::codegen::Service<R> for Counted<S>
+where
+    S: tonic::codegen::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        let guard = self.in_flight.enter();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            drop(guard);
+            response
+        })
+    }
 }
 
 async fn shutdown_signal() {

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use martelo_engine::{GroupId, Micros, Timestamp};
@@ -15,6 +16,7 @@ use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 
 use super::Raft;
+use super::balance::{self, Follower, GroupView};
 use super::config::NodeConfig;
 use super::network::{NetworkFactory, PeerChannels};
 use super::propose::Proposer;
@@ -27,6 +29,10 @@ pub struct NodeMeta {
     pub node_id: u64,
     pub shard_count: Option<u32>,
     pub groups: BTreeSet<u64>,
+    /// Voters per group, as `cluster init` chose (absent in data dirs from before it was
+    /// recorded). `martelo status` compares each group's voters against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<u32>,
 }
 
 const META_FILE: &str = "node.json";
@@ -141,6 +147,85 @@ impl Group {
             membership.learner_ids().collect(),
         )
     }
+
+    /// On a leader: its last log index, and how it sees every other voter except those in
+    /// `excluded` (how much of the log each holds, when each last acknowledged). A follower
+    /// knows no replication progress, so its list is empty.
+    fn followers(&self, excluded: &BTreeSet<u64>) -> (Option<u64>, Vec<Follower>) {
+        use openraft::Instant as _;
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let matched = metrics.replication.clone().unwrap_or_default();
+        let acked = metrics.heartbeat.clone().unwrap_or_default();
+        let followers = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|id| *id != metrics.id && !excluded.contains(id))
+            .map(|node_id| Follower {
+                node_id,
+                matched_index: matched
+                    .get(&node_id)
+                    .and_then(|log_id| log_id.as_ref().map(|log_id| log_id.index())),
+                ack_age: acked
+                    .get(&node_id)
+                    .and_then(|at| at.as_ref().map(|at| at.elapsed())),
+            })
+            .collect();
+        (metrics.last_log_index, followers)
+    }
+
+    /// The voter that should take over if this leader steps away (see
+    /// [`balance::handoff_target`]); `None` on a follower or when no other voter is reachable.
+    pub fn handoff_target(&self, excluded: &BTreeSet<u64>) -> Option<u64> {
+        let (last_log_index, followers) = self.followers(excluded);
+        balance::handoff_target(last_log_index, &followers, balance::ACK_WITHIN)
+    }
+
+    /// What the leader balancer needs to know of this group. Healthy voters are those that
+    /// acknowledged lately and hold the whole log, less `excluded`.
+    pub fn balance_view(&self, excluded: &BTreeSet<u64>) -> GroupView {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let (last_log_index, followers) = self.followers(excluded);
+        GroupView {
+            group: self.id.0,
+            leader: metrics.current_leader,
+            voters: metrics.membership_config.membership().voter_ids().collect(),
+            healthy: followers
+                .iter()
+                .filter(|follower| {
+                    follower.reachable(balance::ACK_WITHIN) && follower.caught_up(last_log_index)
+                })
+                .map(|follower| follower.node_id)
+                .collect(),
+        }
+    }
+
+    /// Asks voter `to` to take over leadership of this group, and waits up to `wait` until
+    /// this replica knows another node leads. Returns that leader, or `None` if this node is
+    /// not the leader, the group's Raft has stopped, or nobody took over in time (then the
+    /// group elects a leader as after any leader loss).
+    pub async fn transfer_leadership(&self, to: u64, wait: Duration) -> Option<u64> {
+        let me = self.raft.metrics().borrow_watched().id;
+        if to == me || !self.raft.is_leader() {
+            return None;
+        }
+        let mut metrics = self.raft.metrics();
+        self.raft.trigger().transfer_leader(to).await.ok()?;
+        tokio::time::timeout(wait, async {
+            loop {
+                let leader = metrics.borrow_watched().current_leader;
+                if let Some(leader) = leader.filter(|leader| *leader != me) {
+                    return Some(leader);
+                }
+                if metrics.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
 }
 
 /// Everything the node's services share.
@@ -153,6 +238,9 @@ pub struct Registry {
     pub clock: WallClock,
     /// False while this node's clock is off from its peers by more than the bound (I7).
     pub clock_ok: AtomicBool,
+    /// Peers whose clocks the skew guard last found off from this node's by more than the
+    /// bound: they must not be handed leadership.
+    clock_disagreeing: Mutex<BTreeSet<u64>>,
     pub shutting_down: AtomicBool,
     meta: Mutex<NodeMeta>,
     groups: RwLock<BTreeMap<GroupId, Arc<Group>>>,
@@ -202,6 +290,7 @@ impl Registry {
             ),
             clock: WallClock::new(config.clock_offset_ms),
             clock_ok: AtomicBool::new(true),
+            clock_disagreeing: Mutex::new(BTreeSet::new()),
             shutting_down: AtomicBool::new(false),
             groups: RwLock::new(BTreeMap::new()),
             open_lock: tokio::sync::Mutex::new(()),
@@ -223,6 +312,24 @@ impl Registry {
 
     pub fn clock_ok(&self) -> bool {
         self.clock_ok.load(Ordering::Acquire)
+    }
+
+    /// Records which peers' clocks disagree with this node's (from the skew guard).
+    pub fn set_clock_disagreeing(&self, peers: BTreeSet<u64>) {
+        if let Ok(mut disagreeing) = self.clock_disagreeing.lock() {
+            *disagreeing = peers;
+        }
+    }
+
+    /// Nodes that must not be handed leadership: this node, and peers whose clocks disagree.
+    pub fn handoff_excluded(&self) -> BTreeSet<u64> {
+        let mut excluded = self
+            .clock_disagreeing
+            .lock()
+            .map(|disagreeing| disagreeing.clone())
+            .unwrap_or_default();
+        excluded.insert(self.config.id);
+        excluded
     }
 
     pub fn meta(&self) -> NodeMeta {
@@ -249,6 +356,20 @@ impl Registry {
                 meta.save(&self.data_dir)
             }
         }
+    }
+
+    pub fn replication_factor(&self) -> Option<u32> {
+        self.meta().replication_factor
+    }
+
+    /// Records the cluster's replication factor (voters per group); 0 changes nothing.
+    pub fn record_replication_factor(&self, replication_factor: u32) -> anyhow::Result<()> {
+        let mut meta = self.meta.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        if replication_factor == 0 || meta.replication_factor == Some(replication_factor) {
+            return Ok(());
+        }
+        meta.replication_factor = Some(replication_factor);
+        meta.save(&self.data_dir)
     }
 
     pub fn group(&self, group: GroupId) -> Option<Arc<Group>> {
@@ -293,6 +414,13 @@ impl Registry {
                 if !self.clock_ok.load(Ordering::Acquire) {
                     raft.runtime_config().elect(false);
                 }
+                // Before the group serves anything, so dashboards see its series from the
+                // start (as zeros) and its first election is counted.
+                super::telemetry::register_group(group);
+                tokio::spawn(super::telemetry::count_leader_changes(
+                    group,
+                    raft.server_metrics(),
+                ));
                 let proposer = Proposer::start(group, raft.clone(), reader.clone(), self);
                 let opened = Arc::new(Group {
                     id: group,
@@ -402,9 +530,18 @@ mod tests {
             node_id: 3,
             shard_count: Some(8),
             groups: BTreeSet::from([0, 2, 5]),
+            replication_factor: Some(3),
         };
         meta.save(dir.path()).expect("save");
         assert_eq!(NodeMeta::load(dir.path()).expect("load"), Some(meta));
+        // A node.json written before the replication factor was recorded still loads.
+        std::fs::write(
+            dir.path().join(META_FILE),
+            br#"{"node_id": 3, "shard_count": 8, "groups": [0]}"#,
+        )
+        .expect("write");
+        let old = NodeMeta::load(dir.path()).expect("load").expect("present");
+        assert_eq!(old.replication_factor, None);
         std::fs::write(dir.path().join(META_FILE), b"{").expect("write");
         assert!(NodeMeta::load(dir.path()).is_err());
     }

@@ -8,6 +8,7 @@
 //! another voter, refuses to stamp proposals (`clock_skew`), and logs and exports why. When
 //! its clock agrees again, it may lead again.
 
+use std::collections::BTreeSet;
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -29,14 +30,24 @@ pub async fn run(registry: Weak<Registry>) {
             .filter(|(id, _)| *id != registry.node_id())
             .collect();
         let mut samples = Vec::with_capacity(peers.len());
+        let mut disagreeing = BTreeSet::new();
         for (peer, address) in peers {
             if let Some(sample) = sample(&registry, peer, &address).await {
                 let (offset, _) = sample.offset();
                 metrics::gauge!("martelo_clock_offset_seconds", "peer" => peer.to_string())
                     .set(offset as f64 / 1e6);
+                // The verdict on this one sample is the same rule as for the node: a peer
+                // whose clock is certainly off by more than the bound must not be handed
+                // leadership (by the balancer or a hand-off), whichever clock is wrong.
+                if skew_verdict(std::slice::from_ref(&sample), registry.skew_bound())
+                    != SkewVerdict::MayLead
+                {
+                    disagreeing.insert(peer);
+                }
                 samples.push(sample);
             }
         }
+        registry.set_clock_disagreeing(disagreeing);
         let verdict = skew_verdict(&samples, registry.skew_bound());
         let ok = verdict == SkewVerdict::MayLead;
         let was_ok = registry.clock_ok.swap(ok, Ordering::AcqRel);
@@ -56,13 +67,15 @@ pub async fn run(registry: Weak<Registry>) {
                     "this node's clock is off from its peers by more than the bound: it refuses to lead until it agrees again; fix its time source (NTP)"
                 );
             }
+            // This node's clock is the odd one out, so the peers it disagrees with are the
+            // ones to lead: leave out only itself.
+            let excluded = BTreeSet::from([registry.node_id()]);
             for group in registry.groups() {
                 group.raft.runtime_config().elect(false);
-                if group.raft.is_leader() {
-                    let (voters, _) = group.members();
-                    if let Some(target) = voters.into_iter().find(|id| *id != registry.node_id()) {
-                        let _ = group.raft.trigger().transfer_leader(target).await;
-                    }
+                if group.raft.is_leader()
+                    && let Some(target) = group.handoff_target(&excluded)
+                {
+                    let _ = group.raft.trigger().transfer_leader(target).await;
                 }
             }
         } else if !was_ok {

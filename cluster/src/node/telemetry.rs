@@ -1,5 +1,12 @@
 //! Logs and metrics of a node: structured logs through `tracing` (JSON by default), the
 //! Prometheus `/metrics` endpoint, and the per-group gauges sampled from openraft.
+//!
+//! Every series a node can export is registered when the node starts ([`register_node`]) or
+//! when it opens a group ([`register_group`]), so a dashboard sees zeros on an idle node
+//! rather than no series at all (a missing series reads as "no data", not "nothing
+//! happened"). A new metric is described in `describe` and registered in one of those two.
+//! Transport series labelled by rpc and result, and the store's (martelo-raft-store), appear
+//! with the first Raft traffic, which starts within a heartbeat of the first election.
 
 use openraft::async_runtime::WatchReceiver as _;
 use std::collections::BTreeMap;
@@ -12,8 +19,13 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use openraft::ServerState;
 use tracing_subscriber::EnvFilter;
 
+use martelo_engine::GroupId;
+
 use super::config::LogFormat;
 use super::registry::Registry;
+
+/// Leader changes seen by a replica, per group (see [`count_leader_changes`]).
+pub const LEADER_CHANGES_TOTAL: &str = "martelo_raft_leader_changes_total";
 
 /// How often group gauges and process metrics are refreshed.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -58,7 +70,87 @@ pub fn serve_metrics(address: &str) -> anyhow::Result<()> {
     martelo_raft_store::describe_metrics();
     super::network::describe_metrics();
     describe();
+    register_node();
     Ok(())
+}
+
+/// Registers the node's series that have no group label, at zero.
+fn register_node() {
+    metrics::gauge!("martelo_groups").set(0.0);
+    metrics::gauge!("martelo_subscriptions").increment(0.0);
+    metrics::gauge!("martelo_clock_refusing_to_lead").set(0.0);
+    metrics::counter!("martelo_client_api_requests_total", "rpc" => "propose", "result" => "applied")
+        .increment(0);
+    for result in ["applied", "failed"] {
+        metrics::counter!("martelo_close_proposals_total", "result" => result).increment(0);
+    }
+    for result in ["moved", "not_moved"] {
+        metrics::counter!(super::balance::TRANSFERS_TOTAL, "result" => result).increment(0);
+    }
+    metrics::counter!(super::network::SNAPSHOT_BYTES_SENT_TOTAL).increment(0);
+    metrics::counter!(super::transport::SNAPSHOT_BYTES_RECEIVED_TOTAL).increment(0);
+}
+
+/// Registers every per-group series of `group`, at zero. Without a recorder (no
+/// `--metrics-listen`) this does nothing.
+pub fn register_group(group: GroupId) {
+    let label = group.0.to_string();
+    for gauge in [
+        "martelo_raft_term",
+        "martelo_raft_is_leader",
+        "martelo_raft_last_log_index",
+        "martelo_raft_committed_index",
+        "martelo_raft_applied_index",
+        "martelo_raft_snapshot_index",
+    ] {
+        metrics::gauge!(gauge, "group" => label.clone()).increment(0.0);
+    }
+    for counter in [
+        LEADER_CHANGES_TOTAL,
+        "martelo_raft_applied_entries_total",
+        "martelo_raft_snapshots_total",
+        super::client_api::DECIDED_WITHOUT_LOG_TOTAL,
+    ] {
+        metrics::counter!(counter, "group" => label.clone()).increment(0);
+    }
+    for histogram in ["martelo_propose_seconds", "martelo_propose_batch_entries"] {
+        // Registering the handle is enough: the exporter renders an empty histogram.
+        let _ = metrics::histogram!(histogram, "group" => label.clone());
+    }
+}
+
+/// Counts every leader this replica of `group` comes to know, until the group's Raft stops:
+/// a new leader, or the same node elected again in a later term. The first leader after the
+/// node starts counts too (the first election is an election). It watches openraft's server
+/// metrics, which change only with the vote, role or membership (not with every entry), so
+/// no change is missed between samples and a busy group costs nothing here.
+pub async fn count_leader_changes(
+    group: GroupId,
+    mut metrics: openraft::type_config::alias::WatchReceiverOf<
+        martelo_raft_store::TypeConfig,
+        openraft::metrics::RaftServerMetrics<martelo_raft_store::TypeConfig>,
+    >,
+) {
+    let changes = metrics::counter!(LEADER_CHANGES_TOTAL, "group" => group.0.to_string());
+    let mut counted = None;
+    loop {
+        // The leader with the vote that made it leader: the same node in a new term counts.
+        let seen = {
+            let seen = metrics.borrow_watched();
+            seen.current_leader
+                .map(|leader| (leader, *seen.vote.leader_id()))
+        };
+        if let Some(seen) = seen
+            && counted.as_ref() != Some(&seen)
+        {
+            changes.increment(1);
+            tracing::debug!(group = group.0, leader = seen.0, vote = %seen.1, "leader known");
+            counted = Some(seen);
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 fn describe() {
@@ -94,8 +186,12 @@ fn describe() {
         "Bids rejected from a lease read without a log entry (too low to win), per group."
     );
     describe_counter!(
-        "martelo_raft_leader_changes_total",
-        "Leader changes seen, per group."
+        LEADER_CHANGES_TOTAL,
+        "Leader changes seen, per group (the first leader after a start counts)."
+    );
+    describe_counter!(
+        super::balance::TRANSFERS_TOTAL,
+        "Leadership transfers made by the leader balancer, by result (moved, not_moved)."
     );
     describe_histogram!(
         "martelo_propose_seconds",
@@ -129,7 +225,7 @@ fn describe() {
 pub async fn sample_groups(registry: Weak<Registry>) {
     let process = metrics_process::Collector::new("martelo_");
     process.describe();
-    let mut previous: BTreeMap<u64, (u64, Option<u64>, Option<u64>)> = BTreeMap::new();
+    let mut previous: BTreeMap<u64, (u64, Option<u64>)> = BTreeMap::new();
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     loop {
         tick.tick().await;
@@ -164,21 +260,15 @@ pub async fn sample_groups(registry: Weak<Registry>) {
                 .set(index(metrics.snapshot));
             let applied = metrics.last_applied.map_or(0, |id| id.index());
             let snapshot = metrics.snapshot.map(|id| id.index());
-            let leader = metrics.current_leader;
-            if let Some((applied_before, snapshot_before, leader_before)) =
-                previous.get(&group.id.0)
-            {
+            if let Some((applied_before, snapshot_before)) = previous.get(&group.id.0) {
                 metrics::counter!("martelo_raft_applied_entries_total", "group" => label.clone())
                     .increment(applied.saturating_sub(*applied_before));
                 if snapshot != *snapshot_before {
                     metrics::counter!("martelo_raft_snapshots_total", "group" => label.clone())
                         .increment(1);
                 }
-                if leader != *leader_before {
-                    metrics::counter!("martelo_raft_leader_changes_total", "group" => label.clone()).increment(1);
-                }
             }
-            previous.insert(group.id.0, (applied, snapshot, leader));
+            previous.insert(group.id.0, (applied, snapshot));
         }
     }
 }

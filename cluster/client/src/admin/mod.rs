@@ -1,5 +1,5 @@
 //! Admin operations: what `martelo status`, `cluster init`, `node add|remove`,
-//! `leader transfer`, `snapshot` and `auction show` do, callable from tests.
+//! `leader transfer`, `snapshot` and `auction show|list` do, callable from tests.
 //!
 //! Every operation starts from a few seed addresses and discovers the rest through the
 //! nodes' address books. Changes go to the group's leader and follow `not_leader` hints.
@@ -25,12 +25,13 @@ use martelo_proto::{
 };
 use serde::Serialize;
 
-pub use status::{ClusterStatus, ErrorReport, Health, render_table};
+pub use status::{ClusterStatus, ErrorReport, GroupReport, Health, HealthState, render_table};
 
 use crate::channels::{Channels, bounded, request_with_timeout};
-use crate::client::{self, AuctionRead, ReadConsistency};
+use crate::client::{self, AuctionRead, Client, ClientOptions, ReadConsistency};
 use crate::decide::{self, CallError, Failure, Verdict};
 use crate::error::ClientError;
+use crate::listing::{AuctionList, ListCursor, ListFilter};
 use crate::retry::RetryPolicy;
 use crate::routing::{self, ShardCount};
 use crate::topology::{Target, Topology};
@@ -102,6 +103,32 @@ pub struct GroupChange {
     pub learners: Vec<u64>,
     /// Why the step failed; `None` when the group is done.
     pub error: Option<ErrorReport>,
+    /// The group was already as asked (a repeated command): nothing was changed.
+    pub unchanged: bool,
+}
+
+impl GroupChange {
+    fn new(group: GroupId, step: &'static str) -> GroupChange {
+        GroupChange {
+            group_id: group.0,
+            step,
+            log_index: None,
+            voters: Vec::new(),
+            learners: Vec::new(),
+            error: None,
+            unchanged: false,
+        }
+    }
+
+    /// A group that was already as asked, with its membership from `status`.
+    fn unchanged(group: GroupId, step: &'static str, membership: &GroupReport) -> GroupChange {
+        GroupChange {
+            voters: membership.voters.clone(),
+            learners: membership.learners.clone(),
+            unchanged: true,
+            ..GroupChange::new(group, step)
+        }
+    }
 }
 
 /// Runs admin operations. Cheap to clone; clones share channels.
@@ -308,37 +335,57 @@ impl Admin {
             Some(groups) => checked_groups(groups, shards)?,
             None => (0..=u64::from(shards.get())).map(GroupId).collect(),
         };
+        let replication_factor = survey.status.health.replication_factor;
         let topology = Mutex::new(survey.topology);
         let mut report = MembershipReport {
             node_id: node.node_id,
             groups: Vec::new(),
         };
         for group in groups {
-            let change = self
-                .add_to_group(&topology, &node, group, shards, promote)
-                .await;
+            let membership = survey.status.membership(group.0);
+            let is_voter = membership.is_some_and(|m| m.voters.contains(&node.node_id));
+            let is_learner = membership.is_some_and(|m| m.learners.contains(&node.node_id));
+            // A learner left by an interrupted run is added again: the leader then waits
+            // for it to catch up, which the promotion needs anyway.
+            let change = match membership {
+                // Already done: a repeated `node add` changes nothing and succeeds.
+                Some(membership) if is_voter || (is_learner && !promote) => {
+                    let step = if is_voter {
+                        "promote_voter"
+                    } else {
+                        "add_learner"
+                    };
+                    GroupChange::unchanged(group, step, membership)
+                }
+                _ => {
+                    let target = AddTarget {
+                        node: &node,
+                        group,
+                        shards,
+                        replication_factor,
+                        promote,
+                    };
+                    self.add_to_group(&topology, target).await
+                }
+            };
             report.groups.push(change);
         }
         Ok(report)
     }
 
-    async fn add_to_group(
-        &self,
-        topology: &Mutex<Topology>,
-        node: &Node,
-        group: GroupId,
-        shards: ShardCount,
-        promote: bool,
-    ) -> GroupChange {
-        let mut change = GroupChange {
-            group_id: group.0,
-            step: "open_group",
-            log_index: None,
-            voters: Vec::new(),
-            learners: Vec::new(),
-            error: None,
-        };
-        if let Err(error) = self.open_group(node, group, shards).await {
+    async fn add_to_group(&self, topology: &Mutex<Topology>, target: AddTarget<'_>) -> GroupChange {
+        let AddTarget {
+            node,
+            group,
+            shards,
+            replication_factor,
+            promote,
+        } = target;
+        let mut change = GroupChange::new(group, "open_group");
+        if let Err(error) = self
+            .open_group(node, group, shards, replication_factor)
+            .await
+        {
             change.error = Some(ErrorReport::from(&error));
             return change;
         }
@@ -396,6 +443,7 @@ impl Admin {
         node: &Node,
         group: GroupId,
         shards: ShardCount,
+        replication_factor: u32,
     ) -> Result<(), ClientError> {
         let address = node.api_address.as_str();
         let timeout = self.options.change_timeout;
@@ -403,6 +451,7 @@ impl Admin {
             group_id: group.0,
             shard_count: shards.get(),
             voters: Vec::new(),
+            replication_factor,
         };
         let answer = match self.channels.admin_api(address) {
             Ok(mut admin) => {
@@ -438,29 +487,28 @@ impl Admin {
     ) -> Result<MembershipReport, ClientError> {
         let survey = self.survey(seeds).await?;
         let shards = survey.shard_count(seeds)?;
+        // With no --group, the groups it is in: none means it is removed already, and the
+        // report is empty (done, nothing to do).
         let groups = match groups {
             Some(groups) => checked_groups(groups, shards)?,
             None => member_groups(&survey.status, node_id),
         };
-        if groups.is_empty() {
-            return Err(ClientError::InvalidInput(format!(
-                "node {node_id} is not a voter or learner of any group (see `martelo status`)"
-            )));
-        }
         let topology = Mutex::new(survey.topology);
         let mut report = MembershipReport {
             node_id,
             groups: Vec::new(),
         };
         for group in groups {
-            let mut change = GroupChange {
-                group_id: group.0,
-                step: "remove_node",
-                log_index: None,
-                voters: Vec::new(),
-                learners: Vec::new(),
-                error: None,
-            };
+            if let Some(membership) = survey.status.membership(group.0)
+                && !membership.voters.contains(&node_id)
+                && !membership.learners.contains(&node_id)
+            {
+                report
+                    .groups
+                    .push(GroupChange::unchanged(group, "remove_node", membership));
+                continue;
+            }
+            let mut change = GroupChange::new(group, "remove_node");
             let message = RemoveNodeRequest {
                 group_id: group.0,
                 node_id,
@@ -614,6 +662,30 @@ impl Admin {
         }
     }
 
+    /// One page of the cluster's auctions for `martelo auction list`, through the client
+    /// API's `ListAuctions` (see [`crate::Client::list_auctions`]): a client is connected
+    /// through `seeds` and follows leader hints group by group. `Local` reads whatever
+    /// replica answers first (the cached leader first), not a chosen one.
+    pub async fn list_auctions(
+        &self,
+        seeds: &[String],
+        filter: ListFilter,
+        from: ListCursor,
+        limit: usize,
+        consistency: ReadConsistency,
+    ) -> Result<AuctionList, ClientError> {
+        let policy = self.policy(self.options.change_timeout);
+        let options = ClientOptions {
+            deadline: policy.deadline,
+            attempts_max: policy.attempts_max,
+            backoff_initial: policy.backoff_initial,
+            backoff_max: policy.backoff_max,
+            connect_timeout: self.options.connect_timeout,
+        };
+        let client = Client::connect(seeds, options).await?;
+        client.list_auctions(filter, from, limit, consistency).await
+    }
+
     /// One membership change at `group`'s leader, following hints, within `timeout`.
     async fn change_at_leader<F, Fut>(
         &self,
@@ -684,6 +756,15 @@ impl Survey {
     }
 }
 
+/// What [`Admin::add_to_group`] adds where.
+struct AddTarget<'a> {
+    node: &'a Node,
+    group: GroupId,
+    shards: ShardCount,
+    replication_factor: u32,
+    promote: bool,
+}
+
 /// The verdict on one attempt at an admin change. A call that may have reached the node
 /// stops: the change may have happened, and retrying could report a misleading error.
 fn change_verdict<T>(address: &str, answer: Result<Result<T, ApiError>, CallError>) -> Verdict<T> {
@@ -695,7 +776,7 @@ fn change_verdict<T>(address: &str, answer: Result<Result<T, ApiError>, CallErro
                 retry: decide::Retry::NotSent,
                 error,
             },
-            (Failure::Indeterminate, error) => Verdict::Stop(error),
+            (Failure::Indeterminate | Failure::WrongServer, error) => Verdict::Stop(error),
         },
     }
 }
@@ -796,6 +877,23 @@ pub fn check_new_node(topology: &Topology, node: &Node) -> Result<(), ClientErro
                 node.api_address, known.node_id
             )));
         }
+    }
+    Ok(())
+}
+
+/// Voters per group unless `cluster init --replicas` says otherwise; the node's default too.
+pub const REPLICATION_FACTOR_DEFAULT: u32 = 3;
+
+/// A cluster is never created with fewer voters per group than asked (the node checks the
+/// same): too few nodes is an input error that says how to proceed.
+pub fn check_replicas(replicas: u32, nodes: usize) -> Result<(), ClientError> {
+    if replicas == 0 || replicas as usize > nodes {
+        return Err(ClientError::InvalidInput(format!(
+            "every group needs {replicas} voters, but only {nodes} node(s) are known: start \
+             every node with --peers listing all of them (or pass each with --node \
+             ID=HOST:PORT), or ask for fewer voters per group on purpose (--replicas {nodes}, \
+             or --single-node), which survives fewer failures"
+        )));
     }
     Ok(())
 }
