@@ -56,8 +56,8 @@ pub const LOCAL_HOST: &str = "127.0.0.1";
 /// Most nodes one local cluster may hold (initial and added); a limit, so a typo cannot
 /// spawn thousands of processes.
 pub const NODE_COUNT_MAX: usize = 64;
-/// Most auction shards; the admin API accepts 1..=1024.
-pub const SHARD_COUNT_MAX: u32 = 1024;
+/// Most auction shards; the admin API accepts 1..=SHARD_COUNT_MAX.
+pub use crate::routing::SHARD_COUNT_MAX;
 /// How long [`LocalCluster::start`], `restart` and `add_node` wait for a node to be ready.
 pub const READY_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 /// How long [`LocalCluster::init`] waits for the cluster to become healthy.

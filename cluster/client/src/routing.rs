@@ -15,8 +15,9 @@
 use martelo_engine::AuctionId;
 pub use martelo_engine::GroupId;
 
-/// Most auction shards a cluster may have.
-pub const SHARD_COUNT_MAX: u32 = 1024;
+/// Most auction shards a cluster may have: the engine's limit, which the meta group's
+/// cluster facts enforce too (one definition).
+pub use martelo_engine::limits::SHARD_COUNT_MAX;
 
 /// Why a shard count was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
