@@ -38,6 +38,8 @@ use crate::retry::{Attempt, Proposal, RetryPolicy, Step};
 use crate::routing::{self, ShardCount};
 use crate::telemetry;
 use crate::topology::{Target, Topology};
+use martelo_proto::client_api_client::ClientApiClient;
+use tonic::transport::Channel;
 
 /// Limits and timeouts of a [`Client`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -410,34 +412,17 @@ impl Client {
             consistency: consistency.to_proto().into(),
             traceparent: String::new(),
         };
-        let channels = self.inner.channels.clone();
         let served = self
-            .drive("read", group, |target, remaining| {
-                let message = message.clone();
-                let channels = channels.clone();
-                async move {
-                    let result = match channels.client_api(&target.address) {
-                        Ok(mut client) => {
-                            let request = request_with_timeout(message, remaining);
-                            bounded(remaining, client.read_auction(request)).await
-                        }
-                        Err(error) => Err(error),
-                    };
-                    decide::classify_read(&target.address, result)
-                }
-            })
+            .read_call(
+                "read",
+                group,
+                consistency,
+                message,
+                |mut client, request| async move { client.read_auction(request).await },
+                decide::classify_read,
+            )
             .await;
-        let result = match served {
-            Ok(served) => {
-                if consistency != ReadConsistency::Local {
-                    // Only the leader serves linearizable and lease reads.
-                    self.topology()
-                        .observe_success(group, served.target.node_id, 0);
-                }
-                decode_view(&served.target, served.value)
-            }
-            Err(exhausted) => Err(exhausted.last_error),
-        };
+        let result = served.and_then(|served| decode_view(&served.target, served.value));
         telemetry::outcome(
             "read",
             match &result {
@@ -471,39 +456,24 @@ impl Client {
             consistency: consistency.to_proto().into(),
             traceparent: String::new(),
         };
-        let channels = self.inner.channels.clone();
         let served = self
-            .drive("list", group, |target, remaining| {
-                let message = message.clone();
-                let channels = channels.clone();
-                async move {
-                    let result = match channels.client_api(&target.address) {
-                        Ok(mut client) => {
-                            let request = request_with_timeout(message, remaining);
-                            bounded(remaining, client.list_auctions(request)).await
-                        }
-                        Err(error) => Err(error),
-                    };
-                    decide::classify_list(&target.address, result)
-                }
-            })
+            .read_call(
+                "list",
+                group,
+                consistency,
+                message,
+                |mut client, request| async move { client.list_auctions(request).await },
+                decide::classify_list,
+            )
             .await;
-        let result = match served {
-            Ok(served) => {
-                if consistency != ReadConsistency::Local {
-                    // Only the leader serves linearizable and lease reads.
-                    self.topology()
-                        .observe_success(group, served.target.node_id, 0);
-                }
-                listing::decode_page(
-                    &served.target.address,
-                    group,
-                    served.target.node_id,
-                    served.value,
-                )
-            }
-            Err(exhausted) => Err(exhausted.last_error),
-        };
+        let result = served.and_then(|served| {
+            listing::decode_page(
+                &served.target.address,
+                group,
+                served.target.node_id,
+                served.value,
+            )
+        });
         telemetry::outcome(
             "list",
             match &result {
@@ -643,6 +613,47 @@ impl Client {
 
     fn topology(&self) -> MutexGuard<'_, Topology> {
         lock(&self.inner.topology)
+    }
+
+    /// One read-only call on `group` (a read or a listing), following hints like every
+    /// operation: `call` makes the RPC on a node's client API, `classify` judges its answer.
+    /// A read that is not local was served by the leader, so the topology learns who leads.
+    async fn read_call<M, R, T, C, Fut>(
+        &self,
+        op: &'static str,
+        group: GroupId,
+        consistency: ReadConsistency,
+        message: M,
+        call: C,
+        classify: fn(&str, Result<R, CallError>) -> Verdict<T>,
+    ) -> Result<Served<T>, ClientError>
+    where
+        M: Clone,
+        C: Fn(ClientApiClient<Channel>, tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        let channels = &self.inner.channels;
+        let served = self
+            .drive(op, group, |target, remaining| {
+                let attempt = channels
+                    .client_api(&target.address)
+                    .map(|client| call(client, request_with_timeout(message.clone(), remaining)));
+                async move {
+                    let result = match attempt {
+                        Ok(call) => bounded(remaining, call).await,
+                        Err(error) => Err(error),
+                    };
+                    classify(&target.address, result)
+                }
+            })
+            .await
+            .map_err(|exhausted| exhausted.last_error)?;
+        if consistency != ReadConsistency::Local {
+            // Only the leader serves linearizable and lease reads.
+            self.topology()
+                .observe_success(group, served.target.node_id, 0);
+        }
+        Ok(served)
     }
 
     async fn drive<T, F, Fut>(
