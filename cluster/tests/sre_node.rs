@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use martelo_client::local::LocalCluster;
 use martelo_proto::{RaftRole, StatusResponse};
-use support::TestCluster;
+use support::{TestCluster, martelo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Serializes the tests of this file (see the module doc).
@@ -23,31 +23,6 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// Groups of the test clusters: the meta group and two shards, each on all three nodes.
 const SHARDS: u32 = 2;
 const GROUPS: [u64; 3] = [0, 1, 2];
-
-/// What one `martelo` command did.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    output: String,
-}
-
-async fn martelo(args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_martelo"))
-        .args(args)
-        .env_remove("MARTELO_ADDR")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("martelo runs");
-    Run {
-        code: output.status.code(),
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    }
-}
 
 /// `martelo leader transfer` of every group to `to`; fails the test if a transfer fails.
 async fn must_transfer_all_leaders(test: &TestCluster, to: u64) {
@@ -64,12 +39,7 @@ async fn must_transfer_all_leaders(test: &TestCluster, to: u64) {
             &address,
         ])
         .await;
-        assert_eq!(
-            run.code,
-            Some(0),
-            "transfer of group {group}: {}",
-            run.output
-        );
+        assert_eq!(run.code, 0, "transfer of group {group}: {}", run.output());
     }
 }
 

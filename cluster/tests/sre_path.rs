@@ -8,41 +8,9 @@ use std::time::{Duration, Instant};
 
 use martelo_client::local::{LocalCluster, LocalClusterConfig};
 
-/// What one `martelo` command did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+mod support;
 
-impl Run {
-    fn output(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-async fn martelo(args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_martelo"))
-        .args(args)
-        .env_remove("MARTELO_ADDR")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("martelo runs");
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
-    println!(
-        "$ martelo {}\n-> {}\n{}",
-        args.join(" "),
-        run.code,
-        run.output()
-    );
-    run
-}
+use support::{Run, martelo};
 
 /// `nodes` nodes started by hand as OPERATIONS.md shows (every one with `--peers` naming
 /// all of them), not initialized.

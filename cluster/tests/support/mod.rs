@@ -217,3 +217,40 @@ pub async fn read_on_node(client: &Client, address: &str, auction: u64) -> Optio
         martelo_proto::read_auction_response::Result::Error(_) => None,
     }
 }
+
+/// What one `martelo` command did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs the `martelo` binary with `args` (and no `MARTELO_ADDR`), echoing what it did.
+pub async fn martelo(args: &[&str]) -> Run {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_martelo"))
+        .args(args)
+        .env_remove("MARTELO_ADDR")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("martelo runs");
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    println!(
+        "$ martelo {}\n-> {}\n{}",
+        args.join(" "),
+        run.code,
+        run.output()
+    );
+    run
+}
