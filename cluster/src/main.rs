@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use martelo_client::cli::{
+use martelo_cluster::cli::{
     AdminCommand, AuctionCommand, ClusterCommand, LeaderCommand, NodeCommand, SnapshotArgs,
     StatusArgs,
 };
@@ -27,6 +27,9 @@ struct Cli {
     command: Commands,
 }
 
+// `martelo node`'s flags make its variant far larger than the others; there is one value,
+// parsed once at startup, so boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Commands {
     /// Run a node (`martelo node --id 1 --listen 127.0.0.1:7001 --data-dir DIR`), or add a
@@ -34,7 +37,7 @@ enum Commands {
     Node(NodeCli),
     /// Start a 3-node cluster on loopback as child processes, initialize it, print where
     /// everything is, and stop it on Ctrl-C.
-    Dev(martelo_client::local::DevArgs),
+    Dev(martelo_cluster::cli::DevArgs),
     /// Show every node's view of every group, and whether each group has a healthy leader.
     Status(StatusArgs),
     /// Bootstrap a new cluster.
@@ -84,7 +87,7 @@ async fn run(command: Commands) -> ExitCode {
             ..
         }) => AdminCommand::Node(membership),
         Commands::Node(NodeCli { run, .. }) => return run_node(run).await,
-        Commands::Dev(args) => return report(martelo_client::local::run_dev(args).await),
+        Commands::Dev(args) => return report(martelo_cluster::cli::run_dev(args).await),
         Commands::Bench(args) => {
             let binary = std::env::current_exe().unwrap_or_else(|_| "martelo".into());
             return report(martelo_bench::run(args, binary).await);
@@ -103,10 +106,21 @@ async fn run(command: Commands) -> ExitCode {
 }
 
 async fn run_node(args: NodeArgs) -> ExitCode {
+    let print_config = args.print_config;
     let config = match args.resolve() {
         Ok(config) => config,
         Err(error) => return fail(&format!("{error:#}"), 2),
     };
+    if print_config {
+        // `--print-config`: the effective settings, as a config file would hold them.
+        return match config.to_toml() {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail(&format!("{error:#}"), 1),
+        };
+    }
     node::telemetry::init_logs(config.log_format);
     match node::run(config).await {
         Ok(()) => ExitCode::SUCCESS,

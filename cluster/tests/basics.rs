@@ -6,7 +6,9 @@ mod support;
 use std::time::Duration;
 
 use martelo_client::ReadConsistency;
-use martelo_engine::{AuctionId, Reply, codec};
+use martelo_engine::codec::wire::{self, WireVersion};
+use martelo_engine::{AuctionId, Reply};
+use martelo_proto::channel::{ChannelSettings, endpoint};
 use martelo_proto::{
     ErrorCode, ProposeRequest, propose_request, propose_response, services::client_api_client,
 };
@@ -18,7 +20,7 @@ fn proposal(group: u64, auction: u64, request_id: &str, bytes: Vec<u8>) -> Propo
         request_id: request_id.into(),
         auction_id: auction,
         traceparent: String::new(),
-        codec_version: u32::from(codec::FORMAT_VERSION),
+        codec_version: WireVersion::CURRENT.codec_version(),
         attempt: 1,
         command: Some(propose_request::Command::EncodedRequest(bytes.into())),
     }
@@ -27,7 +29,7 @@ fn proposal(group: u64, auction: u64, request_id: &str, bytes: Vec<u8>) -> Propo
 async fn raw_client(
     address: &str,
 ) -> martelo_proto::client_api_client::ClientApiClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+    let channel = endpoint(address, &ChannelSettings::CLIENT)
         .expect("endpoint")
         .connect()
         .await
@@ -80,7 +82,7 @@ async fn acknowledged_bids_are_read_linearizably_and_retries_replay() {
     // attempts replay that record.
     let group = client.group_of(AuctionId(1));
     let leader = client.leader_of(group).expect("leader known");
-    let encoded = codec::encode(
+    let encoded = wire::encode(
         "request",
         &request(
             martelo_engine::UserId(11),
@@ -92,6 +94,7 @@ async fn acknowledged_bids_are_read_linearizably_and_retries_replay() {
                 max: None,
             },
         ),
+        WireVersion::CURRENT,
     )
     .expect("encodes");
     let mut raw = raw_client(&leader.address).await;
@@ -133,7 +136,7 @@ async fn a_follower_names_the_leader_and_the_client_follows_it() {
             max: None,
         },
     );
-    let bytes = codec::encode("request", &request).expect("encode");
+    let bytes = wire::encode("request", &request, WireVersion::CURRENT).expect("encode");
     let answer = raw_client(&follower.address)
         .await
         .propose(proposal(group.0, 7, "via-follower", bytes))
@@ -145,7 +148,7 @@ async fn a_follower_names_the_leader_and_the_client_follows_it() {
     };
     assert_eq!(error.code(), ErrorCode::NotLeader);
     let hint = error.leader_hint().expect("hint");
-    assert_eq!(hint.leader_id, Some(leader.node_id));
+    assert_eq!(hint.leader_id, Some(leader.node_id.get()));
     let leader_address = test.cluster.node(leader.node_id).expect("leader").address;
     assert_eq!(hint.leader_address, leader_address);
     // A client that only knows the follower follows the hint and the bid is applied once.
@@ -200,7 +203,7 @@ async fn bad_requests_get_stable_codes_and_the_node_keeps_serving() {
             max: None,
         },
     );
-    let good_bytes = codec::encode("request", &good).expect("encode");
+    let good_bytes = wire::encode("request", &good, WireVersion::CURRENT).expect("encode");
     let unknown_group = raw
         .propose(proposal(999, 3, "r-1", good_bytes.clone()))
         .await
@@ -221,7 +224,7 @@ async fn bad_requests_get_stable_codes_and_the_node_keeps_serving() {
     assert_eq!(code(oversized), ErrorCode::PayloadTooLarge);
     // Beyond the transport limit the gRPC layer refuses the message before decoding it.
     let mut unlimited = martelo_proto::client_api_client::ClientApiClient::new(
-        tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        endpoint(&address, &ChannelSettings::CLIENT)
             .expect("endpoint")
             .connect()
             .await

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use martelo_engine::{AuctionId, UserId};
+use martelo_types::NodeId;
 use support::*;
 
 /// Waits until some node other than `old` leads `group`, as the nodes report it.
-async fn new_leader(test: &TestCluster, group: u64, old: u64) -> u64 {
+async fn new_leader(test: &TestCluster, group: u64, old: NodeId) -> NodeId {
     eventually(Duration::from_secs(10), "a new leader", || async {
         for node in test.cluster.node_ids() {
             if node == old || !test.cluster.is_running(node) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use martelo_client::admin::{Admin, AdminOptions};
 use martelo_engine::AuctionId;
-use martelo_proto::Node;
+use martelo_types::{NodeAddress, NodeId};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -20,11 +20,14 @@ async fn a_fourth_node_takes_over_a_replica_and_a_node_leaves() {
     let seeds = test.cluster.api_addresses();
     let admin = Admin::new(AdminOptions::default());
 
-    let address = test.cluster.add_node(4).await.expect("start node 4");
-    let node = Node {
-        node_id: 4,
-        raft_address: address.clone(),
-        api_address: address.clone(),
+    let address = test
+        .cluster
+        .add_node(NodeId(4))
+        .await
+        .expect("start node 4");
+    let node = NodeAddress {
+        id: NodeId(4),
+        address,
     };
     let added = admin
         .add_node(&seeds, node, Some(vec![group]), true)
@@ -32,20 +35,20 @@ async fn a_fourth_node_takes_over_a_replica_and_a_node_leaves() {
         .expect("add node 4");
     assert!(added.all_ok(), "{added:?}");
     let change = &added.groups[0];
-    assert_eq!(change.voters, vec![1, 2, 3, 4], "{added:?}");
+    assert_eq!(change.voters, [1, 2, 3, 4].map(NodeId), "{added:?}");
 
     // Node 1 leaves the group: 4 voters become 3, the quorum is safe.
     let removed = admin
-        .remove_node(&seeds, 1, Some(vec![group]), false)
+        .remove_node(&seeds, NodeId(1), Some(vec![group]), false)
         .await
         .expect("remove node 1");
     assert!(removed.all_ok(), "{removed:?}");
-    assert_eq!(removed.groups[0].voters, vec![2, 3, 4]);
+    assert_eq!(removed.groups[0].voters, [2, 3, 4].map(NodeId));
 
     // Node 4 holds the group's data and the group keeps working without node 1's replica.
     bid(client, 1, 11, 200, "after").await.expect("decided");
     let status = eventually(Duration::from_secs(10), "node 4 to catch up", || async {
-        let status = test.cluster.status(4).await.ok()?;
+        let status = test.cluster.status(NodeId(4)).await.ok()?;
         let replica = status
             .groups
             .iter()
@@ -64,7 +67,9 @@ async fn a_fourth_node_takes_over_a_replica_and_a_node_leaves() {
     assert_eq!(status.voters, vec![2, 3, 4]);
 
     // Removing another voter would leave 2: refused without --force.
-    let refused = admin.remove_node(&seeds, 2, Some(vec![group]), false).await;
+    let refused = admin
+        .remove_node(&seeds, NodeId(2), Some(vec![group]), false)
+        .await;
     let refused_code = match refused {
         Ok(report) => report.groups[0]
             .error

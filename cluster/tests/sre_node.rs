@@ -12,8 +12,10 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use martelo_client::local::LocalCluster;
+use martelo_devkit::LocalCluster;
+use martelo_proto::channel::{ChannelSettings, endpoint};
 use martelo_proto::{RaftRole, StatusResponse};
+use martelo_types::NodeId;
 use support::{TestCluster, martelo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -26,7 +28,7 @@ const GROUPS: [u64; 3] = [0, 1, 2];
 
 /// `martelo leader transfer` of every group to `to`; fails the test if a transfer fails.
 async fn must_transfer_all_leaders(test: &TestCluster, to: u64) {
-    let address = test.cluster.node(to).expect("node").address;
+    let address = test.cluster.node(NodeId(to)).expect("node").address;
     for group in GROUPS {
         let run = martelo(&[
             "leader",
@@ -62,7 +64,7 @@ async fn statuses(cluster: &LocalCluster, nodes: &[u64]) -> BTreeMap<u64, Status
     let answers = futures::future::join_all(
         nodes
             .iter()
-            .map(|id| async move { (*id, cluster.status(*id).await) }),
+            .map(|id| async move { (*id, cluster.status(NodeId(*id)).await) }),
     )
     .await;
     answers
@@ -83,8 +85,8 @@ type AdminClient = martelo_proto::admin_api_client::AdminApiClient<tonic::transp
 
 /// An admin client with its own connection to `node`, for polling without reconnecting.
 async fn must_connect_admin(cluster: &LocalCluster, node: u64) -> AdminClient {
-    let url = cluster.node(node).expect("node").endpoint_url();
-    let channel = tonic::transport::Endpoint::from_shared(url)
+    let url = cluster.node(NodeId(node)).expect("node").endpoint_url();
+    let channel = endpoint(&url, &ChannelSettings::CLIENT)
         .expect("endpoint")
         .connect()
         .await
@@ -160,7 +162,7 @@ async fn removing_the_leader_of_every_group_leaves_no_group_leaderless() {
         "node 1 leads every group"
     );
 
-    let seed = test.cluster.node(2).expect("node 2").address;
+    let seed = test.cluster.node(NodeId(2)).expect("node 2").address;
     let mut remove = tokio::process::Command::new(env!("CARGO_BIN_EXE_martelo"))
         .args(["node", "remove", "--id", "1", "--force", "--addr", &seed])
         .env_remove("MARTELO_ADDR")
@@ -251,7 +253,7 @@ async fn removing_the_leader_of_every_group_leaves_no_group_leaderless() {
     let led = leaders(&after);
     assert_eq!(led.keys().copied().collect::<Vec<_>>(), GROUPS.to_vec());
     assert!(led.values().all(|leader| *leader != 1), "{led:?}");
-    let log = std::fs::read_to_string(test.cluster.node(1).expect("node 1").log_path)
+    let log = std::fs::read_to_string(test.cluster.node(NodeId(1)).expect("node 1").log_path)
         .expect("node 1's log");
     assert_eq!(
         log.matches("handed leadership over before removing this node")
@@ -296,7 +298,7 @@ async fn the_balancer_spreads_leadership_and_leaves_it_alone_when_off() {
     println!("leadership spread over the three nodes {spread:?} after it was forced onto one");
     let metrics_address = balanced
         .cluster
-        .node(1)
+        .node(NodeId(1))
         .and_then(|node| node.metrics_address)
         .expect("metrics on");
     let page = scrape(&metrics_address).await;
@@ -327,7 +329,7 @@ async fn the_balancer_spreads_leadership_and_leaves_it_alone_when_off() {
 async fn metrics_are_exported_from_the_start_and_count_the_first_election() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let test = TestCluster::start_with(3, SHARDS, |config| config.metrics = true).await;
-    let check = |page: &str, node: u64| {
+    let check = |page: &str, node: NodeId| {
         for group in GROUPS {
             let group = group.to_string();
             for name in [
@@ -390,15 +392,18 @@ async fn metrics_are_exported_from_the_start_and_count_the_first_election() {
         );
     }
     // A restarted node: no request has reached it, and its groups' leaders are elsewhere.
-    assert!(test.cluster.stop(3).await.expect("stop"), "clean stop");
-    test.cluster.restart(3).await.expect("restart");
+    assert!(
+        test.cluster.stop(NodeId(3)).await.expect("stop"),
+        "clean stop"
+    );
+    test.cluster.restart(NodeId(3)).await.expect("restart");
     let address = test
         .cluster
-        .node(3)
+        .node(NodeId(3))
         .and_then(|node| node.metrics_address)
         .expect("metrics on");
     let page = scrape(&address).await;
-    check(&page, 3);
+    check(&page, NodeId(3));
     assert_eq!(
         sample(&page, "martelo_propose_seconds_count", &[("group", "1")]),
         Some(0.0),
@@ -429,12 +434,12 @@ async fn sigterm_stops_one_node_and_three_at_once_quickly_and_cleanly() {
     let bound = Duration::from_secs(3);
 
     let started = Instant::now();
-    let clean = test.cluster.stop(1).await.expect("stop");
+    let clean = test.cluster.stop(NodeId(1)).await.expect("stop");
     let one = started.elapsed();
     println!("one node stopped in {one:?} (seen from outside, polled)");
     assert!(clean, "node 1 did not exit with 0 on SIGTERM");
     assert!(one < bound, "node 1 took {one:?} to stop");
-    test.cluster.restart(1).await.expect("restart");
+    test.cluster.restart(NodeId(1)).await.expect("restart");
     test.cluster
         .wait_healthy(Duration::from_secs(20))
         .await
@@ -444,8 +449,8 @@ async fn sigterm_stops_one_node_and_three_at_once_quickly_and_cleanly() {
     let results = test.cluster.stop_all().await;
     let three = started.elapsed();
     println!("three nodes stopped together in {three:?} (seen from outside, polled)");
-    let ids: BTreeSet<u64> = results.keys().copied().collect();
-    assert_eq!(ids, BTreeSet::from([1, 2, 3]));
+    let ids: BTreeSet<NodeId> = results.keys().copied().collect();
+    assert_eq!(ids, BTreeSet::from([NodeId(1), NodeId(2), NodeId(3)]));
     for (node, clean) in results {
         assert!(
             clean.expect("stop"),

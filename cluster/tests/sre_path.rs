@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use martelo_client::local::{LocalCluster, LocalClusterConfig};
+use martelo_devkit::{LocalCluster, LocalClusterConfig};
+use martelo_types::NodeId;
 
 mod support;
 
@@ -96,7 +97,7 @@ async fn cluster_init_by_the_book_gives_every_group_three_voters_and_status_ok()
     assert!(again.output().contains("cluster_already_initialized"));
 
     // One node down: every group still takes writes, but can lose no more voters.
-    cluster.kill(3).expect("kill node 3");
+    cluster.kill(NodeId(3)).expect("kill node 3");
     let degraded = must_status_exit(&first, 7, Duration::from_secs(15)).await;
     assert!(
         degraded.stdout.contains("health: DEGRADED"),
@@ -116,7 +117,7 @@ async fn cluster_init_by_the_book_gives_every_group_three_voters_and_status_ok()
     // The per-group table names voters and learners.
     assert!(degraded.stdout.contains("VOTERS"), "{}", degraded.stdout);
 
-    cluster.restart(3).await.expect("restart node 3");
+    cluster.restart(NodeId(3)).await.expect("restart node 3");
     must_status_exit(&first, 0, Duration::from_secs(20)).await;
     cluster.stop_all().await;
 }
@@ -170,7 +171,7 @@ async fn cluster_init_refuses_too_few_nodes_unless_single_node_is_asked_for() {
 
     // A metrics port is not a node: said plainly, with the unreachable code.
     let metrics = cluster
-        .node(1)
+        .node(NodeId(1))
         .and_then(|node| node.metrics_address)
         .expect("metrics");
     let wrong = martelo(&["auction", "show", "7", "--addr", &metrics]).await;
@@ -195,7 +196,7 @@ async fn membership_commands_are_idempotent_and_usage_errors_exit_2() {
     let first = cluster.api_addresses()[0].clone();
     let init = martelo(&["cluster", "init", "--addr", &first]).await;
     assert_eq!(init.code, 0, "{}", init.output());
-    let fourth = cluster.add_node(4).await.expect("node 4 starts");
+    let fourth = cluster.add_node(NodeId(4)).await.expect("node 4 starts");
 
     let add = [
         "node",
@@ -260,7 +261,7 @@ async fn membership_commands_are_idempotent_and_usage_errors_exit_2() {
     assert_eq!(join.code, 0, "{}", join.output());
     let leave = martelo(&["node", "remove", "--id", "4", "--addr", &first]).await;
     assert_eq!(leave.code, 0, "{}", leave.output());
-    let fifth = cluster.add_node(5).await.expect("node 5 starts");
+    let fifth = cluster.add_node(NodeId(5)).await.expect("node 5 starts");
     let reuse = martelo(&[
         "node",
         "add",
@@ -303,7 +304,7 @@ async fn membership_commands_are_idempotent_and_usage_errors_exit_2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_without_a_martelo_node_exits_3_and_says_why() {
-    let port = martelo_client::local::pick_free_ports(1).expect("a port")[0];
+    let port = martelo_devkit::pick_free_ports(1).expect("a port")[0];
     let address = format!("127.0.0.1:{port}");
     let run = martelo(&["status", "--addr", &address]).await;
     assert_eq!(run.code, 3, "{}", run.output());

@@ -1,54 +1,78 @@
-//! The one place that turns stored values into bytes and back.
+//! The one place that turns values into bytes and back: on disk (the storage format) and
+//! between processes (the wire format, [`wire`]).
 //!
-//! Every stored value is framed as
+//! Every value is framed as
 //!
 //! ```text
-//!   [format version: 1 byte][bincode 2 payload][checksum: 4 bytes]
+//!   [version: 1 byte][bincode 2 payload][checksum: 4 bytes]
 //! ```
 //!
 //! where the checksum is the first four bytes of BLAKE3 over the version byte and the payload.
-//! The version byte lets the encoding evolve (a new version is added next to the old one and
-//! both are read); the checksum turns a flipped bit into a [`CodecError::Corrupt`] instead of
-//! silently different data. bincode is marked unmaintained (RUSTSEC-2025-0141), so no other
-//! module names it: swapping it means changing this file and adding a format version.
+//! The checksum turns a flipped bit into a [`CodecError::Corrupt`] instead of silently
+//! different data. bincode is marked unmaintained (RUSTSEC-2025-0141), so no other module names
+//! it: swapping it means changing this module and adding a version of both formats.
 //!
-//! Snapshots use the same framing as a stream ([`encode_to_writer`], [`decode_from_reader`]),
-//! so they never have to sit in memory as one buffer.
+//! Two version numbers, with separate meanings:
+//!
+//! - the **storage format** ([`STORAGE_FORMAT_VERSION`]): what raft-store keeps on disk (log
+//!   entries, votes, checkpoints, event records, snapshots). Read through [`decode`] and
+//!   [`decode_from_reader`], written by [`encode`] and [`encode_to_writer`], in the range
+//!   [`STORAGE_FORMAT_VERSION_OLDEST`]`..=`[`STORAGE_FORMAT_VERSION`]. Only these decoders see
+//!   `State` and storage records, and only they use the large limits [`VALUE_BYTES_MAX`] and
+//!   [`SNAPSHOT_BYTES_MAX`];
+//! - the **wire format** ([`wire::WIRE_VERSION`]): what a message's `codec_version` names.
+//!   Raft messages between peers, and the engine's client-visible types ([`wire::ClientPayload`]:
+//!   `Request`, `Reply`, `Event`, the views) between clients and nodes. Every wire decode takes
+//!   the limit of its own input ([`wire::decode`], [`wire::decode_peer`]).
+//!
+//! A version changes when a layout does; the compatibility rule for both (read a version one
+//! release before writing it, enums grow only at their end, fields only appended) is written
+//! up in `docs/ARCHITECTURE.md`, "Formats and compatibility". Snapshots travel between peers
+//! as storage-format bytes (chunks of the stream, never decoded on the way), so a new storage
+//! format follows the same two-release rule.
+//!
+//! Snapshots are framed as a stream ([`encode_to_writer`], [`decode_from_reader`]), so they
+//! never have to sit in memory as one buffer. What does not live here: which limit each
+//! network input has (`martelo_proto::limits`), and the keys values are stored under
+//! (`martelo_raft_store::keys`).
 
 use std::io::{self, Read, Write};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The format written by this build. Readers accept exactly the versions they know:
-/// `FORMAT_VERSION_OLDEST..=FORMAT_VERSION`.
+pub mod wire;
+
+/// The storage format written by this build. Readers accept exactly the formats they know:
+/// `STORAGE_FORMAT_VERSION_OLDEST..=STORAGE_FORMAT_VERSION`.
 ///
 /// - 1: the first format.
 /// - 2: `State` gained its last field, `meta` (the meta group's state). Every other value
 ///   has the same bytes in both formats; a format-1 `State` decodes with an empty meta state
 ///   (`meta::compat`). Enums gained variants at their ends (`Command::Meta`, `Event::Meta`,
 ///   `Accepted::Meta`, `RejectCode::Meta`), which leaves old values' bytes valid.
-pub const FORMAT_VERSION: u8 = 2;
+pub const STORAGE_FORMAT_VERSION: u8 = 2;
 
-/// The oldest format this build still reads.
-pub const FORMAT_VERSION_OLDEST: u8 = 1;
-const _: () = assert!(FORMAT_VERSION_OLDEST <= FORMAT_VERSION);
+/// The oldest storage format this build still reads.
+pub const STORAGE_FORMAT_VERSION_OLDEST: u8 = 1;
+const _: () = assert!(STORAGE_FORMAT_VERSION_OLDEST <= STORAGE_FORMAT_VERSION);
 
-/// Whether this build can decode values framed with `version`. A peer or client on another
-/// version may still send a value this build reads.
-pub fn can_read(version: u8) -> bool {
-    (FORMAT_VERSION_OLDEST..=FORMAT_VERSION).contains(&version)
+/// Whether this build can decode stored values framed with `version`.
+pub fn can_read_storage_format(version: u8) -> bool {
+    (STORAGE_FORMAT_VERSION_OLDEST..=STORAGE_FORMAT_VERSION).contains(&version)
 }
 
 thread_local! {
-    /// The format of the value this thread is decoding, for the few types whose layout
-    /// differs between formats (see `meta::compat`). serde gives a `Deserialize` impl no
-    /// context, so the codec leaves it here for the duration of one decode.
-    static DECODING_FORMAT: std::cell::Cell<u8> = const { std::cell::Cell::new(FORMAT_VERSION) };
+    /// The storage format of the value this thread is decoding, for the few types whose
+    /// layout differs between formats (see `meta::compat`). serde gives a `Deserialize` impl
+    /// no context, so the codec leaves it here for the duration of one decode.
+    static DECODING_FORMAT: std::cell::Cell<u8> =
+        const { std::cell::Cell::new(STORAGE_FORMAT_VERSION) };
 }
 
-/// The format being decoded on this thread: the frame's version inside [`decode`] and
-/// [`decode_from_reader`], the current format anywhere else (serde_json, tests).
+/// The storage format being decoded on this thread: the frame's version inside [`decode`]
+/// and [`decode_from_reader`], the current format anywhere else (serde_json, tests, wire
+/// decoding: no wire type holds a `State`).
 pub(crate) fn decoding_format() -> u8 {
     DECODING_FORMAT.with(std::cell::Cell::get)
 }
@@ -73,7 +97,8 @@ impl Drop for DecodingFormat {
 }
 
 /// Largest single stored value (log entry, vote, checkpoint record) that decoding accepts. A
-/// corrupt length prefix then fails with an error instead of asking for terabytes.
+/// corrupt length prefix then fails with an error instead of asking for terabytes. Storage
+/// only: input from the network is decoded with its own, much smaller limit ([`wire`]).
 pub const VALUE_BYTES_MAX: usize = 256 << 20;
 
 /// Largest snapshot stream that decoding accepts.
@@ -84,16 +109,27 @@ const CHECKSUM_BYTES: usize = 4;
 /// Why bytes could not become a value (or a value could not become bytes).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
-    #[error("{what}: stored value is empty or shorter than its frame ({len} bytes)")]
+    #[error("{what}: value is empty or shorter than its frame ({len} bytes)")]
     Truncated { what: &'static str, len: usize },
     #[error(
-        "{what}: unknown format version {found} (this build reads versions \
-         {FORMAT_VERSION_OLDEST} to {supported})"
+        "{what}: unknown format version {found} ({format}: this build reads versions {oldest} \
+         to {newest})"
     )]
     UnknownVersion {
         what: &'static str,
+        /// `"storage"` or `"wire"`.
+        format: &'static str,
         found: u8,
-        supported: u8,
+        oldest: u8,
+        newest: u8,
+    },
+    /// The input is longer than its decode limit, or decoding it would claim more than the
+    /// limit (a length prefix larger than the input, or a value too big for this input).
+    #[error("{what}: over its decode limit of {limit} bytes: {reason}")]
+    TooLarge {
+        what: &'static str,
+        limit: usize,
+        reason: String,
     },
     #[error("{what}: corrupt value: {reason}")]
     Corrupt { what: &'static str, reason: String },
@@ -101,14 +137,18 @@ pub enum CodecError {
     Encode { what: &'static str, reason: String },
 }
 
+impl CodecError {
+    /// Whether the input was refused for its size, not its content: the caller answers
+    /// `payload_too_large` rather than `invalid_argument`.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, CodecError::TooLarge { .. })
+    }
+}
+
 impl From<CodecError> for io::Error {
     fn from(error: CodecError) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, error)
     }
-}
-
-fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<VALUE_BYTES_MAX>()
 }
 
 fn stream_config() -> impl bincode::config::Config {
@@ -122,24 +162,82 @@ fn checksum(hasher: &blake3::Hasher) -> [u8; CHECKSUM_BYTES] {
     out
 }
 
-/// Encodes `value` into one framed buffer.
-pub fn encode<T: Serialize + ?Sized>(what: &'static str, value: &T) -> Result<Vec<u8>, CodecError> {
+/// The versions one format reads, for [`decode_framed`] and its errors.
+#[derive(Clone, Copy, Debug)]
+struct Readable {
+    format: &'static str,
+    oldest: u8,
+    newest: u8,
+    /// Whether the payload may hold a `State`, whose layout depends on the version
+    /// ([`decoding_format`]).
+    sets_decoding_format: bool,
+}
+
+const STORAGE: Readable = Readable {
+    format: "storage",
+    oldest: STORAGE_FORMAT_VERSION_OLDEST,
+    newest: STORAGE_FORMAT_VERSION,
+    sets_decoding_format: true,
+};
+
+impl Readable {
+    fn check(self, what: &'static str, found: u8) -> Result<(), CodecError> {
+        if (self.oldest..=self.newest).contains(&found) {
+            Ok(())
+        } else {
+            Err(CodecError::UnknownVersion {
+                what,
+                format: self.format,
+                found,
+                oldest: self.oldest,
+                newest: self.newest,
+            })
+        }
+    }
+}
+
+/// Frames `value` with `version`. The layout is bincode's standard configuration in every
+/// version so far; a version that changes it branches here.
+fn encode_framed<T: Serialize + ?Sized>(
+    version: u8,
+    what: &'static str,
+    value: &T,
+) -> Result<Vec<u8>, CodecError> {
     let mut bytes = Vec::with_capacity(64);
-    bytes.push(FORMAT_VERSION);
-    bincode::serde::encode_into_std_write(value, &mut bytes, config()).map_err(|error| {
-        CodecError::Encode {
+    bytes.push(version);
+    bincode::serde::encode_into_std_write(value, &mut bytes, bincode::config::standard()).map_err(
+        |error| CodecError::Encode {
             what,
             reason: error.to_string(),
-        }
-    })?;
+        },
+    )?;
     let mut hasher = blake3::Hasher::new();
     hasher.update(&bytes);
     bytes.extend_from_slice(&checksum(&hasher));
     Ok(bytes)
 }
 
-/// Decodes one framed buffer. Every byte must belong to the value.
-pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, CodecError> {
+/// Decodes one framed buffer of at most `BYTES_MAX` bytes in a version `readable` accepts.
+/// Every byte must belong to the value.
+///
+/// `BYTES_MAX` bounds the input twice: its length is checked before anything else, and
+/// bincode's limit counts what decoding claims against it (every primitive at its in-memory
+/// width, and every string's or buffer's length *before* allocating it), so a lying length
+/// prefix fails with [`CodecError::TooLarge`] instead of allocating. Because a one-byte
+/// integer on the wire claims its full width, a limit must leave room above the largest
+/// valid input's encoded size.
+fn decode_framed<T: DeserializeOwned, const BYTES_MAX: usize>(
+    what: &'static str,
+    bytes: &[u8],
+    readable: Readable,
+) -> Result<T, CodecError> {
+    if bytes.len() > BYTES_MAX {
+        return Err(CodecError::TooLarge {
+            what,
+            limit: BYTES_MAX,
+            reason: format!("the input is {} bytes", bytes.len()),
+        });
+    }
     if bytes.len() < 1 + CHECKSUM_BYTES {
         return Err(CodecError::Truncated {
             what,
@@ -149,7 +247,8 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
     let (framed, stored_checksum) = bytes.split_at(bytes.len() - CHECKSUM_BYTES);
     // The version is checked before the checksum: a value written by a newer build must say
     // "unknown version", not "corrupt", even if that build changed the checksum too.
-    check_version(what, framed[0])?;
+    let version = framed[0];
+    readable.check(what, version)?;
     let mut hasher = blake3::Hasher::new();
     hasher.update(framed);
     if checksum(&hasher) != stored_checksum {
@@ -159,13 +258,26 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
         });
     }
     let payload = &framed[1..];
-    let _format = DecodingFormat::enter(framed[0]);
-    let (value, read) = bincode::serde::decode_from_slice(payload, config()).map_err(|error| {
-        CodecError::Corrupt {
-            what,
-            reason: error.to_string(),
-        }
-    })?;
+    let _format = readable
+        .sets_decoding_format
+        .then(|| DecodingFormat::enter(version));
+    let config = bincode::config::standard().with_limit::<BYTES_MAX>();
+    let (value, read) =
+        bincode::serde::decode_from_slice(payload, config).map_err(|error| match error {
+            bincode::error::DecodeError::LimitExceeded => CodecError::TooLarge {
+                what,
+                limit: BYTES_MAX,
+                reason: format!(
+                    "decoding the {}-byte input would claim more (a length inside it is \
+                     larger than the input, or the value is too big for this input)",
+                    bytes.len()
+                ),
+            },
+            error => CodecError::Corrupt {
+                what,
+                reason: error.to_string(),
+            },
+        })?;
     if read != payload.len() {
         return Err(CodecError::Corrupt {
             what,
@@ -175,16 +287,15 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
     Ok(value)
 }
 
-fn check_version(what: &'static str, found: u8) -> Result<(), CodecError> {
-    if can_read(found) {
-        Ok(())
-    } else {
-        Err(CodecError::UnknownVersion {
-            what,
-            found,
-            supported: FORMAT_VERSION,
-        })
-    }
+/// Encodes a stored value into one framed buffer, in [`STORAGE_FORMAT_VERSION`].
+pub fn encode<T: Serialize + ?Sized>(what: &'static str, value: &T) -> Result<Vec<u8>, CodecError> {
+    encode_framed(STORAGE_FORMAT_VERSION, what, value)
+}
+
+/// Decodes one stored value, in any storage format this build reads, of at most
+/// [`VALUE_BYTES_MAX`]. Not for bytes from the network: those go through [`wire`].
+pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, CodecError> {
+    decode_framed::<T, VALUE_BYTES_MAX>(what, bytes, STORAGE)
 }
 
 /// Hashes everything written through it.
@@ -219,7 +330,8 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Streams `value`, framed, into `writer`; returns the bytes written. Used for snapshots.
+/// Streams `value`, framed in [`STORAGE_FORMAT_VERSION`], into `writer`; returns the bytes
+/// written. Used for snapshots.
 pub fn encode_to_writer<T: Serialize + ?Sized, W: Write>(
     what: &'static str,
     value: &T,
@@ -231,7 +343,7 @@ pub fn encode_to_writer<T: Serialize + ?Sized, W: Write>(
         hasher: blake3::Hasher::new(),
     };
     writer
-        .write_all(&[FORMAT_VERSION])
+        .write_all(&[STORAGE_FORMAT_VERSION])
         .map_err(|e| encode_error(e.to_string()))?;
     let payload = bincode::serde::encode_into_std_write(value, &mut writer, stream_config())
         .map_err(|e| encode_error(e.to_string()))?;
@@ -244,7 +356,9 @@ pub fn encode_to_writer<T: Serialize + ?Sized, W: Write>(
     Ok((1 + payload + CHECKSUM_BYTES) as u64)
 }
 
-/// Reads one framed value from `reader`, which must end right after it. Used for snapshots.
+/// Reads one framed stored value from `reader`, which must end right after it, of at most
+/// [`SNAPSHOT_BYTES_MAX`]. Used for snapshots (including ones received from a peer: their
+/// chunks are stored first, each within `martelo_proto::SNAPSHOT_CHUNK_BYTES_MAX`).
 pub fn decode_from_reader<T: DeserializeOwned, R: Read>(
     what: &'static str,
     reader: R,
@@ -264,7 +378,7 @@ pub fn decode_from_reader<T: DeserializeOwned, R: Read>(
         }
         Err(error) => return Err(corrupt(error.to_string())),
     }
-    check_version(what, version[0])?;
+    STORAGE.check(what, version[0])?;
     let format = DecodingFormat::enter(version[0]);
     let value = bincode::serde::decode_from_std_read(&mut reader, stream_config())
         .map_err(|e| corrupt(e.to_string()))?;
@@ -287,161 +401,4 @@ pub fn decode_from_reader<T: DeserializeOwned, R: Read>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-    struct Sample {
-        id: u64,
-        name: String,
-        items: Vec<u32>,
-    }
-
-    fn sample() -> Sample {
-        Sample {
-            id: 7,
-            name: "lot".into(),
-            items: vec![1, 2, 3],
-        }
-    }
-
-    #[test]
-    fn value_round_trips() {
-        let bytes = encode("sample", &sample()).unwrap();
-        assert_eq!(bytes[0], FORMAT_VERSION);
-        assert_eq!(decode::<Sample>("sample", &bytes).unwrap(), sample());
-    }
-
-    #[test]
-    fn unknown_version_is_a_typed_error() {
-        let mut bytes = encode("sample", &sample()).unwrap();
-        bytes[0] = 99;
-        let error = decode::<Sample>("sample", &bytes).unwrap_err();
-        assert_eq!(
-            error,
-            CodecError::UnknownVersion {
-                what: "sample",
-                found: 99,
-                supported: FORMAT_VERSION
-            }
-        );
-    }
-
-    /// Reframes a current value as `version`, with a valid checksum.
-    fn reframed(bytes: &[u8], version: u8) -> Vec<u8> {
-        let mut framed = bytes[..bytes.len() - CHECKSUM_BYTES].to_vec();
-        framed[0] = version;
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&framed);
-        framed.extend_from_slice(&checksum(&hasher));
-        framed
-    }
-
-    #[test]
-    fn every_format_from_the_oldest_to_the_current_is_read_and_no_other() {
-        assert!(!can_read(FORMAT_VERSION_OLDEST - 1));
-        assert!(!can_read(FORMAT_VERSION + 1));
-        let bytes = encode("sample", &sample()).unwrap();
-        for version in FORMAT_VERSION_OLDEST..=FORMAT_VERSION {
-            assert!(can_read(version));
-            // `Sample` has the same layout in every format.
-            let old = reframed(&bytes, version);
-            assert_eq!(decode::<Sample>("sample", &old).unwrap(), sample());
-            let streamed: Sample = decode_from_reader("sample", old.as_slice()).unwrap();
-            assert_eq!(streamed, sample());
-        }
-    }
-
-    #[derive(Debug, PartialEq)]
-    struct Format(u8);
-
-    impl<'de> serde::Deserialize<'de> for Format {
-        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Format, D::Error> {
-            u8::deserialize(deserializer)?;
-            Ok(Format(decoding_format()))
-        }
-    }
-
-    #[test]
-    fn the_format_being_decoded_is_visible_during_a_decode_and_restored_after_it() {
-        let bytes = encode("format", &0u8).unwrap();
-        let old = reframed(&bytes, FORMAT_VERSION_OLDEST);
-        let format: Format = decode("format", &old).unwrap();
-        assert_eq!(format, Format(FORMAT_VERSION_OLDEST));
-        let format: Format = decode_from_reader("format", old.as_slice()).unwrap();
-        assert_eq!(format, Format(FORMAT_VERSION_OLDEST));
-        assert_eq!(decoding_format(), FORMAT_VERSION, "restored after decoding");
-        assert_eq!(
-            decode::<Format>("format", &bytes).unwrap(),
-            Format(FORMAT_VERSION)
-        );
-        // Restored after a failed decode too.
-        assert!(decode::<(Format, u64)>("format", &old).is_err());
-        assert_eq!(decoding_format(), FORMAT_VERSION);
-    }
-
-    #[test]
-    fn every_single_bit_flip_is_detected() {
-        let bytes = encode("sample", &sample()).unwrap();
-        for position in 1..bytes.len() {
-            for bit in 0..8 {
-                let mut corrupt = bytes.clone();
-                corrupt[position] ^= 1 << bit;
-                let result = decode::<Sample>("sample", &corrupt);
-                assert!(
-                    matches!(result, Err(CodecError::Corrupt { .. })),
-                    "flip at byte {position} bit {bit} gave {result:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn truncated_and_empty_values_are_errors_not_panics() {
-        let bytes = encode("sample", &sample()).unwrap();
-        for len in 0..bytes.len() {
-            assert!(
-                decode::<Sample>("sample", &bytes[..len]).is_err(),
-                "len {len}"
-            );
-        }
-    }
-
-    #[test]
-    fn garbage_with_a_valid_frame_is_corrupt_not_a_panic() {
-        // A correct version and checksum around a payload that is not a `Sample`.
-        let mut framed = vec![FORMAT_VERSION, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&framed);
-        framed.extend_from_slice(&checksum(&hasher));
-        assert!(matches!(
-            decode::<Sample>("sample", &framed),
-            Err(CodecError::Corrupt { .. })
-        ));
-    }
-
-    #[test]
-    fn stream_round_trips_and_detects_corruption() {
-        let mut bytes = Vec::new();
-        let written = encode_to_writer("sample", &sample(), &mut bytes).unwrap();
-        assert_eq!(written as usize, bytes.len());
-        let back: Sample = decode_from_reader("sample", bytes.as_slice()).unwrap();
-        assert_eq!(back, sample());
-
-        let mut corrupt = bytes.clone();
-        let last = corrupt.len() - 6;
-        corrupt[last] ^= 0x10;
-        assert!(decode_from_reader::<Sample, _>("sample", corrupt.as_slice()).is_err());
-
-        let mut trailing = bytes.clone();
-        trailing.push(0);
-        assert!(decode_from_reader::<Sample, _>("sample", trailing.as_slice()).is_err());
-
-        let mut versioned = bytes;
-        versioned[0] = FORMAT_VERSION + 1;
-        assert!(matches!(
-            decode_from_reader::<Sample, _>("sample", versioned.as_slice()),
-            Err(CodecError::UnknownVersion { found, .. }) if found == FORMAT_VERSION + 1
-        ));
-    }
-}
+mod tests;

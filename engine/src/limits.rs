@@ -75,8 +75,8 @@ pub const USERS_MAX: usize = 10_000_000;
 pub const META_REQUESTS_MAX: usize = 1_000_000;
 /// Retired node ids remembered by the meta group.
 pub const RETIRED_NODES_MAX: usize = 65_536;
-/// Auction shards a cluster may have; `martelo_client::routing` re-exports it.
-pub const SHARD_COUNT_MAX: u32 = 1024;
+/// Auction shards a cluster may have: defined in `martelo-types` with the routing rule.
+pub use martelo_types::SHARD_COUNT_MAX;
 /// Most users in one page of a user listing.
 pub const USER_PAGE_MAX: usize = 200;
 

@@ -5,9 +5,21 @@
 //! plant anything. A test build turns one bug on for the whole process with [`plant`]
 //! (the node's hidden `--plant-bug` flag) before the engine runs.
 //!
+//! The feature compiles only with debug assertions on (the dev and test profiles): with it,
+//! a build without them (`--release`, the bench profile) stops at a `compile_error!`, so no
+//! release binary can hold a planted bug.
+//!
 //! This process-wide switch is the engine's only global. It is set once, before any command
 //! is applied, and never changes afterwards, so every replica of a test cluster started with
 //! the same flag still applies commands deterministically.
+
+// Release builds turn debug assertions off; a planted bug must never reach one.
+#[cfg(all(feature = "planted-bugs", not(debug_assertions)))]
+compile_error!(
+    "the `planted-bugs` feature plants deliberate bugs for the fault suite and is allowed only \
+     in builds with debug assertions (the dev and test profiles): build without \
+     `--features planted-bugs`, or without `--release`"
+);
 
 /// The bugs that can be planted. The engine plants the first two; the node the others.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -15,30 +15,8 @@ use crate::limits;
 #[serde(transparent)]
 pub struct UserId(pub u64);
 
-/// An auction. Chosen by the cluster side (gateway or client library) before routing, because
-/// the shard is a hash of it; the engine rejects an id that already exists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct AuctionId(pub u64);
-
-/// A Raft group's id: the meta group (0) or an auction shard (`1..=shard_count`). The engine
-/// runs inside one group and never reads it; it lives here so that storage, the node and the
-/// client library share one type. Every storage key starts with it.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct GroupId(pub u64);
-
-impl GroupId {
-    /// The group that holds cluster configuration, not auctions.
-    pub const META: GroupId = GroupId(0);
-}
-
-impl std::fmt::Display for GroupId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "group-{}", self.0)
-    }
-}
+/// Auction and group ids are the whole platform's vocabulary; they live in `martelo-types`.
+pub use martelo_types::{AuctionId, GroupId};
 
 /// A bid's position in its auction's bid history, starting at 0. Stable: voided bids keep
 /// their id.

@@ -3,11 +3,12 @@
 //! `fixtures/state_v1.bin` and `fixtures/snapshot_v1.bin` were written by the format-1 engine
 //! (commit e669da6) from the commands in `fixtures/v1_scenario.rs`; this build rebuilds the
 //! same state from the same commands and compares. Regenerate them only for a new format.
+//! The wire format keeps its bytes too: the last tests pin client payloads in wire version 2.
 
 #[path = "fixtures/v1_scenario.rs"]
 mod v1_scenario;
 
-use martelo_engine::codec::{self, FORMAT_VERSION};
+use martelo_engine::codec::{self, STORAGE_FORMAT_VERSION};
 use martelo_engine::meta::{DisplayName, PasswordHash, Username};
 use martelo_engine::*;
 
@@ -73,13 +74,13 @@ fn a_decoded_format_1_state_goes_on_exactly_like_the_state_it_was() {
 
 #[test]
 fn states_are_written_in_the_current_format_and_round_trip_with_their_meta_state() {
-    assert_eq!(FORMAT_VERSION, 2);
+    assert_eq!(STORAGE_FORMAT_VERSION, 2);
     let mut state = v1_scenario::v1_state();
     let next = state.last_applied().0 + 1;
     let (ctx, command) = register(next, "root");
     state.apply(ctx, &command);
     let bytes = codec::encode("state", &state).unwrap();
-    assert_eq!(bytes[0], FORMAT_VERSION);
+    assert_eq!(bytes[0], STORAGE_FORMAT_VERSION);
     let decoded: State = codec::decode("state", &bytes).unwrap();
     assert_eq!(decoded, state);
     assert_eq!(decoded.meta().user_count(), 1);
@@ -88,4 +89,50 @@ fn states_are_written_in_the_current_format_and_round_trip_with_their_meta_state
     let (_, streamed, tail): (Option<u64>, State, String) =
         codec::decode_from_reader("snapshot", stream.as_slice()).unwrap();
     assert_eq!((streamed, tail.as_str()), (state, "tail"));
+}
+
+fn bid_request() -> Request {
+    Request {
+        actor: Actor {
+            user: UserId(7),
+            role: Role::Bidder,
+        },
+        request_id: RequestId::try_from("bid-1").unwrap(),
+        action: Action::PlaceBid {
+            auction_id: AuctionId(3),
+            amount: Amount(1_500),
+            max: Some(Amount(2_000)),
+        },
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Client payloads keep their bytes: these are what every build since storage format 2 sent
+/// in `codec_version` 2. A change here is a new wire version (docs/ARCHITECTURE.md, "Formats
+/// and compatibility"), not an edit of these strings.
+#[test]
+fn client_payloads_keep_their_wire_version_2_bytes() {
+    use codec::wire::{self, WireVersion};
+    let request = wire::encode("request", &bid_request(), WireVersion::CURRENT).unwrap();
+    assert_eq!(
+        hex(&request),
+        "020700056269642d310303fbdc0501fbd007133264cf"
+    );
+    let reply = Reply::Rejected(RejectCode::BidTooLow);
+    let reply = wire::encode("reply", &reply, WireVersion::CURRENT).unwrap();
+    assert_eq!(hex(&reply), "0201163460270e");
+}
+
+/// A payload in the oldest wire version this build reads (what format-1 builds sent) decodes
+/// into the same value: only the version byte differs.
+#[test]
+fn a_request_in_the_oldest_wire_version_decodes() {
+    use codec::wire::{self, WIRE_VERSION_OLDEST, WireVersion};
+    let old = wire::encode("request", &bid_request(), WireVersion::OLDEST).unwrap();
+    assert_eq!(old[0], WIRE_VERSION_OLDEST);
+    let decoded: Request = wire::decode::<_, 4096>("request", &old).unwrap();
+    assert_eq!(decoded, bid_request());
 }

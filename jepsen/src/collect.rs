@@ -16,27 +16,34 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use martelo_client::SubscribeItem;
 use martelo_client::client::decode_subscribe;
-use martelo_client::routing::{ShardCount, group_of};
 use martelo_engine::{AuctionEventKind, AuctionId, AuctionResult, Event};
+use martelo_proto::channel::{ChannelSettings, endpoint};
 use martelo_proto::services::{admin_api_client, client_api_client};
 use martelo_proto::{
     ErrorCode, GroupStatus, RaftRole, ReadAuctionRequest, ReadConsistency, StatusRequest,
     StatusResponse, SubscribeRequest, read_auction_response,
 };
-use tonic::transport::Endpoint;
+use martelo_types::{ShardCount, group_of};
+use tonic::transport::Channel;
 
 use crate::history::{CloseOutcome, Record, TopBid, Value};
 use crate::replicas::{FinalState, LogEntry, ReplicaState};
 
 const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Connects to the node at `address` with the client settings; `request_timeout` bounds
+/// every call on the channel (`None` for a stream, which outlives any one call deadline).
+async fn connect(address: &str, request_timeout: Option<Duration>) -> anyhow::Result<Channel> {
+    let settings = match request_timeout {
+        Some(timeout) => ChannelSettings::CLIENT.with_request_timeout(timeout),
+        None => ChannelSettings::CLIENT,
+    };
+    Ok(endpoint(address, &settings)?.connect().await?)
+}
+
 /// The `Status` of one node, with digests when asked.
 pub async fn node_status(address: &str, include_digest: bool) -> anyhow::Result<StatusResponse> {
-    let channel = Endpoint::from_shared(format!("http://{address}"))?
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(RPC_TIMEOUT)
-        .connect()
-        .await?;
+    let channel = connect(address, Some(RPC_TIMEOUT)).await?;
     let mut admin = admin_api_client(channel);
     let response = admin
         .status(StatusRequest {
@@ -229,10 +236,7 @@ async fn read_log(
     if applied == 0 {
         return Ok(());
     }
-    let channel = Endpoint::from_shared(format!("http://{address}"))?
-        .connect_timeout(Duration::from_secs(1))
-        .connect()
-        .await?;
+    let channel = connect(address, None).await?;
     let mut client = client_api_client(channel);
     let stream = tokio::time::timeout(
         RPC_TIMEOUT,
@@ -293,11 +297,7 @@ async fn rebuild_from_views(
     requests: &BTreeMap<(u64, u64), String>,
     logs: &mut BTreeMap<u64, Vec<LogEntry>>,
 ) -> anyhow::Result<()> {
-    let channel = Endpoint::from_shared(format!("http://{address}"))?
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(RPC_TIMEOUT)
-        .connect()
-        .await?;
+    let channel = connect(address, Some(RPC_TIMEOUT)).await?;
     let mut client = client_api_client(channel);
     for (&auction, log) in logs.iter_mut() {
         let response = client
@@ -321,8 +321,10 @@ async fn rebuild_from_views(
             }
             None => anyhow::bail!("auction {auction}: empty answer"),
         };
-        let view: martelo_engine::AuctionView =
-            martelo_engine::codec::decode("auction view", &view.state)?;
+        let view: martelo_engine::AuctionView = martelo_engine::codec::wire::decode::<
+            _,
+            { martelo_proto::AUCTION_VIEW_BYTES_MAX },
+        >("auction view", &view.state)?;
         let closed_at = view.closed.as_ref().map(|closed| closed.at);
         let mut close_pushed = false;
         for bid in view.bids.iter().filter(|bid| !bid.voided) {

@@ -7,7 +7,7 @@
 //! writes a run directory with a report. See issue 5 and docs/TESTING.md.
 //!
 //! ```text
-//!   runner::run ─► LocalCluster (martelo node × N, --dial-override via proxy::LinkProxies)
+//!   runner::run ─► LocalCluster (martelo node × N, --test-dial-override via proxy::LinkProxies)
 //!        ├─► workload (C clients, K auctions) ──► history.jsonl (workload::Recorder)
 //!        ├─► nemesis (kill, pause, partition, clock, membership, transfer; healed each time)
 //!        └─► heal all ─► final reads ─► collect (Subscribe + Status digests) ─► final.json

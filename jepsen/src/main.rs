@@ -86,7 +86,7 @@ struct RunArgs {
     /// Percent of acknowledged bids whose request id is sent again (at-least-once delivery).
     #[arg(long, default_value_t = 5)]
     resend_percent: u32,
-    /// Start nodes with `--plant-bug NAME` (binary built with the planted-bugs feature).
+    /// Start nodes with `--test-plant-bug NAME` (binary built with the planted-bugs feature).
     #[arg(long)]
     plant_bug: Vec<String>,
     /// Keep the nodes' data dirs in the run directory.

@@ -14,9 +14,9 @@
 //! (default), or iptables DROP rules in a private network namespace ([`crate::netns`],
 //! `--net iptables`, root only), where each partition is also probed with a TCP connect.
 //!
-//! Clock faults write the node's `--clock-offset-file`, which the node re-reads about every
+//! Clock faults write the node's `--test-clock-offset-file`, which the node re-reads about every
 //! 50 ms. When the binary has no such flag they fall back to restarting the node with
-//! `--clock-offset-ms` (and restarting it again without, to heal).
+//! `--test-clock-offset-ms` (and restarting it again without, to heal).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -25,8 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use martelo_client::admin::Admin;
-use martelo_client::local::LocalCluster;
+use martelo_devkit::LocalCluster;
 use martelo_engine::GroupId;
+use martelo_types::NodeId;
 use serde::{Deserialize, Serialize};
 
 use crate::collect;
@@ -155,7 +156,7 @@ pub struct Nemesis {
     pub shapes: Vec<PartitionShape>,
     /// Membership changes not undone yet: (group, removed node, spare node added first).
     removed: Mutex<BTreeSet<(u64, u64, Option<u64>)>>,
-    /// Nodes restarted with a `--clock-offset-ms` (fallback clock nemesis).
+    /// Nodes restarted with a `--test-clock-offset-ms` (fallback clock nemesis).
     offset_restarts: Mutex<BTreeSet<u64>>,
 }
 
@@ -183,7 +184,7 @@ impl Nemesis {
         let nodes = cluster
             .nodes()
             .into_iter()
-            .map(|info| (info.id, info.address))
+            .map(|info| (info.id.get(), info.address))
             .collect();
         Nemesis {
             cluster,
@@ -302,12 +303,12 @@ impl Nemesis {
         match kind {
             NemesisKind::Kill => {
                 let (node, detail) = self.node_or_leader(rng).await;
-                self.cluster.kill(node)?;
+                self.cluster.kill(NodeId(node))?;
                 Ok((format!("kill -9 {detail}"), Heal::Restart(node)))
             }
             NemesisKind::Pause => {
                 let (node, detail) = self.node_or_leader(rng).await;
-                self.cluster.pause(node)?;
+                self.cluster.pause(NodeId(node))?;
                 Ok((format!("SIGSTOP {detail}"), Heal::Resume(node)))
             }
             NemesisKind::Partition => self.partition(rng).await,
@@ -327,7 +328,7 @@ impl Nemesis {
                 let to = others[rng.below(others.len() as u64) as usize];
                 let now = self
                     .admin
-                    .transfer_leader(&self.seeds(), GroupId(group), to)
+                    .transfer_leader(&self.seeds(), GroupId(group), NodeId(to))
                     .await?;
                 Ok((
                     format!("group {group}: leader {leader} -> {to} (now led by {now})"),
@@ -438,14 +439,14 @@ impl Nemesis {
             // Fallback: restart one node with a fixed offset (no strobe without the file).
             let node = nodes[0];
             let mut args = self.base_args.get(&node).cloned().unwrap_or_default();
-            args.extend(["--clock-offset-ms".to_owned(), offset.to_string()]);
-            self.cluster.set_node_args(node, args)?;
-            self.cluster.kill(node)?;
+            args.extend(["--test-clock-offset-ms".to_owned(), offset.to_string()]);
+            self.cluster.set_node_args(NodeId(node), args)?;
+            self.cluster.kill(NodeId(node))?;
             self.offset_restarts
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(node);
-            self.cluster.restart(node).await?;
+            self.cluster.restart(NodeId(node)).await?;
             return Ok((
                 format!("clock skew {offset:+} ms on node {node} (restart with offset)"),
                 Heal::Clock(vec![node], None),
@@ -530,7 +531,7 @@ impl Nemesis {
             .admin
             .remove_node(
                 &self.seeds(),
-                node,
+                NodeId(node),
                 Some(vec![GroupId(group)]),
                 spare.is_none(),
             )
@@ -553,13 +554,13 @@ impl Nemesis {
     async fn add_to_group(&self, group: u64, node: u64) -> anyhow::Result<()> {
         let info = self
             .cluster
-            .node(node)
+            .node(NodeId(node))
             .ok_or_else(|| anyhow::anyhow!("no node {node}"))?;
         let report = self
             .admin
             .add_node(
                 &self.seeds(),
-                info.proto_node(),
+                info.node_address(),
                 Some(vec![GroupId(group)]),
                 true,
             )
@@ -581,7 +582,12 @@ impl Nemesis {
         {
             let report = self
                 .admin
-                .remove_node(&self.seeds(), spare, Some(vec![GroupId(group)]), false)
+                .remove_node(
+                    &self.seeds(),
+                    NodeId(spare),
+                    Some(vec![GroupId(group)]),
+                    false,
+                )
                 .await?;
             if !report.all_ok() {
                 anyhow::bail!("removing spare node {spare} from group {group}: {report:?}");
@@ -597,11 +603,13 @@ impl Nemesis {
     async fn heal(&self, heal: Heal) -> anyhow::Result<()> {
         match heal {
             Heal::Restart(node) => {
+                let node = NodeId(node);
                 if !self.cluster.is_running(node) {
                     self.cluster.restart(node).await?;
                 }
             }
             Heal::Resume(node) => {
+                let node = NodeId(node);
                 if self.cluster.is_paused(node) {
                     self.cluster.resume(node)?;
                 }
@@ -640,6 +648,7 @@ impl Nemesis {
         };
         for node in restarted {
             let args = self.base_args.get(&node).cloned().unwrap_or_default();
+            let node = NodeId(node);
             self.cluster.set_node_args(node, args)?;
             let _ = self.cluster.kill(node);
             self.cluster.restart(node).await?;
@@ -658,7 +667,7 @@ impl Nemesis {
         if let Err(error) = self.reset_clocks(&ids).await {
             errors.push(format!("clocks: {error}"));
         }
-        for &node in &ids {
+        for node in ids.iter().copied().map(NodeId) {
             if self.cluster.is_paused(node)
                 && let Err(error) = self.cluster.resume(node)
             {

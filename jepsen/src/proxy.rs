@@ -1,6 +1,6 @@
 //! Fault-injecting TCP proxies, one per directed peer link, for unprivileged partitions.
 //!
-//! Node `a` is started with `--dial-override b=127.0.0.1:<port of link a->b>`, so every
+//! Node `a` is started with `--test-dial-override b=127.0.0.1:<port of link a->b>`, so every
 //! connection `a` opens to `b` (Raft RPCs and their answers) goes through the proxy of link
 //! `a -> b`. Blocking a link closes its open connections and refuses new ones (the
 //! connection is accepted and dropped at once), which the node sees as a lost peer.
@@ -70,14 +70,14 @@ impl LinkProxies {
         Ok(LinkProxies { links })
     }
 
-    /// The `--dial-override` arguments of node `from`.
+    /// The `--test-dial-override` arguments of node `from`.
     pub fn dial_overrides(&self, from: u64) -> Vec<String> {
         self.links
             .iter()
             .filter(|((source, _), _)| *source == from)
             .flat_map(|((_, to), proxy)| {
                 [
-                    "--dial-override".to_owned(),
+                    "--test-dial-override".to_owned(),
                     format!("{to}=127.0.0.1:{}", proxy.port),
                 ]
             })

@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use martelo_client::local::{LocalCluster, LocalClusterConfig, pick_free_ports};
+use martelo_devkit::{LocalCluster, LocalClusterConfig, pick_free_ports};
+use martelo_types::NodeId;
 
 use crate::checker::{self, linearizable::SearchLimits};
 use crate::history::{self, ReadLimits};
@@ -98,10 +99,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     // Every node's address is known before any node starts, so proxies can sit in front.
     // With iptables, node N has its own address 127.0.0.(10+N) and dials its peers from it.
     let ports = pick_free_ports(options.nodes)?;
-    let mut hosts: BTreeMap<u64, String> = BTreeMap::new();
+    let mut hosts: BTreeMap<NodeId, String> = BTreeMap::new();
     if options.net == NetMode::Iptables {
         for id in 1..=options.nodes as u64 {
-            hosts.insert(id, netns::node_ip(id)?.to_string());
+            hosts.insert(NodeId(id), netns::node_ip(id)?.to_string());
         }
     }
     let targets: BTreeMap<u64, String> = ports
@@ -109,7 +110,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         .enumerate()
         .map(|(index, port)| {
             let id = index as u64 + 1;
-            let host = hosts.get(&id).map_or("127.0.0.1", String::as_str);
+            let host = hosts.get(&NodeId(id)).map_or("127.0.0.1", String::as_str);
             (id, format!("{host}:{port}"))
         })
         .collect();
@@ -125,7 +126,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         }
     });
 
-    let clock_supported = node_accepts(&options.binary, "--clock-offset-file", "/dev/null");
+    let clock_supported = node_accepts(&options.binary, "--test-clock-offset-file", "/dev/null");
     let clock_files = clock_supported.then(|| {
         targets
             .keys()
@@ -134,8 +135,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     });
     if !clock_supported && options.nemeses.contains(&NemesisKind::Clock) {
         notes.push(
-            "the node has no --clock-offset-file: clock faults restart a node with \
-             --clock-offset-ms instead (no strobe)"
+            "the node has no --test-clock-offset-file: clock faults restart a node with \
+             --test-clock-offset-ms instead (no strobe)"
                 .to_owned(),
         );
     }
@@ -152,7 +153,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         if let Some(files) = &clock_files {
             std::fs::write(&files[&id], "0")?;
             args.extend([
-                "--clock-offset-file".to_owned(),
+                "--test-clock-offset-file".to_owned(),
                 files[&id].display().to_string(),
             ]);
         }
@@ -162,13 +163,16 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     config.nodes = options.nodes;
     config.shard_count = options.shard_count;
     config.ports = ports.clone();
-    config.node_args = base_args.clone();
+    config.node_args = base_args
+        .iter()
+        .map(|(&id, args)| (NodeId(id), args.clone()))
+        .collect();
     config.hosts = hosts;
     config.env = vec![("MARTELO_LOG_FORMAT".to_owned(), "text".to_owned())];
     for bug in &options.planted_bugs {
         config
             .extra_args
-            .extend(["--plant-bug".to_owned(), bug.clone()]);
+            .extend(["--test-plant-bug".to_owned(), bug.clone()]);
     }
     config.ready_timeout = Duration::from_secs(60);
     config.healthy_timeout = Duration::from_secs(60);
@@ -281,7 +285,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let all_nodes: BTreeMap<u64, String> = cluster
         .nodes()
         .into_iter()
-        .map(|info| (info.id, info.address))
+        .map(|info| (info.id.get(), info.address))
         .collect();
     if let Err(reason) =
         crate::collect::wait_groups_led(&all_nodes, options.shard_count, Duration::from_secs(60))
@@ -322,7 +326,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     let nodes: BTreeMap<u64, String> = cluster
         .nodes()
         .into_iter()
-        .map(|info| (info.id, info.address))
+        .map(|info| (info.id.get(), info.address))
         .collect();
     let final_state = crate::collect::collect(
         &nodes,

@@ -1,5 +1,9 @@
 //! Stable strings and retry semantics of [`ErrorCode`], and [`ApiError`] constructors.
 //!
+//! [`ErrorCode::retry_class`] is the one place that says how each code may be retried;
+//! everything else (the client's decision function, `may_have_been_applied`,
+//! `is_retryable`) derives from it rather than matching on codes again.
+//!
 //! The wire carries the enum's number; people, logs, metric labels and JSON carry the
 //! snake_case string from [`ErrorCode::as_code_str`]. Both are append-only (README.md).
 
@@ -65,65 +69,56 @@ impl ErrorCode {
             .find(|candidate| candidate.as_code_str() == code)
     }
 
-    /// Whether the command of a `Propose` that got this error might still be (or become)
-    /// applied. When true, the caller must not report failure: it retries with the same
-    /// request id, or reports the outcome as unknown (I9). Unknown codes count as true,
-    /// because assuming "not applied" is the unsafe guess.
-    pub const fn may_have_been_applied(self) -> bool {
+    /// How a caller may retry after a node answered with this code: the one classification
+    /// of every code, from which [`ErrorCode::may_have_been_applied`],
+    /// [`ErrorCode::is_retryable`] and the client library's decision function
+    /// (`martelo_client::decide`) all follow. See [`RetryClass`] for what each class means
+    /// and why the codes that are easy to misplace sit where they do.
+    pub const fn retry_class(self) -> RetryClass {
         match self {
             // A leader that proposed and then lost leadership answers `not_leader`, and its
             // entry may still commit under the next leader.
-            ErrorCode::NotLeader
-            | ErrorCode::UnknownOutcome
+            ErrorCode::NotLeader => RetryClass::FollowLeader,
+            // `internal` and `unspecified`: see `RetryClass::SameRequestId`.
+            ErrorCode::UnknownOutcome
             | ErrorCode::Timeout
             | ErrorCode::Internal
-            | ErrorCode::Unspecified => true,
-            // Each of these is decided before the command reaches the log.
+            | ErrorCode::Unspecified => RetryClass::SameRequestId,
+            // The node is the right one: its queue is full, or a membership change of the
+            // group has not finished.
+            ErrorCode::Overloaded | ErrorCode::ChangeInProgress => RetryClass::Busy,
+            // The node cannot serve now; another member can (a replica without skew can win
+            // the next election), or this one later.
+            ErrorCode::Unavailable | ErrorCode::ClockSkew => RetryClass::Safe,
+            // See `RetryClass::AfterTopologyRefresh`.
+            ErrorCode::UnknownGroup | ErrorCode::WrongNode | ErrorCode::ClusterNotInitialized => {
+                RetryClass::AfterTopologyRefresh
+            }
+            // Decided before the log, and the same bytes get the same answer anywhere.
             ErrorCode::InvalidArgument
             | ErrorCode::PayloadTooLarge
-            | ErrorCode::UnknownGroup
-            | ErrorCode::ClusterNotInitialized
+            | ErrorCode::WrongGroup
+            | ErrorCode::UnsupportedCodec
             | ErrorCode::ClusterAlreadyInitialized
             | ErrorCode::QuorumAtRisk
-            | ErrorCode::Unavailable
-            | ErrorCode::Overloaded
             | ErrorCode::UnknownNode
-            | ErrorCode::AuctionNotFound
-            | ErrorCode::WrongGroup
-            | ErrorCode::WrongNode
-            | ErrorCode::UnsupportedCodec
-            | ErrorCode::ChangeInProgress
-            | ErrorCode::ClockSkew => false,
+            | ErrorCode::AuctionNotFound => RetryClass::Never,
         }
     }
 
-    /// Whether sending the same request again (to the hinted leader, or after a backoff)
-    /// can succeed. False means the request or the caller's view of the cluster must change
-    /// first.
+    /// Whether the command of a `Propose` that got this error might still be (or become)
+    /// applied. When true, the caller must not report failure: it retries with the same
+    /// request id, or reports the outcome as unknown (I9). Unknown codes count as true
+    /// (they decode as `Unspecified`), because assuming "not applied" is the unsafe guess.
+    pub const fn may_have_been_applied(self) -> bool {
+        self.retry_class().may_have_been_applied()
+    }
+
+    /// Whether sending the same request again (same bytes, same request id) can succeed:
+    /// true for every class but [`RetryClass::Never`]. The retry may have to wait, go to
+    /// another member or follow a leader hint first; [`ErrorCode::retry_class`] says which.
     pub const fn is_retryable(self) -> bool {
-        match self {
-            ErrorCode::NotLeader
-            | ErrorCode::UnknownOutcome
-            | ErrorCode::Timeout
-            | ErrorCode::Unavailable
-            | ErrorCode::Overloaded
-            | ErrorCode::ChangeInProgress
-            // Another replica without skew can win the next election.
-            | ErrorCode::ClockSkew => true,
-            ErrorCode::Unspecified
-            | ErrorCode::Internal
-            | ErrorCode::InvalidArgument
-            | ErrorCode::PayloadTooLarge
-            | ErrorCode::UnknownGroup
-            | ErrorCode::ClusterNotInitialized
-            | ErrorCode::ClusterAlreadyInitialized
-            | ErrorCode::QuorumAtRisk
-            | ErrorCode::UnknownNode
-            | ErrorCode::AuctionNotFound
-            | ErrorCode::WrongGroup
-            | ErrorCode::WrongNode
-            | ErrorCode::UnsupportedCodec => false,
-        }
+        self.retry_class().is_retryable()
     }
 
     /// The gRPC status code for the rare cases where a server must fail the call itself
@@ -150,6 +145,64 @@ impl ErrorCode {
             ErrorCode::Overloaded => tonic::Code::ResourceExhausted,
             ErrorCode::UnsupportedCodec => tonic::Code::Unimplemented,
         }
+    }
+}
+
+/// What a caller may do after a node answered with an error code; see
+/// [`ErrorCode::retry_class`] for which code is in which class.
+///
+/// Two questions decide the class: may the command have been applied (only
+/// [`RetryClass::FollowLeader`] and [`RetryClass::SameRequestId`]: retry with the same
+/// request id, and never report the command as failed, I9), and where may the retry go.
+/// A read changes nothing, so for reads only the second question matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RetryClass {
+    /// Permanent: the request was refused before it reached any log, and sending it again
+    /// unchanged cannot help: the request, the caller's input or the cluster (`force` for
+    /// `quorum_at_risk`) must change first. Not applied.
+    Never,
+    /// Not applied; the node is the right one but busy (`overloaded`,
+    /// `change_in_progress`): ask it again after a back-off.
+    Busy,
+    /// Not applied; this node cannot serve the request now (`unavailable`, `clock_skew`):
+    /// safe to send anywhere, to another member or to this one later.
+    Safe,
+    /// Not applied, and the caller's picture of the cluster is wrong about this node:
+    /// refresh the topology and send to a member that holds the group.
+    /// - `unknown_group`: the node holds no replica of the group (never had one, or it was
+    ///   removed). It is checked before anything is proposed.
+    /// - `wrong_node`: another node answers at the address than the one the caller meant
+    ///   (an address reused); the request was refused unread.
+    /// - `cluster_not_initialized`: the node has no cluster state, so it has no group to
+    ///   propose into. Another member may have joined already (a node just added, or one
+    ///   whose data was wiped); when none has, retries run into the deadline and the error
+    ///   says to run `martelo cluster init`.
+    AfterTopologyRefresh,
+    /// `not_leader`: send to the leader the node names (or another member), with the same
+    /// request id. May have been applied: openraft also answers "not leader" to a write
+    /// whose leader stepped down after appending it, and the entry may still commit.
+    FollowLeader,
+    /// May have been applied: retry only with the same request id (the engine answers a
+    /// repeat with the first outcome, I2), and report "unknown" if no answer comes.
+    /// - `unknown_outcome`, `timeout`: the command was (or may have been) proposed.
+    /// - `internal`: a bug or a broken invariant on the node, which can strike after the
+    ///   command was applied (encoding the answer, reading the state back). Calling it
+    ///   "not applied" could report an applied bid as failed, so it counts as applied-maybe;
+    ///   a bug that is not transient runs into the deadline and is reported as unknown.
+    /// - `unspecified`: never sent; it is what an old peer decodes a newer code as, and is
+    ///   treated like `internal`.
+    SameRequestId,
+}
+
+impl RetryClass {
+    /// True for [`RetryClass::FollowLeader`] and [`RetryClass::SameRequestId`].
+    pub const fn may_have_been_applied(self) -> bool {
+        matches!(self, RetryClass::FollowLeader | RetryClass::SameRequestId)
+    }
+
+    /// True for every class but [`RetryClass::Never`].
+    pub const fn is_retryable(self) -> bool {
+        !matches!(self, RetryClass::Never)
     }
 }
 
@@ -289,6 +342,83 @@ mod tests {
         for code in [ErrorCode::InvalidArgument, ErrorCode::PayloadTooLarge] {
             assert!(!code.may_have_been_applied(), "{code}");
             assert!(!code.is_retryable(), "{code}");
+        }
+    }
+
+    /// Every code's class, written out, in wire order: moving a code to another class is a
+    /// decision that shows in the diff of this table.
+    const CLASSES: [(ErrorCode, RetryClass); 20] = [
+        (ErrorCode::Unspecified, RetryClass::SameRequestId),
+        (ErrorCode::Internal, RetryClass::SameRequestId),
+        (ErrorCode::InvalidArgument, RetryClass::Never),
+        (ErrorCode::PayloadTooLarge, RetryClass::Never),
+        (ErrorCode::UnknownGroup, RetryClass::AfterTopologyRefresh),
+        (ErrorCode::NotLeader, RetryClass::FollowLeader),
+        (ErrorCode::UnknownOutcome, RetryClass::SameRequestId),
+        (ErrorCode::Timeout, RetryClass::SameRequestId),
+        (
+            ErrorCode::ClusterNotInitialized,
+            RetryClass::AfterTopologyRefresh,
+        ),
+        (ErrorCode::ClusterAlreadyInitialized, RetryClass::Never),
+        (ErrorCode::QuorumAtRisk, RetryClass::Never),
+        (ErrorCode::Unavailable, RetryClass::Safe),
+        (ErrorCode::Overloaded, RetryClass::Busy),
+        (ErrorCode::UnknownNode, RetryClass::Never),
+        (ErrorCode::AuctionNotFound, RetryClass::Never),
+        (ErrorCode::WrongGroup, RetryClass::Never),
+        (ErrorCode::WrongNode, RetryClass::AfterTopologyRefresh),
+        (ErrorCode::UnsupportedCodec, RetryClass::Never),
+        (ErrorCode::ChangeInProgress, RetryClass::Busy),
+        (ErrorCode::ClockSkew, RetryClass::Safe),
+    ];
+
+    #[test]
+    fn every_generated_code_has_the_retry_class_in_the_table() {
+        // The same range scan as above: a code added to the .proto without a row here fails.
+        let generated: Vec<ErrorCode> = (0..256)
+            .filter_map(|number| ErrorCode::try_from(number).ok())
+            .collect();
+        let listed: Vec<ErrorCode> = CLASSES.iter().map(|(code, _)| *code).collect();
+        assert_eq!(listed, generated);
+        for (code, class) in CLASSES {
+            assert_eq!(code.retry_class(), class, "{code}");
+        }
+    }
+
+    #[test]
+    fn applied_maybe_and_retryable_follow_the_retry_class() {
+        for (code, class) in CLASSES {
+            let maybe_applied =
+                matches!(class, RetryClass::FollowLeader | RetryClass::SameRequestId);
+            assert_eq!(code.may_have_been_applied(), maybe_applied, "{code}");
+            assert_eq!(code.is_retryable(), class != RetryClass::Never, "{code}");
+        }
+    }
+
+    #[test]
+    fn internal_may_have_been_applied_and_is_retried_with_the_same_request_id() {
+        // A bug can strike after the apply (encoding the answer): "not applied" would be the
+        // unsafe guess, and giving up at once would turn "unknown" into "failed".
+        assert_eq!(ErrorCode::Internal.retry_class(), RetryClass::SameRequestId);
+        assert!(ErrorCode::Internal.may_have_been_applied());
+        assert!(ErrorCode::Internal.is_retryable());
+    }
+
+    #[test]
+    fn a_stale_picture_of_the_cluster_proves_nothing_was_applied_and_is_retryable() {
+        for code in [
+            ErrorCode::UnknownGroup,
+            ErrorCode::WrongNode,
+            ErrorCode::ClusterNotInitialized,
+        ] {
+            assert_eq!(
+                code.retry_class(),
+                RetryClass::AfterTopologyRefresh,
+                "{code}"
+            );
+            assert!(!code.may_have_been_applied(), "{code}");
+            assert!(code.is_retryable(), "{code}");
         }
     }
 

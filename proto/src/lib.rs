@@ -26,6 +26,8 @@
 //! - [`error_code`]: stable strings and retry semantics of [`ErrorCode`]; [`ApiError`]
 //!   constructors.
 //! - [`traceparent`]: the W3C `traceparent` newtype checked at the edge.
+//! - [`channel`]: the one way to build a channel to a node (timeouts, nodelay, keepalive,
+//!   windows), used by every process that dials a node.
 //!
 //! Where new things go: a new message or field goes into the `.proto` file of its service
 //! (shared types into `common.proto`), following the compatibility rules in `README.md`:
@@ -33,6 +35,7 @@
 //! file is also listed in `build.rs`. Pure helpers on generated types go into a module here
 //! with their unit tests; anything that does IO goes to `cluster/`.
 
+pub mod channel;
 pub mod error_code;
 pub mod limits;
 pub mod services;

@@ -1,8 +1,16 @@
 //! Size limits of the wire protocol, in bytes unless the name says otherwise.
 //!
-//! Every gRPC server and client built through [`crate::services`] enforces these, so an
-//! oversized message is refused by tonic (status `OUT_OF_RANGE`) before a handler or a
+//! Every gRPC server and client built through [`crate::services`] enforces the message limits,
+//! so an oversized message is refused by tonic (status `OUT_OF_RANGE`) before a handler or a
 //! decoder allocates for it. The relations between them are checked at compile time below.
+//!
+//! Messages carry opaque engine-codec payloads (a command, a reply, an event, a view, an
+//! openraft message). Each payload that arrives from the network is decoded with its own limit
+//! from here (`martelo_engine::codec::wire::decode::<T, LIMIT>`), never with the storage
+//! codec's 256 MiB: the payload's length and what decoding it may claim are checked against
+//! that limit before anything is allocated. bincode counts a claim at in-memory width (an
+//! integer of one byte on the wire claims eight), so a decode limit sits well above the largest
+//! valid payload's encoded size.
 
 use crate::v1::{ApiError, ErrorCode};
 
@@ -54,8 +62,29 @@ pub const RAFT_ENTRY_OVERHEAD_BYTES_MAX: usize = 1024;
 /// while amortizing the per-message cost of HTTP/2 and protobuf.
 pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 1024 * 1024;
 
-/// Largest message on the Raft transport, in either direction.
+/// Largest message on the Raft transport, in either direction. Also the decode limit of an
+/// append batch (`AppendEntriesRequest.payload`), which may fill a message.
 pub const RAFT_MESSAGE_BYTES_MAX: usize = 32 * 1024 * 1024;
+
+/// Decode limit of every other Raft transport payload: a vote or pre-vote request, a
+/// transfer-leader request, a snapshot header's vote and metadata, and every answer (append
+/// and stream-append results, votes, snapshot and transfer-leader responses, `RaftError`).
+/// Each holds a few log ids and votes, or a membership of a few nodes: under 1 KiB.
+pub const RAFT_CONTROL_PAYLOAD_BYTES_MAX: usize = 64 * 1024;
+
+/// Decode limit of an engine `Reply` (`Applied.reply`), as a client reads it. Replies hold
+/// ids, amounts and codes: a few dozen bytes.
+pub const PROPOSAL_REPLY_BYTES_MAX: usize = 64 * 1024;
+
+/// Decode limit of one engine `Event` (`EventEnvelope.event`), as a subscriber reads it. The
+/// largest event, an auction's creation, carries its listing: what its command carried, at
+/// most [`PROPOSAL_COMMAND_BYTES_MAX`].
+pub const EVENT_BYTES_MAX: usize = PROPOSAL_COMMAND_BYTES_MAX;
+
+/// Decode limit of an engine `AuctionView` (`AuctionView.state`), as a client reads it. The
+/// message holding it is at most [`CLIENT_RESPONSE_BYTES_MAX`]; its bids claim about twice
+/// their encoded size when decoded (integers at full width), so the limit is four times that.
+pub const AUCTION_VIEW_BYTES_MAX: usize = 4 * CLIENT_RESPONSE_BYTES_MAX;
 
 /// Length of a version-00 W3C `traceparent`: `00-` + 32 hex + `-` + 16 hex + `-` + 2 hex.
 pub const TRACEPARENT_BYTES: usize = 55;
@@ -79,6 +108,11 @@ const _: () = assert!(0 < LIST_AUCTIONS_LIMIT_DEFAULT);
 const _: () = assert!(LIST_AUCTIONS_LIMIT_DEFAULT <= LIST_AUCTIONS_LIMIT_MAX);
 // A reply to a maximal proposal can carry at least as much as the proposal did.
 const _: () = assert!(CLIENT_REQUEST_BYTES_MAX <= CLIENT_RESPONSE_BYTES_MAX);
+// Every decode limit of a payload that shares its message with others is below the message's.
+const _: () =
+    assert!(RAFT_CONTROL_PAYLOAD_BYTES_MAX + ENVELOPE_BYTES_MAX <= RAFT_MESSAGE_BYTES_MAX);
+const _: () = assert!(PROPOSAL_REPLY_BYTES_MAX + ENVELOPE_BYTES_MAX <= CLIENT_RESPONSE_BYTES_MAX);
+const _: () = assert!(EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX <= CLIENT_RESPONSE_BYTES_MAX);
 
 /// Checks a message's encoded size against `limit` before it is sent.
 ///

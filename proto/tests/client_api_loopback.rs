@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 
+use martelo_proto::channel::{ChannelSettings, endpoint};
 use martelo_proto::client_api_client::ClientApiClient;
 use martelo_proto::client_api_server::ClientApi;
 use martelo_proto::services::{client_api_client, client_api_server};
@@ -182,8 +183,8 @@ async fn must_spawn_server() -> RunningServer {
 }
 
 async fn must_connect(address: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{address}"))
-        .expect("valid uri")
+    endpoint(&address.to_string(), &ChannelSettings::CLIENT)
+        .expect("valid address")
         .connect()
         .await
         .expect("connects over loopback")

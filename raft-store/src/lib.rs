@@ -27,7 +27,8 @@
 //! - Each group's [`EventLog`] serves committed events from any index onward.
 //!
 //! Where new code goes:
-//! - a new stored value or a format change: [`codec`] (bump the format version) and [`keys`];
+//! - a new stored value or a format change: [`codec`] (bump the storage format version; the
+//!   rule is in `docs/ARCHITECTURE.md`, "Formats and compatibility") and [`keys`];
 //! - Raft log or vote IO: `log_store.rs`; the WAL group commit: `syncer.rs`;
 //! - applying, checkpoints, snapshots: `state_machine.rs`, `snapshot.rs`;
 //! - event log reads and trimming: `event_log.rs`;
@@ -48,8 +49,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use martelo_engine::GroupId;
-/// The storage codec lives in the engine crate, so that light clients (gateway, fault suite)
-/// decode wire payloads without linking RocksDB.
+/// The codec lives in the engine crate, so that light clients (gateway, fault suite) decode
+/// wire payloads ([`codec::wire`]) without linking RocksDB. This crate uses its storage
+/// format only ([`codec::encode`], [`codec::decode`] and the snapshot streams).
 pub use martelo_engine::codec;
 
 pub use error::StoreError;

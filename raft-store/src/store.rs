@@ -1,5 +1,7 @@
 //! The node's one RocksDB instance and what every group shares: the WAL syncer, the
-//! configuration and the snapshot id counter.
+//! configuration and the snapshot id counter; and the two operations on a whole group's
+//! records, [`RaftStore::destroy_group`] (a replica removed from its group) and
+//! [`RaftStore::holds_group`].
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +11,10 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, IteratorMode, Options, Write
 use serde::de::DeserializeOwned;
 
 use crate::error::StoreError;
-use crate::keys::{self, ALL_COLUMN_FAMILIES, CF_SNAPSHOT, CF_STATE_MACHINE};
+use crate::keys::{
+    self, ALL_COLUMN_FAMILIES, CF_EVENTS, CF_LOG, CF_RAFT_META, CF_SNAPSHOT, CF_STATE_MACHINE,
+    StateKind,
+};
 use crate::snapshot::SnapshotRecord;
 use crate::syncer::WalSyncer;
 use crate::{GroupId, LogStore, StateMachine, codec};
@@ -143,6 +148,73 @@ impl RaftStore {
     pub async fn sync(&self) -> Result<(), StoreError> {
         self.shared.syncer.barrier().await
     }
+
+    /// Deletes every record of `group` on this node: its log, vote and commit markers, its
+    /// state machine checkpoint and event log (with the trim marker), and its snapshot
+    /// (record and chunks), in one atomic, synced write; then compacts those key ranges so
+    /// the space is given back. Opening the group afterwards starts it empty, as on a node
+    /// that never held it.
+    ///
+    /// The group's Raft must have stopped: a [`LogStore`] or [`StateMachine`] of the group
+    /// that still writes would bring records back. Chunks of a snapshot still being received
+    /// belong to no record yet; [`RaftStore::open`] removes them as orphans. Blocking (a
+    /// RocksDB write, an fsync and a compaction): call it off the async runtime.
+    pub fn destroy_group(&self, group: GroupId) -> Result<(), StoreError> {
+        let shared = &self.shared;
+        let (start, end) = group_range(group);
+        let mut batch = WriteBatch::default();
+        let snapshot: Option<SnapshotRecord> = shared.get(
+            CF_STATE_MACHINE,
+            "snapshot record",
+            &keys::state(group, StateKind::Snapshot),
+        )?;
+        if let Some(record) = snapshot {
+            let (from, to) = keys::snapshot_range(record.snapshot_id);
+            batch.delete_range_cf(shared.cf(CF_SNAPSHOT)?, from.as_slice(), to.as_slice());
+        }
+        for name in GROUP_COLUMN_FAMILIES {
+            batch.delete_range_cf(shared.cf(name)?, start.as_slice(), end.as_slice());
+        }
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(true);
+        shared.db.write_opt(batch, &options)?;
+        for name in GROUP_COLUMN_FAMILIES {
+            shared.db.compact_range_cf(
+                shared.cf(name)?,
+                Some(start.as_slice()),
+                Some(end.as_slice()),
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether this node's database holds any record of `group` (log, vote, state, events).
+    pub fn holds_group(&self, group: GroupId) -> Result<bool, StoreError> {
+        let (start, end) = group_range(group);
+        for name in GROUP_COLUMN_FAMILIES {
+            let mut options = rocksdb::ReadOptions::default();
+            options.set_iterate_lower_bound(start.clone());
+            options.set_iterate_upper_bound(end.clone());
+            let mut records =
+                self.shared
+                    .db
+                    .iterator_cf_opt(self.shared.cf(name)?, options, IteratorMode::Start);
+            if records.next().transpose()?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// The column families whose keys start with the group id (see [`keys`]).
+const GROUP_COLUMN_FAMILIES: [&str; 4] = [CF_LOG, CF_RAFT_META, CF_STATE_MACHINE, CF_EVENTS];
+
+/// `[start, end)` around every key of `group` in [`GROUP_COLUMN_FAMILIES`]: from the bare
+/// 8-byte group id, which sorts before all of them, to [`keys::indexed_end`], which sorts
+/// after the longest (16 bytes, index `u64::MAX`) and so after the 9-byte metadata keys too.
+fn group_range(group: GroupId) -> (Vec<u8>, Vec<u8>) {
+    (group.0.to_be_bytes().to_vec(), keys::indexed_end(group))
 }
 
 impl Shared {

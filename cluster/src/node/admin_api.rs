@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use martelo_client::routing::{SHARD_COUNT_MAX, ShardCount, group_of};
 use martelo_engine::meta::NodeId as MetaNodeId;
 use martelo_engine::{
     AuctionId, Command, GroupId, MetaAction, MetaActor, MetaCommand, Reply, RequestId,
@@ -20,11 +19,13 @@ use martelo_proto::{
     TriggerSnapshotResponse, admin_transfer_leader_response, init_cluster_response,
     membership_response, open_group_response, show_auction_response, trigger_snapshot_response,
 };
+use martelo_types::{SHARD_COUNT_MAX, ShardCount, group_of};
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use tonic::{Request, Response, Status};
 
 use super::client_api::read_view;
-use super::registry::{Group, Registry};
+use super::group::Group;
+use super::registry::Registry;
 
 /// Longest an admin call waits for a change to take effect.
 const ADMIN_WAIT: Duration = Duration::from_secs(10);
@@ -88,7 +89,7 @@ impl AdminApiService {
         if self.registry.shard_count().is_none() {
             // Before init the node knows its future peers only from --peers: listing them
             // lets `cluster init` without --node show (and use) exactly those.
-            for (node_id, address) in &self.registry.config.peers {
+            for (node_id, address) in &self.registry.config().peers {
                 book.entry(*node_id).or_insert_with(|| address.clone());
             }
         }
@@ -99,7 +100,7 @@ impl AdminApiService {
         StatusResponse {
             node: Some(node(
                 self.registry.node_id(),
-                &self.registry.config.advertise,
+                &self.registry.config().advertise,
             )),
             version: env!("CARGO_PKG_VERSION").to_string(),
             initialized: self.registry.shard_count().is_some(),
@@ -121,9 +122,9 @@ impl AdminApiService {
         let mut nodes: BTreeMap<u64, String> = BTreeMap::new();
         let listed = if request.nodes.is_empty() {
             // Default: the members the node was started with (its --peers), and itself.
-            let mut book = self.registry.config.peers.clone();
+            let mut book = self.registry.config().peers.clone();
             book.entry(self.registry.node_id())
-                .or_insert_with(|| self.registry.config.advertise.clone());
+                .or_insert_with(|| self.registry.config().advertise.clone());
             book.iter()
                 .map(|(id, address)| node(*id, address))
                 .collect()
@@ -154,7 +155,7 @@ impl AdminApiService {
             ));
         }
         let shard_count = match request.shard_count {
-            0 => self.registry.config.shard_count.get(),
+            0 => self.registry.config().shard_count.get(),
             count => count,
         };
         let shards = ShardCount::try_from(shard_count)
@@ -211,7 +212,7 @@ impl AdminApiService {
         }
         let channel = self
             .registry
-            .peers
+            .peers()
             .channel(target.node_id, &target.api_address)
             .map_err(|error| {
                 ApiError::new(

@@ -32,11 +32,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Weak;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use martelo_engine::GroupId;
 
+use super::metric_names::LEADER_BALANCE_TRANSFERS_TOTAL;
 use super::registry::Registry;
 
 /// A node moves a group only to a voter that leads at least this many fewer groups. Two is the
@@ -54,8 +54,6 @@ pub const TRANSFER_WAIT: Duration = Duration::from_secs(2);
 pub const ACK_WITHIN: Duration = Duration::from_millis(500);
 /// How long a node that gave up leadership of a group is left out as a target.
 pub const GAVE_UP_COOLDOWN: Duration = Duration::from_secs(4);
-/// Counter of the balancer's transfers, by `result` (`moved`, `not_moved`).
-pub const TRANSFERS_TOTAL: &str = "martelo_leader_balance_transfers_total";
 
 const _: () = assert!(TICK_MIN.as_millis() < TICK_MAX.as_millis());
 const _: () = assert!(TRANSFER_WAIT.as_millis() <= TICK_MIN.as_millis());
@@ -220,7 +218,7 @@ pub async fn run(registry: Weak<Registry>) {
         let Some(registry) = registry.upgrade() else {
             return;
         };
-        if registry.shutting_down.load(Ordering::Acquire) {
+        if registry.stopping() {
             return;
         }
         // A node that refuses to lead hands its groups off through the skew guard; it must
@@ -262,7 +260,7 @@ pub async fn run(registry: Weak<Registry>) {
         } else {
             "not_moved"
         };
-        metrics::counter!(TRANSFERS_TOTAL, "result" => result).increment(1);
+        metrics::counter!(LEADER_BALANCE_TRANSFERS_TOTAL, "result" => result).increment(1);
         if moved.is_none() {
             tracing::warn!(
                 group = transfer.group,

@@ -1,11 +1,16 @@
 //! The client API: `Propose`, `ReadAuction`, `ListAuctions` and `Subscribe`, as the gateway,
 //! the fault suite, the load generator and the CLI call them.
+//!
+//! Engine payloads cross this boundary in the codec's wire format, and only the client-visible
+//! types (`martelo_engine::codec::wire::ClientPayload`). A proposal in any wire version this
+//! node reads is accepted and its reply encoded in that version; reads, listings and events go
+//! out in the version this node sends (their requests name none).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use martelo_client::routing::{ShardCount, group_of};
-use martelo_engine::{AuctionId, Command, Event, GroupId, Reply, Request, codec};
+use martelo_engine::codec::wire::{self, WireVersion};
+use martelo_engine::{AuctionId, Command, Event, GroupId, Reply, Request};
 use martelo_proto::{
     ApiError, Applied, AuctionPage, AuctionView, CommittedEntry, ErrorCode, EventEnvelope,
     ListAuctionsRequest, ListAuctionsResponse, ProposeRequest, ProposeResponse, ReadAuctionRequest,
@@ -13,13 +18,18 @@ use martelo_proto::{
     list_auctions_response, propose_response, read_auction_response, subscribe_response,
 };
 use martelo_raft_store::EventLogError;
+use martelo_types::{ShardCount, group_of};
 use openraft::ReadPolicy;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request as GrpcRequest, Response, Status};
 use tracing::Instrument as _;
 
+use super::group::Group;
+use super::metric_names::{
+    CLIENT_API_REQUESTS_TOTAL, PROPOSE_DECIDED_WITHOUT_LOG_TOTAL, SUBSCRIPTIONS,
+};
 use super::propose::{ProposeFailure, Proposed};
-use super::registry::{Group, Registry};
+use super::registry::Registry;
 
 /// Longest a proposal waits for its outcome when the caller set no deadline.
 const PROPOSE_WAIT_DEFAULT: Duration = Duration::from_secs(10);
@@ -35,9 +45,9 @@ const SUBSCRIBE_BUFFER: usize = 256;
 /// many auctions a group holds (up to a million) or the filter skips.
 const LIST_SCANNED_AUCTIONS_MAX: usize = 4096;
 
-/// The engine codec version on the wire.
+/// The wire version this node sends its reads, listings and events in.
 pub fn codec_version() -> u32 {
-    u32::from(codec::FORMAT_VERSION)
+    WireVersion::CURRENT.codec_version()
 }
 
 #[derive(Debug, Clone)]
@@ -78,7 +88,7 @@ impl ClientApiService {
             .registry
             .shard_count()
             .and_then(|count| ShardCount::try_from(count).ok());
-        let decoded = check_propose(&request, shards)?;
+        let (version, decoded) = check_propose(&request, shards)?;
         let trace_id = trace_id(&request.traceparent)?;
         let span = tracing::info_span!(
             "propose",
@@ -87,7 +97,7 @@ impl ClientApiService {
             auction = request.auction_id,
             trace_id = trace_id.as_deref().unwrap_or(""),
         );
-        self.propose_decoded(request, decoded, &group, wait)
+        self.propose_decoded(request, version, decoded, &group, wait)
             .instrument(span)
             .await
     }
@@ -95,6 +105,7 @@ impl ClientApiService {
     async fn propose_decoded(
         &self,
         request: ProposeRequest,
+        version: WireVersion,
         decoded: Request,
         group: &Group,
         wait: Duration,
@@ -103,7 +114,7 @@ impl ClientApiService {
             return Err(ApiError::not_leader(group.leader_hint()));
         }
         if request.attempt == 1
-            && let Some(rejected) = early_rejection(&self.registry, group, &decoded).await
+            && let Some(rejected) = early_rejection(&self.registry, group, &decoded, version).await
         {
             return Ok(rejected);
         }
@@ -139,7 +150,7 @@ impl ClientApiService {
         match answer {
             Ok(proposed) => {
                 tracing::debug!(log_index = proposed.log_index, "applied");
-                applied(&proposed)
+                applied(&proposed, version)
             }
             Err(ProposeFailure::NotLeader(hint)) => Err(ApiError::not_leader(hint)),
             Err(ProposeFailure::NotProposed { code, message }) => {
@@ -171,10 +182,6 @@ impl ClientApiService {
     }
 }
 
-/// Counter `martelo_propose_decided_without_log_total{group}`: first attempts of bids the
-/// leader rejected from a lease read, without a log entry.
-pub const DECIDED_WITHOUT_LOG_TOTAL: &str = "martelo_propose_decided_without_log_total";
-
 /// The throughput shortcut for hot auctions (issue 6): a first attempt of a bid that cannot
 /// win is rejected from a lease read, without a log entry. Safe because
 /// - the lease read waits until every entry committed before it is applied here, so the
@@ -186,10 +193,13 @@ pub const DECIDED_WITHOUT_LOG_TOTAL: &str = "martelo_propose_decided_without_log
 ///   same function either way (`State::early_bid_rejection`).
 ///
 /// Returns `None` (use the log) whenever any of this cannot be established.
-async fn early_rejection(registry: &Registry, group: &Group, request: &Request) -> Option<Applied> {
-    if !matches!(request.action, martelo_engine::Action::PlaceBid { .. })
-        || !registry.clock_ok.load(std::sync::atomic::Ordering::Acquire)
-    {
+async fn early_rejection(
+    registry: &Registry,
+    group: &Group,
+    request: &Request,
+    version: WireVersion,
+) -> Option<Applied> {
+    if !matches!(request.action, martelo_engine::Action::PlaceBid { .. }) || !registry.clock_ok() {
         return None;
     }
     group
@@ -206,8 +216,9 @@ async fn early_rejection(registry: &Registry, group: &Group, request: &Request) 
                 .map(|code| (code, applied.map_or(0, |id| id.index())))
         })
         .ok()??;
-    let reply = codec::encode("reply", &Reply::Rejected(code)).ok()?;
-    metrics::counter!(DECIDED_WITHOUT_LOG_TOTAL, "group" => group.id.0.to_string()).increment(1);
+    let reply = wire::encode("reply", &Reply::Rejected(code), version).ok()?;
+    metrics::counter!(PROPOSE_DECIDED_WITHOUT_LOG_TOTAL, "group" => group.id.0.to_string())
+        .increment(1);
     Some(Applied {
         log_index: applied_index,
         log_term: 0,
@@ -245,7 +256,7 @@ pub async fn read_view(
         )
         .with_group(group.id.0));
     };
-    let state = codec::encode("auction view", &view)
+    let state = wire::encode("auction view", &view, WireVersion::CURRENT)
         .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
     Ok(AuctionView {
         group_id: group.id.0,
@@ -287,7 +298,7 @@ fn encode_page(
         .auctions
         .iter()
         .map(|summary| {
-            let encoded = codec::encode("auction summary", summary)
+            let encoded = wire::encode("auction summary", summary, WireVersion::CURRENT)
                 .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
             Ok(martelo_proto::AuctionSummary {
                 auction_id: summary.id.0,
@@ -370,7 +381,7 @@ async fn ensure_consistency(
             && group.raft.is_leader())
     });
     if let Some(policy) = policy {
-        if !registry.clock_ok.load(std::sync::atomic::Ordering::Acquire) {
+        if !registry.clock_ok() {
             return Err(ApiError::new(
                 ErrorCode::ClockSkew,
                 "this node's clock is off from its peers; it serves no linearizable reads",
@@ -394,40 +405,40 @@ async fn ensure_consistency(
     Ok(())
 }
 
-/// Checks a proposal's envelope against its payload and decodes the engine request.
+/// Checks a proposal's envelope against its payload and decodes the engine request; returns
+/// it with the wire version it came in, which its reply is encoded in.
 pub fn check_propose(
     request: &ProposeRequest,
     shards: Option<ShardCount>,
-) -> Result<Request, ApiError> {
+) -> Result<(WireVersion, Request), ApiError> {
     let invalid = |message: String| {
         ApiError::new(ErrorCode::InvalidArgument, message).with_group(request.group_id)
     };
-    if request.codec_version != codec_version() {
+    let Some(version) = WireVersion::from_codec_version(request.codec_version) else {
         return Err(ApiError::new(
             ErrorCode::UnsupportedCodec,
             format!(
-                "codec version {} is not the one this node reads ({})",
+                "codec version {} is not one this node reads ({} to {})",
                 request.codec_version,
-                codec_version()
+                wire::WIRE_VERSION_OLDEST,
+                wire::WIRE_VERSION
             ),
         ));
-    }
+    };
     let Some(martelo_proto::propose_request::Command::EncodedRequest(bytes)) = &request.command
     else {
         return Err(invalid("the proposal carries no command".into()));
     };
-    if bytes.len() > martelo_proto::PROPOSAL_COMMAND_BYTES_MAX {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!(
-                "the command is {} bytes; the limit is {}",
-                bytes.len(),
-                martelo_proto::PROPOSAL_COMMAND_BYTES_MAX
-            ),
-        ));
-    }
-    let decoded: Request = codec::decode("request", bytes)
-        .map_err(|error| invalid(format!("the command cannot be decoded: {error}")))?;
+    let decoded =
+        wire::decode::<Request, { martelo_proto::PROPOSAL_COMMAND_BYTES_MAX }>("request", bytes)
+            .map_err(|error| {
+                let message = format!("the command cannot be decoded: {error}");
+                if error.is_too_large() {
+                    ApiError::new(ErrorCode::PayloadTooLarge, message).with_group(request.group_id)
+                } else {
+                    invalid(message)
+                }
+            })?;
     if decoded.request_id.as_str() != request.request_id {
         return Err(invalid(
             "request_id differs from the request id inside the command".into(),
@@ -458,7 +469,7 @@ pub fn check_propose(
             .with_group(request.group_id));
         }
     }
-    Ok(decoded)
+    Ok((version, decoded))
 }
 
 fn trace_id(traceparent: &str) -> Result<Option<String>, ApiError> {
@@ -474,9 +485,9 @@ fn trace_id(traceparent: &str) -> Result<Option<String>, ApiError> {
     Ok(Some(parsed.trace_id().to_string()))
 }
 
-fn applied(proposed: &Proposed) -> Result<Applied, ApiError> {
+fn applied(proposed: &Proposed, version: WireVersion) -> Result<Applied, ApiError> {
     let reply = &proposed.outcome.reply;
-    let encoded = codec::encode("reply", reply)
+    let encoded = wire::encode("reply", reply, version)
         .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
     let auction_seq = proposed
         .outcome
@@ -537,7 +548,7 @@ fn envelope(event: &Event) -> Result<EventEnvelope, ApiError> {
     Ok(EventEnvelope {
         auction_id,
         seq,
-        event: codec::encode("event", event)
+        event: wire::encode("event", event, WireVersion::CURRENT)
             .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?
             .into(),
     })
@@ -554,11 +565,11 @@ impl martelo_proto::client_api_server::ClientApi for ClientApiService {
         let group = request.group_id;
         let result = match self.propose_checked(request, wait).await {
             Ok(applied) => {
-                metrics::counter!("martelo_client_api_requests_total", "rpc" => "propose", "result" => "applied").increment(1);
+                metrics::counter!(CLIENT_API_REQUESTS_TOTAL, "rpc" => "propose", "result" => "applied").increment(1);
                 propose_response::Result::Applied(applied)
             }
             Err(error) => {
-                metrics::counter!("martelo_client_api_requests_total", "rpc" => "propose", "result" => error.code().as_code_str()).increment(1);
+                metrics::counter!(CLIENT_API_REQUESTS_TOTAL, "rpc" => "propose", "result" => error.code().as_code_str()).increment(1);
                 tracing::debug!(
                     group,
                     code = error.code().as_code_str(),
@@ -651,7 +662,7 @@ async fn stream_events(
         request.from_log_index
     };
     let mut last_progress = tokio::time::Instant::now();
-    metrics::gauge!("martelo_subscriptions").increment(1.0);
+    metrics::gauge!(SUBSCRIPTIONS).increment(1.0);
     loop {
         let message = match group.events.read_from(next, SUBSCRIBE_READ_RECORDS) {
             Err(EventLogError::Trimmed {
@@ -712,7 +723,7 @@ async fn stream_events(
                 .await
                 .is_err()
             {
-                metrics::gauge!("martelo_subscriptions").decrement(1.0);
+                metrics::gauge!(SUBSCRIPTIONS).decrement(1.0);
                 return;
             }
             sent_any = true;
@@ -743,7 +754,7 @@ async fn stream_events(
             () = sender.closed() => break,
         }
     }
-    metrics::gauge!("martelo_subscriptions").decrement(1.0);
+    metrics::gauge!(SUBSCRIPTIONS).decrement(1.0);
 }
 
 /// The cluster timestamp of an entry, from its events (every event carries it).
@@ -788,7 +799,9 @@ mod tests {
             codec_version: codec_version(),
             attempt: 1,
             command: Some(martelo_proto::propose_request::Command::EncodedRequest(
-                codec::encode("request", request).expect("encode").into(),
+                wire::encode("request", request, WireVersion::CURRENT)
+                    .expect("encode")
+                    .into(),
             )),
         }
     }
@@ -799,7 +812,46 @@ mod tests {
         let request = bid(1, "r-1");
         let group = group_of(AuctionId(1), ShardCount::try_from(8).expect("8")).0;
         let decoded = check_propose(&proposal(group, 1, "r-1", &request), shards).expect("valid");
-        assert_eq!(decoded, request);
+        assert_eq!(decoded, (WireVersion::CURRENT, request));
+    }
+
+    #[test]
+    fn a_proposal_in_an_older_readable_wire_version_is_decoded_and_answered_in_it() {
+        let shards = ShardCount::try_from(8).ok();
+        let request = bid(1, "r-1");
+        let group = group_of(AuctionId(1), ShardCount::try_from(8).expect("8")).0;
+        let mut old = proposal(group, 1, "r-1", &request);
+        old.codec_version = WireVersion::OLDEST.codec_version();
+        old.command = Some(martelo_proto::propose_request::Command::EncodedRequest(
+            wire::encode("request", &request, WireVersion::OLDEST)
+                .expect("encode")
+                .into(),
+        ));
+        let (version, decoded) = check_propose(&old, shards).expect("readable");
+        assert_eq!((version, &decoded), (WireVersion::OLDEST, &request));
+        let reply = Reply::Rejected(martelo_engine::RejectCode::BidTooLow);
+        let answer = wire::encode("reply", &reply, version).expect("encode");
+        assert_eq!(answer[0], wire::WIRE_VERSION_OLDEST);
+    }
+
+    #[test]
+    fn a_command_claiming_more_than_its_limit_is_payload_too_large() {
+        let shards = ShardCount::try_from(8).ok();
+        let request = bid(1, "r-1");
+        let group = group_of(AuctionId(1), ShardCount::try_from(8).expect("8")).0;
+        let mut lying = proposal(group, 1, "r-1", &request);
+        // A few bytes: an actor (user 7, bidder), then a request id one terabyte long.
+        let bytes = wire::encode_peer("request", &(7u64, 0u32, 1u64 << 40), WireVersion::CURRENT);
+        lying.command = Some(martelo_proto::propose_request::Command::EncodedRequest(
+            bytes.expect("encode").into(),
+        ));
+        let error = check_propose(&lying, shards).expect_err("too large");
+        assert_eq!(
+            error.code(),
+            ErrorCode::PayloadTooLarge,
+            "{}",
+            error.message
+        );
     }
 
     #[test]
@@ -939,7 +991,9 @@ mod tests {
         let wire = martelo_proto::AuctionSummary {
             auction_id: u64::MAX,
             seq: u64::MAX,
-            summary: codec::encode("summary", &summary).expect("encode").into(),
+            summary: wire::encode("summary", &summary, WireVersion::CURRENT)
+                .expect("encode")
+                .into(),
         };
         // Each message in a repeated field adds its tag and length prefix.
         let length = prost::Message::encoded_len(&wire) + 1 + 3;
@@ -947,6 +1001,12 @@ mod tests {
             length <= martelo_proto::AUCTION_SUMMARY_BYTES_MAX,
             "{length} bytes"
         );
+        // A client decodes it within the same limit, counting integers at full width.
+        let decoded = wire::decode::<AuctionSummary, { martelo_proto::AUCTION_SUMMARY_BYTES_MAX }>(
+            "summary",
+            &wire.summary,
+        );
+        assert_eq!(decoded.expect("within the limit"), summary);
     }
 
     #[test]

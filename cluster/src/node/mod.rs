@@ -3,21 +3,29 @@
 //! ```text
 //!              one gRPC port (tonic, HTTP/2)
 //!   peers ───► RaftTransport ──┐
-//!   clients ─► ClientApi ──────┼──► Registry: group id -> Group { Raft, Proposer, reader, events }
-//!   CLI ─────► AdminApi ───────┘          │            │ openraft (one per group)
-//!                                         │            ▼
-//!   timers (Close at end) ────────────────┤      RaftStore: one RocksDB for every group
-//!   skew guard (refuse to lead) ──────────┤
-//!   leader balancer ──────────────────────┤
+//!   clients ─► ClientApi ──────┼──► Registry: group id -> Group (one owner per replica)
+//!   CLI ─────► AdminApi ───────┘          │       Group { Raft, Proposer, reader, events,
+//!                                         │               lifecycle, its own tasks:
+//!                                         │               close timer, gauges, removal watch }
+//!                                         │            │ openraft (one per group)
+//!   skew guard (refuse to lead) ──────────┤            ▼
+//!   leader balancer ──────────────────────┤      RaftStore: one RocksDB for every group
 //!   telemetry (/metrics, JSON logs) ──────┘
 //! ```
 //!
 //! - [`config`]: flags, environment and config file.
-//! - `registry`: the groups of the node and `node.json` (which groups to reopen at start).
-//! - `network` / `transport`: the Raft transport, client and server side.
-//! - `propose`: the batching write path (stamping with the hybrid clock, `client_write_many`).
+//! - `registry`: the node's shared state behind accessors, its groups, and `node.json`
+//!   (which groups to reopen at start, which removed ones still hold data).
+//! - `group`: one replica's owner: its handles, its lifecycle (Open → Serving → Removed →
+//!   Destroyed: a replica removed from its group stops, and its data is deleted after the
+//!   `store.removed_group_grace_ms` grace period), and its tasks.
+//! - [`raft_transport`]: the Raft transport, client and server side, a file per role.
+//! - `propose`: the batching write path (stamping with the hybrid clock, `client_write_many`);
+//!   it gets the wall clock and the clock guard at start, not the registry.
 //! - `client_api` / `admin_api`: the services.
-//! - `timers`: leader close timers. `skew`: the clock-skew guard. [`telemetry`]: logs, metrics.
+//! - `timers`: a group's close timer. `skew`: the clock-skew guard. [`telemetry`]: logs,
+//!   metrics, a group's gauge sampler.
+//! - [`metric_names`]: every metric name the node exports, with its type, labels and meaning.
 //! - `balance`: the leader balancer, and which voter takes over a group a leader gives up.
 //!
 //! Stopping (SIGTERM, Ctrl-C), in [`run`]: hand off the groups this node leads, all at once
@@ -30,13 +38,14 @@ mod admin_api;
 mod balance;
 mod client_api;
 pub mod config;
-mod network;
+mod group;
+pub mod metric_names;
 mod propose;
+pub mod raft_transport;
 mod registry;
 mod skew;
 pub mod telemetry;
 mod timers;
-mod transport;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,7 +80,7 @@ const SERVER_CLOSE_WAIT: Duration = Duration::from_millis(100);
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     // Before any group applies anything, so every command sees the same engine.
     #[cfg(feature = "planted-bugs")]
-    if let Some(bug) = config.plant_bug {
+    if let Some(bug) = config.test.plant_bug {
         anyhow::ensure!(
             martelo_engine::planted::plant(bug),
             "another bug is already planted"
@@ -89,8 +98,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     tracing::info!(
         node_id = registry.node_id(),
         listen = %listen,
-        advertise = %registry.config.advertise,
-        data_dir = %registry.config.data_dir.display(),
+        advertise = %registry.config().advertise,
+        data_dir = %registry.config().data_dir.display(),
         groups = registry.groups().len(),
         initialized = registry.shard_count().is_some(),
         "node started"
@@ -98,15 +107,14 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     // Every log line of the node carries its id: background tasks run inside this span, and
     // each gRPC request gets a child span of it with the method name.
     let node_span = tracing::info_span!("node", node_id = registry.node_id());
-    tokio::spawn(timers::run(Arc::downgrade(&registry)).instrument(node_span.clone()));
     tokio::spawn(skew::run(Arc::downgrade(&registry)).instrument(node_span.clone()));
-    if let Some(path) = registry.config.clock_offset_file.clone() {
+    if let Some(path) = registry.config().test.clock_offset_file.clone() {
         tokio::spawn(
             skew::follow_offset_file(Arc::downgrade(&registry), path).instrument(node_span.clone()),
         );
     }
-    tokio::spawn(telemetry::sample_groups(Arc::downgrade(&registry)).instrument(node_span.clone()));
-    if registry.config.leader_balance {
+    tokio::spawn(telemetry::sample_node(Arc::downgrade(&registry)).instrument(node_span.clone()));
+    if registry.config().leader_balance {
         tokio::spawn(balance::run(Arc::downgrade(&registry)).instrument(node_span.clone()));
     }
     let request_span = node_span.clone();
@@ -131,7 +139,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             tracing::info_span!(parent: &request_span, "rpc", method = %method)
         })
         .add_service(martelo_proto::services::raft_transport_server(
-            transport::RaftTransportService::new(Arc::clone(&registry)),
+            raft_transport::RaftTransportService::new(Arc::clone(&registry)),
         ))
         .add_service(Counted {
             inner: martelo_proto::services::client_api_server(client_api::ClientApiService::new(
@@ -158,7 +166,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     }
     tracing::info!("stopping: handing off leadership, finishing in-flight requests");
     let mut phases = Phases::start();
-    registry.shutting_down.store(true, Ordering::Release);
+    registry.start_stopping();
     let (led, handed_off) = hand_off_leadership(&registry).await;
     let handoff_ms = phases.next("leadership handed off");
     // Stop taking requests: the listener closes and open connections get GOAWAY.
@@ -195,7 +203,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     }
     let server_ms = phases.next("server closed");
     registry
-        .store
+        .store()
         .sync()
         .await
         .context("final flush of the store")?;
@@ -222,7 +230,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
 /// how many groups this node led, and how many were taken over in time.
 async fn hand_off_leadership(registry: &registry::Registry) -> (usize, usize) {
     let excluded = registry.handoff_excluded();
-    let led: Vec<Arc<registry::Group>> = registry
+    let led: Vec<Arc<group::Group>> = registry
         .groups()
         .into_iter()
         .filter(|group| group.raft.is_leader())

@@ -9,9 +9,6 @@
 //! already on its way (pipelining).
 
 use openraft::async_runtime::WatchReceiver as _;
-use std::sync::Arc;
-use std::sync::Weak;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -21,8 +18,8 @@ use martelo_raft_store::{Stamped, StateReader};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Raft;
-use super::registry::Registry;
-use crate::clock::HybridClock;
+use super::metric_names::{PROPOSE_BATCH_ENTRIES, PROPOSE_SECONDS};
+use crate::clock::{ClockGuard, HybridClock, WallClock};
 
 /// Most commands in one `client_write_many` call.
 pub const BATCH_ENTRIES_MAX: usize = 1024;
@@ -64,19 +61,23 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    /// Starts the group's batching task. It holds the registry weakly, so it ends with it.
+    /// Starts the group's batching task, which stamps with `wall` under the group's hybrid
+    /// clock and proposes nothing while `clock_guard` says this node may not lead. The task
+    /// ends when the last handle on the queue is dropped.
     pub fn start(
         group: GroupId,
         raft: Raft,
         reader: StateReader,
-        registry: &Arc<Registry>,
+        wall: WallClock,
+        clock_guard: ClockGuard,
     ) -> Proposer {
         let (queue, receiver) = mpsc::channel(QUEUE_ENTRIES_MAX);
         let batcher = Batcher {
             group,
             raft,
             reader,
-            registry: Arc::downgrade(registry),
+            wall,
+            clock_guard,
             clock: HybridClock::starting_after(Timestamp(0)),
         };
         tokio::spawn(batcher.run(receiver));
@@ -124,7 +125,8 @@ struct Batcher {
     group: GroupId,
     raft: Raft,
     reader: StateReader,
-    registry: Weak<Registry>,
+    wall: WallClock,
+    clock_guard: ClockGuard,
     clock: HybridClock,
 }
 
@@ -132,19 +134,12 @@ impl Batcher {
     async fn run(mut self, mut receiver: mpsc::Receiver<Pending>) {
         let group_label = self.group.0.to_string();
         let batch_entries =
-            metrics::histogram!("martelo_propose_batch_entries", "group" => group_label.clone());
+            metrics::histogram!(PROPOSE_BATCH_ENTRIES, "group" => group_label.clone());
         let mut batch = Vec::with_capacity(BATCH_ENTRIES_MAX);
         while receiver.recv_many(&mut batch, BATCH_ENTRIES_MAX).await > 0 {
             batch_entries.record(batch.len() as f64);
             let pending = std::mem::take(&mut batch);
-            let Some(registry) = self.registry.upgrade() else {
-                refuse(pending, || ProposeFailure::NotProposed {
-                    code: ErrorCode::Unavailable,
-                    message: "the node is shutting down".into(),
-                });
-                break;
-            };
-            if !registry.clock_ok.load(Ordering::Acquire) {
+            if !self.clock_guard.may_lead() {
                 refuse(pending, || ProposeFailure::NotProposed {
                     code: ErrorCode::ClockSkew,
                     message: "this node's clock is off from its peers by more than the bound; \
@@ -163,8 +158,7 @@ impl Batcher {
             if let Ok(last) = self.reader.read(|state, _| state.last_applied().1) {
                 self.clock.observe(last);
             }
-            let wall = registry.wall_now();
-            drop(registry);
+            let wall = self.wall.now();
             let mut stamps = Vec::with_capacity(pending.len());
             let entries: Vec<Stamped> = pending
                 .iter()
@@ -195,7 +189,8 @@ impl Batcher {
                     tokio::spawn(results.for_each(|_| async {}));
                 }
                 Ok(results) => {
-                    let latency = metrics::histogram!("martelo_propose_seconds", "group" => group_label.clone());
+                    let latency =
+                        metrics::histogram!(PROPOSE_SECONDS, "group" => group_label.clone());
                     tokio::spawn(forward(
                         results,
                         pending,

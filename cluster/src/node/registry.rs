@@ -1,29 +1,38 @@
-//! The node's groups and what they share: the store, the peer connections, the wall clock,
-//! and `node.json`, the small file that says which groups live in the data dir.
+//! The node's groups and what they share: the store, the peer connections, the wall clock
+//! and the clock guard, and `node.json`, the small file that says which groups live in the
+//! data dir (and which removed ones still wait for their data to be deleted).
+//!
+//! [`Registry`] is the node's one shared object; every field is private, reached through
+//! accessors. It opens and forgets groups: [`Registry::open_group`] creates a replica (or
+//! wipes a removed one first, so a group added back starts clean), and, as the groups'
+//! [`Host`], it records removals in `node.json` and destroys removed replicas, always under
+//! the open lock so that the two never overlap. Each group's own behaviour (its timers, its
+//! lifecycle) lives in `group`.
 
 use openraft::async_runtime::WatchReceiver as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use martelo_engine::{GroupId, Micros, Timestamp};
-use martelo_raft_store::{EventLog, RaftStore, SnapshotReceiver, StateReader};
+use martelo_raft_store::{RaftStore, SnapshotReceiver};
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 
 use super::Raft;
-use super::balance::{self, Follower, GroupView};
-use super::config::NodeConfig;
-use super::network::{NetworkFactory, PeerChannels};
-use super::propose::Proposer;
-use super::transport::GroupLookup;
+use super::config::{NodeConfig, RaftSettings};
+use super::group::lifecycle::{Phase, Refused, grace_left};
+use super::group::{Group, GroupContext, Host};
+use super::raft_transport::{GroupLookup, NetworkFactory, PeerChannels};
+use crate::clock::{ClockGuard, WallClock};
 
 /// What `node.json` records: which node this data dir belongs to, the cluster's shard count
-/// once known, and the groups to reopen at start.
+/// once known, the groups to reopen at start, and the removed groups whose data is still
+/// there.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeMeta {
     pub node_id: u64,
@@ -33,6 +42,10 @@ pub struct NodeMeta {
     /// recorded). `martelo status` compares each group's voters against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_factor: Option<u32>,
+    /// Groups this node was removed from, with when (Unix milliseconds): not reopened at
+    /// start, and their data is deleted once the grace period has passed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub removed: BTreeMap<u64, u64>,
 }
 
 const META_FILE: &str = "node.json";
@@ -64,42 +77,6 @@ impl NodeMeta {
     }
 }
 
-/// The node's wall clock, shifted by the test-only offset (fixed by `--clock-offset-ms`, or
-/// changed while the node runs through `--clock-offset-file`). The only clock the node reads
-/// for command timestamps; the engine never reads one.
-#[derive(Clone, Debug)]
-pub struct WallClock {
-    offset_us: Arc<std::sync::atomic::AtomicI64>,
-}
-
-impl WallClock {
-    pub fn new(offset_ms: i64) -> WallClock {
-        WallClock {
-            offset_us: Arc::new(std::sync::atomic::AtomicI64::new(
-                offset_ms.saturating_mul(1000),
-            )),
-        }
-    }
-
-    /// Shifts the clock to `offset_ms` from now on (testing only).
-    pub fn set_offset_ms(&self, offset_ms: i64) {
-        self.offset_us
-            .store(offset_ms.saturating_mul(1000), Ordering::Relaxed);
-    }
-
-    pub fn offset_ms(&self) -> i64 {
-        self.offset_us.load(Ordering::Relaxed) / 1000
-    }
-
-    pub fn now(&self) -> Timestamp {
-        let since_epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_micros() as i64);
-        let offset_us = self.offset_us.load(Ordering::Relaxed);
-        Timestamp(since_epoch.saturating_add(offset_us).max(0) as u64)
-    }
-}
-
 /// Wakes a background task every period while the node runs.
 #[derive(Debug)]
 pub struct Ticker {
@@ -118,139 +95,39 @@ impl Ticker {
     pub async fn next(&mut self) -> Option<Arc<Registry>> {
         self.interval.tick().await;
         let registry = self.registry.upgrade()?;
-        (!registry.shutting_down.load(Ordering::Acquire)).then_some(registry)
+        (!registry.stopping()).then_some(registry)
     }
 }
 
-/// One group's replica on this node.
-#[derive(Debug)]
-pub struct Group {
-    pub id: GroupId,
-    pub raft: Raft,
-    pub reader: StateReader,
-    pub events: EventLog,
-    pub proposer: Proposer,
-}
-
-impl Group {
-    /// The leader this replica knows of, with its address, and the current term.
-    pub fn leader_hint(&self) -> martelo_proto::NotLeader {
-        super::propose::leader_hint(self.id, &self.raft)
-    }
-
-    /// The voters and learners of the membership this replica holds.
-    pub fn members(&self) -> (BTreeSet<u64>, BTreeSet<u64>) {
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        let membership = metrics.membership_config.membership();
-        (
-            membership.voter_ids().collect(),
-            membership.learner_ids().collect(),
-        )
-    }
-
-    /// On a leader: its last log index, and how it sees every other voter except those in
-    /// `excluded` (how much of the log each holds, when each last acknowledged). A follower
-    /// knows no replication progress, so its list is empty.
-    fn followers(&self, excluded: &BTreeSet<u64>) -> (Option<u64>, Vec<Follower>) {
-        use openraft::Instant as _;
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        let matched = metrics.replication.clone().unwrap_or_default();
-        let acked = metrics.heartbeat.clone().unwrap_or_default();
-        let followers = metrics
-            .membership_config
-            .membership()
-            .voter_ids()
-            .filter(|id| *id != metrics.id && !excluded.contains(id))
-            .map(|node_id| Follower {
-                node_id,
-                matched_index: matched
-                    .get(&node_id)
-                    .and_then(|log_id| log_id.as_ref().map(|log_id| log_id.index())),
-                ack_age: acked
-                    .get(&node_id)
-                    .and_then(|at| at.as_ref().map(|at| at.elapsed())),
-            })
-            .collect();
-        (metrics.last_log_index, followers)
-    }
-
-    /// The voter that should take over if this leader steps away (see
-    /// [`balance::handoff_target`]); `None` on a follower or when no other voter is reachable.
-    pub fn handoff_target(&self, excluded: &BTreeSet<u64>) -> Option<u64> {
-        let (last_log_index, followers) = self.followers(excluded);
-        balance::handoff_target(last_log_index, &followers, balance::ACK_WITHIN)
-    }
-
-    /// What the leader balancer needs to know of this group. Healthy voters are those that
-    /// acknowledged lately and hold the whole log, less `excluded`.
-    pub fn balance_view(&self, excluded: &BTreeSet<u64>) -> GroupView {
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        let (last_log_index, followers) = self.followers(excluded);
-        GroupView {
-            group: self.id.0,
-            leader: metrics.current_leader,
-            voters: metrics.membership_config.membership().voter_ids().collect(),
-            healthy: followers
-                .iter()
-                .filter(|follower| {
-                    follower.reachable(balance::ACK_WITHIN) && follower.caught_up(last_log_index)
-                })
-                .map(|follower| follower.node_id)
-                .collect(),
-        }
-    }
-
-    /// Asks voter `to` to take over leadership of this group, and waits up to `wait` until
-    /// this replica knows another node leads. Returns that leader, or `None` if this node is
-    /// not the leader, the group's Raft has stopped, or nobody took over in time (then the
-    /// group elects a leader as after any leader loss).
-    pub async fn transfer_leadership(&self, to: u64, wait: Duration) -> Option<u64> {
-        let me = self.raft.metrics().borrow_watched().id;
-        if to == me || !self.raft.is_leader() {
-            return None;
-        }
-        let mut metrics = self.raft.metrics();
-        self.raft.trigger().transfer_leader(to).await.ok()?;
-        tokio::time::timeout(wait, async {
-            loop {
-                let leader = metrics.borrow_watched().current_leader;
-                if let Some(leader) = leader.filter(|leader| *leader != me) {
-                    return Some(leader);
-                }
-                if metrics.changed().await.is_err() {
-                    return None;
-                }
-            }
-        })
-        .await
-        .ok()
-        .flatten()
-    }
-}
-
-/// Everything the node's services share.
+/// Everything the node's services share. Fields are private: see the accessors.
 #[derive(Debug)]
 pub struct Registry {
-    pub config: NodeConfig,
-    pub store: RaftStore,
-    pub peers: PeerChannels,
-    pub raft_config: Arc<openraft::Config>,
-    pub clock: WallClock,
-    /// False while this node's clock is off from its peers by more than the bound (I7).
-    pub clock_ok: AtomicBool,
+    config: NodeConfig,
+    store: RaftStore,
+    peers: PeerChannels,
+    raft_config: Arc<openraft::Config>,
+    clock: WallClock,
+    /// The skew guard's verdict: false while this node's clock is off from its peers by more
+    /// than the bound (I7).
+    clock_guard: ClockGuard,
     /// Peers whose clocks the skew guard last found off from this node's by more than the
     /// bound: they must not be handed leadership.
     clock_disagreeing: Mutex<BTreeSet<u64>>,
-    pub shutting_down: AtomicBool,
+    shutting_down: AtomicBool,
     meta: Mutex<NodeMeta>,
+    /// Every replica this node holds, live (Open, Serving) or removed and waiting for the
+    /// grace period; [`Registry::group`] and [`Registry::groups`] show only live ones.
     groups: RwLock<BTreeMap<GroupId, Arc<Group>>>,
-    /// Serialises group creation, which awaits openraft.
+    /// Serialises group creation and destruction, which await openraft and RocksDB.
     open_lock: tokio::sync::Mutex<()>,
     data_dir: PathBuf,
+    /// This registry, for the groups' weak handle on their host.
+    this: Weak<Registry>,
 }
 
 impl Registry {
-    /// Opens the node's store and restarts every group recorded in its data dir.
+    /// Opens the node's store, restarts every group recorded in its data dir, and schedules
+    /// the deletion of removed groups still waiting for it.
     pub async fn open(config: NodeConfig) -> anyhow::Result<Arc<Registry>> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
@@ -272,24 +149,21 @@ impl Registry {
                 meta
             }
         };
-        let store = RaftStore::open(
-            data_dir.join("raft"),
-            martelo_raft_store::StoreConfig::default(),
-        )
-        .context("cannot open the node's RocksDB")?;
+        let store = RaftStore::open(data_dir.join("raft"), config.store.store_config())
+            .context("cannot open the node's RocksDB")?;
         let raft_config = Arc::new(
-            raft_config()
+            raft_config(&config.raft)
                 .validate()
-                .context("invalid built-in openraft config")?,
+                .context("invalid openraft config from the [raft] settings")?,
         );
-        let registry = Arc::new(Registry {
+        let registry = Arc::new_cyclic(|this| Registry {
             peers: PeerChannels::with_source_address(
                 config.id,
-                config.dial_overrides.clone(),
+                config.test.dial_overrides.clone(),
                 config.source_address,
             ),
-            clock: WallClock::new(config.clock_offset_ms),
-            clock_ok: AtomicBool::new(true),
+            clock: WallClock::new(config.test.clock_offset_ms),
+            clock_guard: ClockGuard::default(),
             clock_disagreeing: Mutex::new(BTreeSet::new()),
             shutting_down: AtomicBool::new(false),
             groups: RwLock::new(BTreeMap::new()),
@@ -299,19 +173,64 @@ impl Registry {
             store,
             config,
             data_dir,
+            this: this.clone(),
         });
         for group in meta.groups {
             registry.open_group(GroupId(group), None).await?;
         }
+        for (group, removed_at_ms) in meta.removed {
+            tokio::spawn(destroy_when_due(
+                Arc::downgrade(&registry),
+                GroupId(group),
+                removed_at_ms,
+            ));
+        }
         Ok(registry)
     }
 
+    /// This node's Raft id.
     pub fn node_id(&self) -> u64 {
         self.config.id
     }
 
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Connections to the other nodes, by id.
+    pub fn peers(&self) -> &PeerChannels {
+        &self.peers
+    }
+
+    /// The node's one RocksDB store.
+    pub fn store(&self) -> &RaftStore {
+        &self.store
+    }
+
+    /// The node's wall clock (see [`WallClock`]).
+    pub fn clock(&self) -> &WallClock {
+        &self.clock
+    }
+
+    /// The skew guard's verdict, shared with every group's proposer.
+    pub fn clock_guard(&self) -> &ClockGuard {
+        &self.clock_guard
+    }
+
+    /// False while this node's clock is off from its peers by more than the bound (I7).
     pub fn clock_ok(&self) -> bool {
-        self.clock_ok.load(Ordering::Acquire)
+        self.clock_guard.may_lead()
+    }
+
+    /// Whether the node is stopping: background tasks end, the balancer stops moving groups.
+    pub fn stopping(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Marks the node as stopping (the first step of a stop).
+    pub fn start_stopping(&self) {
+        self.shutting_down.store(true, Ordering::Release);
     }
 
     /// Records which peers' clocks disagree with this node's (from the skew guard).
@@ -332,6 +251,7 @@ impl Registry {
         excluded
     }
 
+    /// A copy of what `node.json` holds.
     pub fn meta(&self) -> NodeMeta {
         self.meta
             .lock()
@@ -339,6 +259,7 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// The cluster's shard count, once this node knows it.
     pub fn shard_count(&self) -> Option<u32> {
         self.meta().shard_count
     }
@@ -358,6 +279,7 @@ impl Registry {
         }
     }
 
+    /// Voters per group, as `cluster init` chose, once this node knows it.
     pub fn replication_factor(&self) -> Option<u32> {
         self.meta().replication_factor
     }
@@ -372,73 +294,64 @@ impl Registry {
         meta.save(&self.data_dir)
     }
 
+    /// This node's live replica of `group` (Open or Serving); a removed one is not served.
     pub fn group(&self, group: GroupId) -> Option<Arc<Group>> {
-        self.groups.read().ok()?.get(&group).cloned()
+        self.any_group(group).filter(|group| group.is_live())
     }
 
+    /// Every live replica of this node, by group id.
     pub fn groups(&self) -> Vec<Arc<Group>> {
         self.groups
             .read()
-            .map(|groups| groups.values().cloned().collect())
+            .map(|groups| {
+                groups
+                    .values()
+                    .filter(|group| group.is_live())
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
+    /// The replica of `group` this node holds, live or removed.
+    fn any_group(&self, group: GroupId) -> Option<Arc<Group>> {
+        self.groups.read().ok()?.get(&group).cloned()
+    }
+
+    /// What each group gets from the node.
+    fn group_context(&self) -> GroupContext {
+        GroupContext {
+            node_id: self.config.id,
+            peers: self.peers.clone(),
+            clock: self.clock.clone(),
+            clock_guard: self.clock_guard.clone(),
+            removed_grace: Duration::from_millis(self.config.store.removed_group_grace_ms),
+        }
+    }
+
     /// Opens this node's replica of `group` (once). With `voters`, initializes the group with
-    /// that membership; a group that is already initialized keeps its own.
+    /// that membership; a group that is already initialized keeps its own. A replica this
+    /// node was removed from (waiting for its grace period, or recorded so in `node.json`)
+    /// is destroyed first: a group added back starts clean.
     pub async fn open_group(
         self: &Arc<Self>,
         group: GroupId,
         voters: Option<BTreeMap<u64, BasicNode>>,
     ) -> anyhow::Result<Arc<Group>> {
         let _guard = self.open_lock.lock().await;
-        let opened = match self.group(group) {
-            Some(opened) => opened,
-            None => {
-                let (log, state_machine) = self
-                    .store
-                    .group(group)
-                    .await
-                    .with_context(|| format!("cannot open {group}'s storage"))?;
-                let reader = state_machine.reader();
-                let events = state_machine.event_log();
-                let network = NetworkFactory::new(group, self.peers.clone());
-                let raft = Raft::new(
-                    self.config.id,
-                    Arc::clone(&self.raft_config),
-                    network,
-                    log,
-                    state_machine,
-                )
-                .await
-                .with_context(|| format!("cannot start {group}'s Raft"))?;
-                if !self.clock_ok.load(Ordering::Acquire) {
-                    raft.runtime_config().elect(false);
+        let existing = self.any_group(group);
+        let opened = match existing {
+            Some(live) if live.reopened() => live,
+            _ => {
+                if existing.is_some() || self.meta().removed.contains_key(&group.0) {
+                    tracing::info!(
+                        group = group.0,
+                        "group opened again after this node was removed from it: its old \
+                         data is deleted first"
+                    );
+                    self.destroy_locked(group, existing).await?;
                 }
-                // Before the group serves anything, so dashboards see its series from the
-                // start (as zeros) and its first election is counted.
-                super::telemetry::register_group(group);
-                tokio::spawn(super::telemetry::count_leader_changes(
-                    group,
-                    raft.server_metrics(),
-                ));
-                let proposer = Proposer::start(group, raft.clone(), reader.clone(), self);
-                let opened = Arc::new(Group {
-                    id: group,
-                    raft,
-                    reader,
-                    events,
-                    proposer,
-                });
-                self.groups
-                    .write()
-                    .map_err(|_| anyhow::anyhow!("poisoned"))?
-                    .insert(group, Arc::clone(&opened));
-                let mut meta = self.meta.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-                if meta.groups.insert(group.0) {
-                    meta.save(&self.data_dir)?;
-                }
-                tracing::info!(group = group.0, "group opened");
-                opened
+                self.create_group(group).await?
             }
         };
         if let Some(voters) = voters
@@ -454,6 +367,90 @@ impl Registry {
             }
         }
         Ok(opened)
+    }
+
+    /// Starts a new replica of `group` and records it in `node.json`. Under the open lock.
+    async fn create_group(&self, group: GroupId) -> anyhow::Result<Arc<Group>> {
+        let (log, state_machine) = self
+            .store
+            .group(group)
+            .await
+            .with_context(|| format!("cannot open {group}'s storage"))?;
+        let reader = state_machine.reader();
+        let events = state_machine.event_log();
+        let network = NetworkFactory::new(group, self.peers.clone());
+        let raft = Raft::new(
+            self.config.id,
+            Arc::clone(&self.raft_config),
+            network,
+            log,
+            state_machine,
+        )
+        .await
+        .with_context(|| format!("cannot start {group}'s Raft"))?;
+        if !self.clock_ok() {
+            raft.runtime_config().elect(false);
+        }
+        // Before the group serves anything, so dashboards see its series from the start (as
+        // zeros) and its first election is counted.
+        super::telemetry::register_group(group);
+        tokio::spawn(super::telemetry::count_leader_changes(
+            group,
+            raft.server_metrics(),
+        ));
+        let opened = Group::start(
+            group,
+            raft,
+            reader,
+            events,
+            &self.group_context(),
+            self.this.clone(),
+        );
+        self.groups
+            .write()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .insert(group, Arc::clone(&opened));
+        let mut meta = self.meta.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        if meta.groups.insert(group.0) {
+            meta.save(&self.data_dir)?;
+        }
+        tracing::info!(group = group.0, "group opened");
+        Ok(opened)
+    }
+
+    /// Deletes the data of removed replica `group` and forgets it: its Raft is stopped, its
+    /// records leave the store, `node.json` no longer names it. `replica` is the removed
+    /// replica in the map, if there is one (none after a restart). Under the open lock.
+    async fn destroy_locked(
+        &self,
+        group: GroupId,
+        replica: Option<Arc<Group>>,
+    ) -> anyhow::Result<()> {
+        if let Some(replica) = &replica {
+            // Stopped already when it was removed; stopping again waits for the end.
+            let _ = replica.raft.shutdown().await;
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.destroy_group(group))
+            .await
+            .context("the task deleting a group's data failed")?
+            .with_context(|| format!("cannot delete {group}'s data"))?;
+        {
+            let mut meta = self.meta.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            let listed = meta.groups.remove(&group.0);
+            if meta.removed.remove(&group.0).is_some() || listed {
+                meta.save(&self.data_dir)?;
+            }
+        }
+        if let Some(replica) = replica {
+            self.groups
+                .write()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .remove(&group);
+            let _ = replica.destroyed();
+        }
+        tracing::info!(group = group.0, "group destroyed: its data is deleted");
+        Ok(())
     }
 
     /// Every node this node knows of, by id: the members of all its groups, and itself.
@@ -481,6 +478,72 @@ impl Registry {
     }
 }
 
+impl Host for Registry {
+    fn stopping(&self) -> bool {
+        Registry::stopping(self)
+    }
+
+    fn removed(&self, group: &Group, generation: u64, removed_at_ms: u64) -> Result<(), Refused> {
+        let mut meta = self
+            .meta
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        group.removed(generation)?;
+        meta.groups.remove(&group.id.0);
+        meta.removed.insert(group.id.0, removed_at_ms);
+        if let Err(error) = meta.save(&self.data_dir) {
+            // The replica stops all the same; a restart reopens it and finds it removed again.
+            tracing::error!(
+                group = group.id.0,
+                error = %format!("{error:#}"),
+                "cannot record the removal in node.json"
+            );
+        }
+        Ok(())
+    }
+
+    async fn destroy(&self, group: Arc<Group>) -> anyhow::Result<()> {
+        let _guard = self.open_lock.lock().await;
+        let current = self.any_group(group.id);
+        // Opened again meanwhile (destroyed then, and replaced): nothing of ours is left.
+        if !current.is_some_and(|current| Arc::ptr_eq(&current, &group))
+            || group.phase() != Phase::Removed
+        {
+            return Ok(());
+        }
+        self.destroy_locked(group.id, Some(group)).await
+    }
+}
+
+/// At start: deletes the data of `group`, removed at `removed_at_ms` before the node stopped,
+/// once its grace period has passed, unless the group was opened again meanwhile.
+async fn destroy_when_due(registry: Weak<Registry>, group: GroupId, removed_at_ms: u64) {
+    let Some(grace) = registry
+        .upgrade()
+        .map(|registry| Duration::from_millis(registry.config.store.removed_group_grace_ms))
+    else {
+        return;
+    };
+    tokio::time::sleep(grace_left(removed_at_ms, grace, super::group::unix_ms())).await;
+    let Some(registry) = registry.upgrade() else {
+        return;
+    };
+    let _guard = registry.open_lock.lock().await;
+    if registry.stopping()
+        || registry.any_group(group).is_some()
+        || !registry.meta().removed.contains_key(&group.0)
+    {
+        return;
+    }
+    if let Err(error) = registry.destroy_locked(group, None).await {
+        tracing::error!(
+            group = group.0,
+            error = %format!("{error:#}"),
+            "cannot delete the removed group's data; the next start tries again"
+        );
+    }
+}
+
 impl GroupLookup for Registry {
     fn node_id(&self) -> u64 {
         self.config.id
@@ -496,23 +559,27 @@ impl GroupLookup for Registry {
     }
 }
 
-/// openraft settings for every group.
+/// openraft settings for every group, from the node's `[raft]` settings.
 ///
-/// A follower calls an election 600-800 ms after the last heartbeat, but its peers refuse to
-/// vote while their leader lease (`election_timeout_max`) runs, so the first election after
-/// a crash can fail and a second timeout follow: a dead leader is replaced within about
-/// 2 x 800 ms, inside the 2 s the cluster promises. Heartbeats every 100 ms leave 6 missed
-/// heartbeats before anyone campaigns, which rides out scheduling hiccups on a busy machine.
-fn raft_config() -> openraft::Config {
+/// With the defaults, a follower calls an election 600-800 ms after the last heartbeat, but
+/// its peers refuse to vote while their leader lease (`election_timeout_max`) runs, so the
+/// first election after a crash can fail and a second timeout follow: a dead leader is
+/// replaced within about 2 x 800 ms, inside the 2 s the cluster promises. Heartbeats every
+/// 100 ms leave 6 missed heartbeats before anyone campaigns, which rides out scheduling
+/// hiccups on a busy machine. `config::check` refuses settings that break the orderings
+/// these rely on. Pre-vote is always on; it is not a setting.
+fn raft_config(raft: &RaftSettings) -> openraft::Config {
     openraft::Config {
         cluster_name: "martelo".into(),
-        election_timeout_min: 600,
-        election_timeout_max: 800,
-        heartbeat_interval: 100,
-        install_snapshot_timeout: 10_000,
-        max_payload_entries: martelo_proto::RAFT_ENTRIES_PER_APPEND_MAX as u64,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(100_000),
-        max_in_snapshot_log_to_keep: 10_000,
+        election_timeout_min: raft.election_timeout_min_ms,
+        election_timeout_max: raft.election_timeout_max_ms,
+        heartbeat_interval: raft.heartbeat_ms,
+        install_snapshot_timeout: raft.install_snapshot_timeout_ms,
+        // At most `RAFT_ENTRIES_PER_APPEND_MAX`, or a full batch of maximal commands would
+        // not fit in one Raft message (checked with the settings).
+        max_payload_entries: raft.entries_per_append_max,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(raft.snapshot_interval_entries),
+        max_in_snapshot_log_to_keep: raft.log_kept_after_snapshot_entries,
         enable_pre_vote: Some(true),
         ..openraft::Config::default()
     }
@@ -531,6 +598,7 @@ mod tests {
             shard_count: Some(8),
             groups: BTreeSet::from([0, 2, 5]),
             replication_factor: Some(3),
+            removed: BTreeMap::from([(7, 1_700_000_000_000)]),
         };
         meta.save(dir.path()).expect("save");
         assert_eq!(NodeMeta::load(dir.path()).expect("load"), Some(meta));
@@ -542,14 +610,11 @@ mod tests {
         .expect("write");
         let old = NodeMeta::load(dir.path()).expect("load").expect("present");
         assert_eq!(old.replication_factor, None);
+        assert!(
+            old.removed.is_empty(),
+            "nothing removed in an old node.json"
+        );
         std::fs::write(dir.path().join(META_FILE), b"{").expect("write");
         assert!(NodeMeta::load(dir.path()).is_err());
-    }
-
-    #[test]
-    fn the_wall_clock_offset_shifts_readings() {
-        let plain = WallClock::new(0).now();
-        let ahead = WallClock::new(60_000).now();
-        assert!(ahead.0 >= plain.0 + 59_000_000, "{ahead:?} vs {plain:?}");
     }
 }

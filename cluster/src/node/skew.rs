@@ -6,17 +6,22 @@
 //! ([`crate::clock::skew_verdict`]). When a majority of peers disagree by more than the bound,
 //! the node stops campaigning in every group, hands leadership of the groups it leads to
 //! another voter, refuses to stamp proposals (`clock_skew`), and logs and exports why. When
-//! its clock agrees again, it may lead again.
+//! its clock agrees again, it may lead again. The verdict goes into the node's
+//! [`crate::clock::ClockGuard`], which every group's proposer reads.
+//!
+//! Also here, for tests: the task that follows `--clock-offset-file` (the file itself and the
+//! wall clock it shifts are in [`crate::clock::wall`]).
 
 use std::collections::BTreeSet;
 use std::sync::Weak;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use martelo_proto::StatusRequest;
 
+use super::metric_names::{CLOCK_OFFSET_SECONDS, CLOCK_REFUSING_TO_LEAD};
 use super::registry::{Registry, Ticker};
-use crate::clock::{ClockSample, SkewVerdict, skew_verdict};
+use crate::clock::wall::OFFSET_FILE_EVERY;
+use crate::clock::{ClockSample, OffsetFile, SkewVerdict, skew_verdict};
 
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 const SAMPLE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -34,7 +39,7 @@ pub async fn run(registry: Weak<Registry>) {
         for (peer, address) in peers {
             if let Some(sample) = sample(&registry, peer, &address).await {
                 let (offset, _) = sample.offset();
-                metrics::gauge!("martelo_clock_offset_seconds", "peer" => peer.to_string())
+                metrics::gauge!(CLOCK_OFFSET_SECONDS, "peer" => peer.to_string())
                     .set(offset as f64 / 1e6);
                 // The verdict on this one sample is the same rule as for the node: a peer
                 // whose clock is certainly off by more than the bound must not be handed
@@ -50,8 +55,8 @@ pub async fn run(registry: Weak<Registry>) {
         registry.set_clock_disagreeing(disagreeing);
         let verdict = skew_verdict(&samples, registry.skew_bound());
         let ok = verdict == SkewVerdict::MayLead;
-        let was_ok = registry.clock_ok.swap(ok, Ordering::AcqRel);
-        metrics::gauge!("martelo_clock_refusing_to_lead").set(if ok { 0.0 } else { 1.0 });
+        let was_ok = registry.clock_guard().set(ok);
+        metrics::gauge!(CLOCK_REFUSING_TO_LEAD).set(if ok { 0.0 } else { 1.0 });
         if let SkewVerdict::RefuseToLead {
             skew,
             peers_disagreeing,
@@ -88,7 +93,7 @@ pub async fn run(registry: Weak<Registry>) {
 }
 
 async fn sample(registry: &Registry, peer: u64, address: &str) -> Option<ClockSample> {
-    let channel = registry.peers.channel(peer, address).ok()?;
+    let channel = registry.peers().channel(peer, address).ok()?;
     let mut client = martelo_proto::services::admin_api_client(channel);
     let mut request = tonic::Request::new(StatusRequest {
         group_ids: vec![u64::MAX],
@@ -105,80 +110,12 @@ async fn sample(registry: &Registry, peer: u64, address: &str) -> Option<ClockSa
     })
 }
 
-/// How often `--clock-offset-file` is read.
-const OFFSET_FILE_EVERY: Duration = Duration::from_millis(50);
-/// Largest offset file read; it holds one integer.
-const OFFSET_FILE_BYTES_MAX: u64 = 64;
-/// Largest offset accepted from the file, as for `--clock-offset-ms`.
-const OFFSET_MS_MAX: u64 = 86_400_000;
-
 /// Testing only: keeps the node's clock offset equal to the integer (milliseconds) in `path`,
-/// so a fault suite can skew and strobe the clock of a running node. A missing file or one
-/// that does not hold a valid offset leaves the offset unchanged (and says so once).
+/// read every [`OFFSET_FILE_EVERY`] until the node stops (see [`OffsetFile`]).
 pub async fn follow_offset_file(registry: Weak<Registry>, path: std::path::PathBuf) {
+    let mut file = OffsetFile::new(path);
     let mut ticker = Ticker::new(registry, OFFSET_FILE_EVERY);
-    let mut complained = false;
     while let Some(registry) = ticker.next().await {
-        match read_offset_file(&path).await {
-            Ok(None) => {}
-            Ok(Some(offset_ms)) => {
-                complained = false;
-                if registry.clock.offset_ms() != offset_ms {
-                    tracing::warn!(offset_ms, "TEST: clock offset changed by the offset file");
-                    registry.clock.set_offset_ms(offset_ms);
-                }
-            }
-            Err(reason) if !complained => {
-                complained = true;
-                tracing::warn!(path = %path.display(), reason, "ignoring the clock offset file");
-            }
-            Err(_) => {}
-        }
-    }
-}
-
-async fn read_offset_file(path: &std::path::Path) -> Result<Option<i64>, String> {
-    use tokio::io::AsyncReadExt as _;
-    let file = match tokio::fs::File::open(path).await {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error.to_string()),
-    };
-    let mut text = String::new();
-    file.take(OFFSET_FILE_BYTES_MAX)
-        .read_to_string(&mut text)
-        .await
-        .map_err(|error| error.to_string())?;
-    let text = text.trim();
-    if text.is_empty() {
-        // Caught between truncate and write.
-        return Ok(None);
-    }
-    let offset: i64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not an integer number of milliseconds"))?;
-    if offset.unsigned_abs() > OFFSET_MS_MAX {
-        return Err(format!("{offset} ms is more than a day"));
-    }
-    Ok(Some(offset))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn the_offset_file_is_read_checked_and_optional() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("offset");
-        assert_eq!(read_offset_file(&path).await, Ok(None));
-        std::fs::write(&path, "-1500\n").expect("writes");
-        assert_eq!(read_offset_file(&path).await, Ok(Some(-1500)));
-        std::fs::write(&path, "").expect("writes");
-        assert_eq!(read_offset_file(&path).await, Ok(None));
-        std::fs::write(&path, "soon").expect("writes");
-        assert!(read_offset_file(&path).await.is_err());
-        std::fs::write(&path, "90000000").expect("writes");
-        assert!(read_offset_file(&path).await.is_err());
+        file.apply_to(registry.clock()).await;
     }
 }

@@ -1,15 +1,16 @@
 //! Logs and metrics of a node: structured logs through `tracing` (JSON by default), the
-//! Prometheus `/metrics` endpoint, and the per-group gauges sampled from openraft.
+//! Prometheus `/metrics` endpoint, the node's own samples ([`sample_node`]), and the per-group
+//! gauges sampled from openraft ([`GroupSampler`], which each group's task drives).
 //!
 //! Every series a node can export is registered when the node starts ([`register_node`]) or
 //! when it opens a group ([`register_group`]), so a dashboard sees zeros on an idle node
 //! rather than no series at all (a missing series reads as "no data", not "nothing
-//! happened"). A new metric is described in `describe` and registered in one of those two.
+//! happened"). A new metric is named in `metric_names`, described in `describe` and
+//! registered in one of those two.
 //! Transport series labelled by rpc and result, and the store's (martelo-raft-store), appear
 //! with the first Raft traffic, which starts within a heartbeat of the first election.
 
 use openraft::async_runtime::WatchReceiver as _;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Weak;
 use std::time::Duration;
@@ -22,13 +23,19 @@ use tracing_subscriber::EnvFilter;
 use martelo_engine::GroupId;
 
 use super::config::LogFormat;
+use super::group::Group;
+use super::metric_names::{
+    CLIENT_API_REQUESTS_TOTAL, CLOCK_OFFSET_SECONDS, CLOCK_REFUSING_TO_LEAD, CLOSE_PROPOSALS_TOTAL,
+    GROUPS, LEADER_BALANCE_TRANSFERS_TOTAL, PROCESS_PREFIX, PROPOSE_BATCH_ENTRIES,
+    PROPOSE_DECIDED_WITHOUT_LOG_TOTAL, PROPOSE_SECONDS, RAFT_APPLIED_ENTRIES_TOTAL,
+    RAFT_APPLIED_INDEX, RAFT_COMMITTED_INDEX, RAFT_IS_LEADER, RAFT_LAST_LOG_INDEX,
+    RAFT_LEADER_CHANGES_TOTAL, RAFT_SNAPSHOT_BYTES_RECEIVED_TOTAL, RAFT_SNAPSHOT_BYTES_SENT_TOTAL,
+    RAFT_SNAPSHOT_INDEX, RAFT_SNAPSHOTS_TOTAL, RAFT_TERM, SUBSCRIPTIONS,
+};
 use super::registry::Registry;
 
-/// Leader changes seen by a replica, per group (see [`count_leader_changes`]).
-pub const LEADER_CHANGES_TOTAL: &str = "martelo_raft_leader_changes_total";
-
 /// How often group gauges and process metrics are refreshed.
-const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Installs the global log subscriber: `RUST_LOG` filters (default `info`), output on stderr.
 pub fn init_logs(format: LogFormat) {
@@ -68,7 +75,7 @@ pub fn serve_metrics(address: &str) -> anyhow::Result<()> {
         .install()
         .with_context(|| format!("cannot serve metrics on {address}"))?;
     martelo_raft_store::describe_metrics();
-    super::network::describe_metrics();
+    super::raft_transport::describe_metrics();
     describe();
     register_node();
     Ok(())
@@ -76,19 +83,19 @@ pub fn serve_metrics(address: &str) -> anyhow::Result<()> {
 
 /// Registers the node's series that have no group label, at zero.
 fn register_node() {
-    metrics::gauge!("martelo_groups").set(0.0);
-    metrics::gauge!("martelo_subscriptions").increment(0.0);
-    metrics::gauge!("martelo_clock_refusing_to_lead").set(0.0);
-    metrics::counter!("martelo_client_api_requests_total", "rpc" => "propose", "result" => "applied")
+    metrics::gauge!(GROUPS).set(0.0);
+    metrics::gauge!(SUBSCRIPTIONS).increment(0.0);
+    metrics::gauge!(CLOCK_REFUSING_TO_LEAD).set(0.0);
+    metrics::counter!(CLIENT_API_REQUESTS_TOTAL, "rpc" => "propose", "result" => "applied")
         .increment(0);
     for result in ["applied", "failed"] {
-        metrics::counter!("martelo_close_proposals_total", "result" => result).increment(0);
+        metrics::counter!(CLOSE_PROPOSALS_TOTAL, "result" => result).increment(0);
     }
     for result in ["moved", "not_moved"] {
-        metrics::counter!(super::balance::TRANSFERS_TOTAL, "result" => result).increment(0);
+        metrics::counter!(LEADER_BALANCE_TRANSFERS_TOTAL, "result" => result).increment(0);
     }
-    metrics::counter!(super::network::SNAPSHOT_BYTES_SENT_TOTAL).increment(0);
-    metrics::counter!(super::transport::SNAPSHOT_BYTES_RECEIVED_TOTAL).increment(0);
+    metrics::counter!(RAFT_SNAPSHOT_BYTES_SENT_TOTAL).increment(0);
+    metrics::counter!(RAFT_SNAPSHOT_BYTES_RECEIVED_TOTAL).increment(0);
 }
 
 /// Registers every per-group series of `group`, at zero. Without a recorder (no
@@ -96,24 +103,24 @@ fn register_node() {
 pub fn register_group(group: GroupId) {
     let label = group.0.to_string();
     for gauge in [
-        "martelo_raft_term",
-        "martelo_raft_is_leader",
-        "martelo_raft_last_log_index",
-        "martelo_raft_committed_index",
-        "martelo_raft_applied_index",
-        "martelo_raft_snapshot_index",
+        RAFT_TERM,
+        RAFT_IS_LEADER,
+        RAFT_LAST_LOG_INDEX,
+        RAFT_COMMITTED_INDEX,
+        RAFT_APPLIED_INDEX,
+        RAFT_SNAPSHOT_INDEX,
     ] {
         metrics::gauge!(gauge, "group" => label.clone()).increment(0.0);
     }
     for counter in [
-        LEADER_CHANGES_TOTAL,
-        "martelo_raft_applied_entries_total",
-        "martelo_raft_snapshots_total",
-        super::client_api::DECIDED_WITHOUT_LOG_TOTAL,
+        RAFT_LEADER_CHANGES_TOTAL,
+        RAFT_APPLIED_ENTRIES_TOTAL,
+        RAFT_SNAPSHOTS_TOTAL,
+        PROPOSE_DECIDED_WITHOUT_LOG_TOTAL,
     ] {
         metrics::counter!(counter, "group" => label.clone()).increment(0);
     }
-    for histogram in ["martelo_propose_seconds", "martelo_propose_batch_entries"] {
+    for histogram in [PROPOSE_SECONDS, PROPOSE_BATCH_ENTRIES] {
         // Registering the handle is enough: the exporter renders an empty histogram.
         let _ = metrics::histogram!(histogram, "group" => label.clone());
     }
@@ -131,7 +138,7 @@ pub async fn count_leader_changes(
         openraft::metrics::RaftServerMetrics<martelo_raft_store::TypeConfig>,
     >,
 ) {
-    let changes = metrics::counter!(LEADER_CHANGES_TOTAL, "group" => group.0.to_string());
+    let changes = metrics::counter!(RAFT_LEADER_CHANGES_TOTAL, "group" => group.0.to_string());
     let mut counted = None;
     loop {
         // The leader with the vote that made it leader: the same node in a new term counts.
@@ -155,77 +162,68 @@ pub async fn count_leader_changes(
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_gauge!("martelo_raft_term", "Current Raft term, per group.");
+    describe_gauge!(RAFT_TERM, "Current Raft term, per group.");
+    describe_gauge!(RAFT_IS_LEADER, "1 when this node leads the group.");
+    describe_gauge!(RAFT_LAST_LOG_INDEX, "Last log index on this replica.");
+    describe_gauge!(RAFT_COMMITTED_INDEX, "Committed log index known here.");
+    describe_gauge!(RAFT_APPLIED_INDEX, "Last applied log index.");
     describe_gauge!(
-        "martelo_raft_is_leader",
-        "1 when this node leads the group."
-    );
-    describe_gauge!(
-        "martelo_raft_last_log_index",
-        "Last log index on this replica."
-    );
-    describe_gauge!(
-        "martelo_raft_committed_index",
-        "Committed log index known here."
-    );
-    describe_gauge!("martelo_raft_applied_index", "Last applied log index.");
-    describe_gauge!(
-        "martelo_raft_snapshot_index",
+        RAFT_SNAPSHOT_INDEX,
         "Last log index of the latest snapshot."
     );
     describe_counter!(
-        "martelo_raft_applied_entries_total",
+        RAFT_APPLIED_ENTRIES_TOTAL,
         "Entries applied, per group (rate = apply rate)."
     );
     describe_counter!(
-        "martelo_raft_snapshots_total",
+        RAFT_SNAPSHOTS_TOTAL,
         "Snapshots built or installed, per group."
     );
     describe_counter!(
-        super::client_api::DECIDED_WITHOUT_LOG_TOTAL,
+        PROPOSE_DECIDED_WITHOUT_LOG_TOTAL,
         "Bids rejected from a lease read without a log entry (too low to win), per group."
     );
     describe_counter!(
-        LEADER_CHANGES_TOTAL,
+        RAFT_LEADER_CHANGES_TOTAL,
         "Leader changes seen, per group (the first leader after a start counts)."
     );
     describe_counter!(
-        super::balance::TRANSFERS_TOTAL,
+        LEADER_BALANCE_TRANSFERS_TOTAL,
         "Leadership transfers made by the leader balancer, by result (moved, not_moved)."
     );
     describe_histogram!(
-        "martelo_propose_seconds",
+        PROPOSE_SECONDS,
         "Time from queueing a proposal to its apply, per group."
     );
     describe_histogram!(
-        "martelo_propose_batch_entries",
+        PROPOSE_BATCH_ENTRIES,
         "Commands per client_write_many batch, per group."
     );
     describe_counter!(
-        "martelo_client_api_requests_total",
+        CLIENT_API_REQUESTS_TOTAL,
         "Client API calls by rpc and result code."
     );
     describe_counter!(
-        "martelo_close_proposals_total",
+        CLOSE_PROPOSALS_TOTAL,
         "Close commands proposed by leader timers."
     );
     describe_gauge!(
-        "martelo_clock_offset_seconds",
+        CLOCK_OFFSET_SECONDS,
         "Measured clock offset of each peer relative to this node."
     );
     describe_gauge!(
-        "martelo_clock_refusing_to_lead",
+        CLOCK_REFUSING_TO_LEAD,
         "1 while this node refuses to lead because of clock skew."
     );
-    describe_gauge!("martelo_subscriptions", "Open event subscriptions.");
-    describe_gauge!("martelo_groups", "Groups this node holds a replica of.");
+    describe_gauge!(SUBSCRIPTIONS, "Open event subscriptions.");
+    describe_gauge!(GROUPS, "Groups this node holds a replica of.");
 }
 
-/// Refreshes per-group gauges and process metrics until the node stops.
-pub async fn sample_groups(registry: Weak<Registry>) {
-    let process = metrics_process::Collector::new("martelo_");
+/// Refreshes the process metrics and the count of groups until the node stops. Each group's
+/// own gauges are its task's ([`GroupSampler`], in `group/tasks.rs`).
+pub async fn sample_node(registry: Weak<Registry>) {
+    let process = metrics_process::Collector::new(PROCESS_PREFIX);
     process.describe();
-    let mut previous: BTreeMap<u64, (u64, Option<u64>)> = BTreeMap::new();
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     loop {
         tick.tick().await;
@@ -233,42 +231,63 @@ pub async fn sample_groups(registry: Weak<Registry>) {
             return;
         };
         process.collect();
-        let groups = registry.groups();
-        metrics::gauge!("martelo_groups").set(groups.len() as f64);
-        for group in groups {
-            let metrics = group.raft.metrics().borrow_watched().clone();
-            let label = group.id.0.to_string();
-            let index = |id: Option<
-                openraft::type_config::alias::LogIdOf<martelo_raft_store::TypeConfig>,
-            >| { id.map_or(0.0, |id| id.index() as f64) };
-            metrics::gauge!("martelo_raft_term", "group" => label.clone())
-                .set(metrics.current_term as f64);
-            metrics::gauge!("martelo_raft_is_leader", "group" => label.clone()).set(
-                if metrics.state == ServerState::Leader {
-                    1.0
-                } else {
-                    0.0
-                },
-            );
-            metrics::gauge!("martelo_raft_last_log_index", "group" => label.clone())
-                .set(metrics.last_log_index.unwrap_or(0) as f64);
-            metrics::gauge!("martelo_raft_committed_index", "group" => label.clone())
-                .set(index(metrics.local_committed));
-            metrics::gauge!("martelo_raft_applied_index", "group" => label.clone())
-                .set(index(metrics.last_applied));
-            metrics::gauge!("martelo_raft_snapshot_index", "group" => label.clone())
-                .set(index(metrics.snapshot));
-            let applied = metrics.last_applied.map_or(0, |id| id.index());
-            let snapshot = metrics.snapshot.map(|id| id.index());
-            if let Some((applied_before, snapshot_before)) = previous.get(&group.id.0) {
-                metrics::counter!("martelo_raft_applied_entries_total", "group" => label.clone())
-                    .increment(applied.saturating_sub(*applied_before));
-                if snapshot != *snapshot_before {
-                    metrics::counter!("martelo_raft_snapshots_total", "group" => label.clone())
-                        .increment(1);
-                }
-            }
-            previous.insert(group.id.0, (applied, snapshot));
+        metrics::gauge!(GROUPS).set(registry.groups().len() as f64);
+    }
+}
+
+/// Refreshes one group's gauges from openraft's metrics, and counts the entries it applied
+/// and the snapshots it made since the last sample.
+#[derive(Debug)]
+pub struct GroupSampler {
+    label: String,
+    /// The applied index and snapshot index of the last sample.
+    previous: Option<(u64, Option<u64>)>,
+}
+
+impl GroupSampler {
+    pub fn new(group: GroupId) -> GroupSampler {
+        GroupSampler {
+            label: group.0.to_string(),
+            previous: None,
         }
     }
+
+    pub fn sample(&mut self, group: &Group) {
+        let metrics = group.raft.metrics().borrow_watched().clone();
+        let label = &self.label;
+        let index = |id: Option<
+            openraft::type_config::alias::LogIdOf<martelo_raft_store::TypeConfig>,
+        >| { id.map_or(0.0, |id| id.index() as f64) };
+        metrics::gauge!(RAFT_TERM, "group" => label.clone()).set(metrics.current_term as f64);
+        metrics::gauge!(RAFT_IS_LEADER, "group" => label.clone()).set(
+            if metrics.state == ServerState::Leader {
+                1.0
+            } else {
+                0.0
+            },
+        );
+        metrics::gauge!(RAFT_LAST_LOG_INDEX, "group" => label.clone())
+            .set(metrics.last_log_index.unwrap_or(0) as f64);
+        metrics::gauge!(RAFT_COMMITTED_INDEX, "group" => label.clone())
+            .set(index(metrics.local_committed));
+        metrics::gauge!(RAFT_APPLIED_INDEX, "group" => label.clone())
+            .set(index(metrics.last_applied));
+        metrics::gauge!(RAFT_SNAPSHOT_INDEX, "group" => label.clone()).set(index(metrics.snapshot));
+        let applied = metrics.last_applied.map_or(0, |id| id.index());
+        let snapshot = metrics.snapshot.map(|id| id.index());
+        if let Some((applied_before, snapshot_before)) = self.previous {
+            metrics::counter!(RAFT_APPLIED_ENTRIES_TOTAL, "group" => label.clone())
+                .increment(applied.saturating_sub(applied_before));
+            if snapshot != snapshot_before {
+                metrics::counter!(RAFT_SNAPSHOTS_TOTAL, "group" => label.clone()).increment(1);
+            }
+        }
+        self.previous = Some((applied, snapshot));
+    }
+}
+
+/// A removed group no longer leads anything here: its leader gauge drops to zero (its other
+/// series keep their last values, as a stopped group's would).
+pub fn forget_group(group: GroupId) {
+    metrics::gauge!(RAFT_IS_LEADER, "group" => group.0.to_string()).set(0.0);
 }

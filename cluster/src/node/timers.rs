@@ -1,82 +1,90 @@
 //! Leader timers: each group's leader proposes `Close` for its auctions at their effective end.
 //!
-//! Every [`TICK`] the node looks, in each group it leads, for open auctions whose end has
-//! passed by its clock, and proposes `Close` for each (one in flight per auction). The engine
-//! closes an auction only if the command's timestamp has reached its end, and the leader's
-//! stamps are never before its clock, so a close is never early. After a leader change the
-//! new leader finds the same auctions on its next tick, so an auction stays open past its end
-//! by at most an election timeout plus one tick.
+//! Every [`TICK`] each group's task (`group/tasks.rs`) asks its [`CloseTimer`] to look, if
+//! this node leads the group, for open auctions whose end has passed by its clock, and to
+//! propose `Close` for each (one in flight per auction). The engine closes an auction only if
+//! the command's timestamp has reached its end, and the leader's stamps are never before its
+//! clock, so a close is never early. After a leader change the new leader finds the same
+//! auctions on its next tick, so an auction stays open past its end by at most an election
+//! timeout plus one tick.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use martelo_engine::{AuctionId, Command, GroupId};
+use martelo_engine::{AuctionId, Command, Timestamp};
 
-use super::registry::{Registry, Ticker};
+use super::group::Group;
+use super::metric_names::CLOSE_PROPOSALS_TOTAL;
 
 /// How often leaders look for auctions to close.
 pub const TICK: Duration = Duration::from_millis(100);
 /// Most closes one group proposes per tick.
 const CLOSES_PER_TICK_MAX: usize = 256;
 
-pub async fn run(registry: Weak<Registry>) {
-    let in_flight: Arc<Mutex<BTreeSet<(GroupId, AuctionId)>>> = Arc::default();
-    let mut ticker = Ticker::new(registry, TICK);
-    while let Some(registry) = ticker.next().await {
-        let now = registry.wall_now();
-        for group in registry.groups() {
-            if !group.raft.is_leader() {
+/// One group's close timer: the auctions whose `Close` is in flight.
+#[derive(Debug, Default)]
+pub struct CloseTimer {
+    in_flight: Arc<Mutex<BTreeSet<AuctionId>>>,
+}
+
+impl CloseTimer {
+    /// One tick at wall time `now`: on the leader, proposes `Close` for each due auction that
+    /// has none in flight. Each proposal runs in a task of its own.
+    pub fn tick(&mut self, group: &Arc<Group>, now: Timestamp) {
+        if !group.raft.is_leader() {
+            return;
+        }
+        let due: Vec<AuctionId> = group
+            .reader
+            .read(|state, _| state.due_for_close(now).take(CLOSES_PER_TICK_MAX).collect())
+            .unwrap_or_default();
+        for auction in due {
+            let fresh = self
+                .in_flight
+                .lock()
+                .is_ok_and(|mut set| set.insert(auction));
+            if !fresh {
                 continue;
             }
-            let due: Vec<AuctionId> = group
-                .reader
-                .read(|state, _| state.due_for_close(now).take(CLOSES_PER_TICK_MAX).collect())
-                .unwrap_or_default();
-            for auction in due {
-                let key = (group.id, auction);
-                let fresh = in_flight.lock().is_ok_and(|mut set| set.insert(key));
-                if !fresh {
-                    continue;
+            let group = Arc::clone(group);
+            let in_flight = Arc::clone(&self.in_flight);
+            tokio::spawn(async move {
+                let outcome = group
+                    .proposer
+                    .propose(
+                        Command::Close {
+                            auction_id: auction,
+                        },
+                        None,
+                    )
+                    .await;
+                match outcome {
+                    Ok(proposed) => {
+                        metrics::counter!(CLOSE_PROPOSALS_TOTAL, "result" => "applied")
+                            .increment(1);
+                        tracing::info!(
+                            group = group.id.0,
+                            auction = auction.0,
+                            log_index = proposed.log_index,
+                            accepted = proposed.outcome.reply.is_accepted(),
+                            "close proposed"
+                        );
+                    }
+                    Err(error) => {
+                        metrics::counter!(CLOSE_PROPOSALS_TOTAL, "result" => "failed").increment(1);
+                        tracing::debug!(
+                            group = group.id.0,
+                            auction = auction.0,
+                            ?error,
+                            "close not applied; retrying next tick"
+                        );
+                    }
                 }
-                let group = Arc::clone(&group);
-                let in_flight = Arc::clone(&in_flight);
-                tokio::spawn(async move {
-                    let outcome = group
-                        .proposer
-                        .propose(
-                            Command::Close {
-                                auction_id: auction,
-                            },
-                            None,
-                        )
-                        .await;
-                    match outcome {
-                        Ok(proposed) => {
-                            metrics::counter!("martelo_close_proposals_total", "result" => "applied").increment(1);
-                            tracing::info!(
-                                group = group.id.0,
-                                auction = auction.0,
-                                log_index = proposed.log_index,
-                                accepted = proposed.outcome.reply.is_accepted(),
-                                "close proposed"
-                            );
-                        }
-                        Err(error) => {
-                            metrics::counter!("martelo_close_proposals_total", "result" => "failed").increment(1);
-                            tracing::debug!(
-                                group = group.id.0,
-                                auction = auction.0,
-                                ?error,
-                                "close not applied; retrying next tick"
-                            );
-                        }
-                    }
-                    if let Ok(mut set) = in_flight.lock() {
-                        set.remove(&key);
-                    }
-                });
-            }
+                if let Ok(mut set) = in_flight.lock() {
+                    set.remove(&auction);
+                }
+            });
         }
     }
 }

@@ -5,12 +5,13 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use martelo_client::local::{LocalCluster, LocalClusterConfig};
 use martelo_client::{Client, ClientOptions, ProposeError, Proposed, ReadConsistency};
+use martelo_devkit::{LocalCluster, LocalClusterConfig};
 use martelo_engine::{
     Accepted, Action, Actor, Amount, AuctionId, AuctionSpec, AuctionView, Currency, Description,
     IncrementPolicy, Reply, Request, RequestId, Role, SoftClose, Timestamp, Title, UserId,
 };
+use martelo_proto::channel::{ChannelSettings, endpoint};
 
 pub const SELLER: UserId = UserId(1);
 
@@ -194,7 +195,7 @@ where
 /// What the node at `address` has applied of `auction` (a LOCAL read on exactly that node),
 /// or `None` if it cannot answer yet.
 pub async fn read_on_node(client: &Client, address: &str, auction: u64) -> Option<AuctionView> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+    let channel = endpoint(address, &ChannelSettings::CLIENT)
         .ok()?
         .connect()
         .await
@@ -212,7 +213,11 @@ pub async fn read_on_node(client: &Client, address: &str, auction: u64) -> Optio
         .into_inner();
     match answer.result? {
         martelo_proto::read_auction_response::Result::Auction(view) => {
-            martelo_engine::codec::decode("auction view", &view.state).ok()
+            martelo_engine::codec::wire::decode::<_, { martelo_proto::AUCTION_VIEW_BYTES_MAX }>(
+                "auction view",
+                &view.state,
+            )
+            .ok()
         }
         martelo_proto::read_auction_response::Result::Error(_) => None,
     }

@@ -1,0 +1,227 @@
+//! `martelo dev`: a local cluster in the foreground, on embedded defaults.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use martelo_devkit::{InitOutcome, LocalCluster, LocalClusterConfig, LocalError};
+use martelo_types::NodeId;
+
+/// `martelo dev`: run a local cluster in the foreground until Ctrl-C.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DevArgs {
+    /// Where the data dirs and logs live. Default: a new temporary directory, kept after
+    /// exit. Run again with the same dir to restart that cluster from its data.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Number of nodes.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub nodes: usize,
+    /// Number of auction shards (Raft groups besides the meta group), fixed at init.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub shard_count: u32,
+    /// Node N listens on this port + N - 1.
+    #[arg(long, value_name = "PORT", default_value_t = 7001)]
+    pub base_port: u16,
+    /// Node N serves Prometheus metrics on this port + N - 1.
+    #[arg(long, value_name = "PORT", default_value_t = 9101)]
+    pub metrics_base_port: u16,
+    /// The `martelo` binary to run the nodes with. Default: this executable.
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub binary: Option<PathBuf>,
+}
+
+/// Runs `martelo dev`: starts (or restarts) the cluster, initializes it, prints where
+/// everything is, then waits for Ctrl-C or SIGTERM and stops every node cleanly.
+pub async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use tokio::signal::unix::{SignalKind, signal};
+
+    // Installed first: a Ctrl-C during startup must reach us, not end the process before
+    // `Drop` can kill the nodes (they run in their own process group).
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+
+    let binary = match args.binary {
+        Some(binary) => binary,
+        None => std::env::current_exe().context("finding the martelo executable")?,
+    };
+    let dir = match args.dir {
+        Some(dir) => dir,
+        None => tempfile::Builder::new()
+            .prefix("martelo-dev-")
+            .tempdir()
+            .context("creating a temporary directory")?
+            .keep(),
+    };
+    let mut config = LocalClusterConfig::new(binary, &dir);
+    config.nodes = args.nodes;
+    config.shard_count = args.shard_count;
+    config.base_port = Some(args.base_port);
+    config.metrics = true;
+    config.metrics_base_port = Some(args.metrics_base_port);
+    config.own_process_group = true;
+    // Children see no inherited `MARTELO_*` variable (see `spawn_node`); the log format is
+    // the one a developer may well set in their shell, so it is passed on on purpose.
+    if let Some(format) = std::env::var_os("MARTELO_LOG_FORMAT").and_then(|f| f.into_string().ok())
+    {
+        config.env.push(("MARTELO_LOG_FORMAT".to_owned(), format));
+    }
+
+    println!(
+        "martelo dev: starting {} nodes in {}",
+        config.nodes,
+        dir.display()
+    );
+    let cluster = tokio::select! {
+        started = LocalCluster::start(config) => started?,
+        _ = interrupt.recv() => {
+            println!("interrupted while starting; the nodes were killed");
+            return Ok(());
+        }
+        _ = terminate.recv() => {
+            println!("terminated while starting; the nodes were killed");
+            return Ok(());
+        }
+    };
+    let initialized = tokio::select! {
+        outcome = cluster.init() => Some(outcome),
+        _ = interrupt.recv() => None,
+        _ = terminate.recv() => None,
+    };
+    match initialized {
+        Some(Ok(InitOutcome::Initialized(layout))) => println!(
+            "cluster initialized: {} groups (the meta group and {} auction shards)",
+            layout.groups.len(),
+            layout.groups.len().saturating_sub(1)
+        ),
+        Some(Ok(InitOutcome::AlreadyInitialized)) => println!(
+            "cluster already initialized in {}: the nodes restarted from their data dirs",
+            dir.display()
+        ),
+        Some(Err(error)) => {
+            println!("the cluster did not become healthy: {error}");
+            println!("node logs: {}", dir.join("node-*.log").display());
+            report_stop(&cluster.stop_all().await);
+            return Err(error.into());
+        }
+        None => {
+            println!("interrupted while initializing; stopping the nodes");
+            return stop_and_report(&cluster).await;
+        }
+    }
+
+    print_dev_summary(&cluster, &dir);
+
+    let mut reported_exits = BTreeSet::new();
+    let mut watch = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+            _ = watch.tick() => {
+                for id in cluster.node_ids() {
+                    if !cluster.is_running(id) && reported_exits.insert(id) {
+                        let status = cluster
+                            .exit_status(id)
+                            .map_or_else(|| "unknown status".to_owned(), |s| s.to_string());
+                        let log = cluster.node(id).map(|info| info.log_path).unwrap_or_default();
+                        println!("node {id} exited ({status}); see {}", log.display());
+                    }
+                }
+            }
+        }
+    }
+    println!("stopping the nodes");
+    stop_and_report(&cluster).await?;
+    println!(
+        "data kept in {}; run `martelo dev --dir {}` to start this cluster again",
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+fn print_dev_summary(cluster: &LocalCluster, dir: &Path) {
+    println!();
+    println!("martelo dev cluster is up (directory {})", dir.display());
+    for info in cluster.nodes() {
+        println!("  node {}", info.id);
+        println!("    address   {}", info.address);
+        if let Some(url) = info.metrics_url() {
+            println!("    metrics   {url}");
+        }
+        println!("    data dir  {}", info.data_dir.display());
+        println!("    log       {}", info.log_path.display());
+    }
+    let first = cluster
+        .api_addresses()
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    println!();
+    println!("try:");
+    println!("  martelo status --addr {first}");
+    // `--addr` defaults to 127.0.0.1:7001, the default base port.
+    if first == "127.0.0.1:7001" {
+        println!("  martelo auction show 1");
+    } else {
+        println!("  martelo auction show 1 --addr {first}");
+    }
+    println!();
+    println!("press Ctrl-C to stop every node cleanly");
+}
+
+async fn stop_and_report(cluster: &LocalCluster) -> anyhow::Result<()> {
+    let results = cluster.stop_all().await;
+    if report_stop(&results) {
+        Ok(())
+    } else {
+        anyhow::bail!("some nodes did not stop cleanly; their logs say why")
+    }
+}
+
+/// Prints one line per node; true when every node stopped cleanly.
+fn report_stop(results: &BTreeMap<NodeId, Result<bool, LocalError>>) -> bool {
+    let mut all_clean = true;
+    for (id, result) in results {
+        match result {
+            Ok(true) => println!("node {id} stopped cleanly"),
+            Ok(false) => {
+                all_clean = false;
+                println!("node {id} did not exit cleanly (killed or non-zero exit)");
+            }
+            Err(error) => {
+                all_clean = false;
+                println!("node {id}: {error}");
+            }
+        }
+    }
+    all_clean
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_args_default_to_three_nodes_eight_shards_port_7001_and_metrics_9101() {
+        use clap::Parser;
+
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            dev: DevArgs,
+        }
+        let defaults = Cli::parse_from(["martelo-dev"]).dev;
+        assert_eq!(defaults.dir, None);
+        assert_eq!(defaults.nodes, 3);
+        assert_eq!(defaults.shard_count, 8);
+        assert_eq!(defaults.base_port, 7001);
+        assert_eq!(defaults.metrics_base_port, 9101);
+        assert_eq!(defaults.binary, None);
+        let given = Cli::parse_from(["martelo-dev", "--dir", "/tmp/d", "--nodes", "5"]).dev;
+        assert_eq!(given.dir.as_deref(), Some(Path::new("/tmp/d")));
+        assert_eq!(given.nodes, 5);
+    }
+}
