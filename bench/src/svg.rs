@@ -72,6 +72,41 @@ struct Series<'a> {
     values: Vec<Option<f64>>,
 }
 
+/// A line of a panel as a table row: its legend name, its colour, whether it is dashed, and
+/// the column of [`SecondRow`] it plots.
+type Line<T> = (&'static str, &'static str, bool, fn(&SecondRow) -> T);
+
+/// The top panel: what happened to the bids each second.
+const THROUGHPUT_LINES: [Line<u64>; 4] = [
+    ("decided", "#222222", false, |row| row.decided),
+    ("accepted", "#2a9d3a", false, |row| row.accepted),
+    ("rejected", "#e07b00", false, |row| row.rejected),
+    ("errors", "#c0392b", true, |row| row.errors + row.unknown),
+];
+
+/// The bottom panel: latency percentiles each second (none in a second without answers).
+const LATENCY_LINES: [Line<Option<u64>>; 3] = [
+    ("p50", "#1f77b4", false, |row| row.p50_us),
+    ("p99", "#9b59b6", false, |row| row.p99_us),
+    ("max", "#7f7f7f", true, |row| row.max_us),
+];
+
+/// The series of a panel's `lines`, each plotting what `values` makes of its column.
+fn series<T>(
+    lines: &[Line<T>],
+    values: impl Fn(fn(&SecondRow) -> T) -> Vec<Option<f64>>,
+) -> Vec<Series<'static>> {
+    lines
+        .iter()
+        .map(|&(name, color, dashed, pick)| Series {
+            name,
+            color,
+            dashed,
+            values: values(pick),
+        })
+        .collect()
+}
+
 /// Maps a second's index to x.
 fn x_of(index: usize, count: usize) -> f64 {
     let width = WIDTH - LEFT - RIGHT;
@@ -183,35 +218,9 @@ pub fn render(title: &str, rows: &[SecondRow]) -> String {
     );
 
     // Throughput.
-    let counts = |pick: fn(&SecondRow) -> u64| -> Vec<Option<f64>> {
+    let throughput = series(&THROUGHPUT_LINES, |pick| {
         rows.iter().map(|row| Some(pick(row) as f64)).collect()
-    };
-    let throughput = [
-        Series {
-            name: "decided",
-            color: "#222222",
-            dashed: false,
-            values: counts(|row| row.decided),
-        },
-        Series {
-            name: "accepted",
-            color: "#2a9d3a",
-            dashed: false,
-            values: counts(|row| row.accepted),
-        },
-        Series {
-            name: "rejected",
-            color: "#e07b00",
-            dashed: false,
-            values: counts(|row| row.rejected),
-        },
-        Series {
-            name: "errors",
-            color: "#c0392b",
-            dashed: true,
-            values: counts(|row| row.errors + row.unknown),
-        },
-    ];
+    });
     frame(&mut out, TOP_PANEL, "bids per second");
     let highest = throughput
         .iter()
@@ -230,31 +239,11 @@ pub fn render(title: &str, rows: &[SecondRow]) -> String {
     legend(&mut out, top, &throughput);
 
     // Latency, log scale: the tail is orders of magnitude above the median.
-    let latency_of = |pick: fn(&SecondRow) -> Option<u64>| -> Vec<Option<f64>> {
+    let latency = series(&LATENCY_LINES, |pick| {
         rows.iter()
             .map(|row| pick(row).map(|micros| micros.max(1) as f64))
             .collect()
-    };
-    let latency = [
-        Series {
-            name: "p50",
-            color: "#1f77b4",
-            dashed: false,
-            values: latency_of(|row| row.p50_us),
-        },
-        Series {
-            name: "p99",
-            color: "#9b59b6",
-            dashed: false,
-            values: latency_of(|row| row.p99_us),
-        },
-        Series {
-            name: "max",
-            color: "#7f7f7f",
-            dashed: true,
-            values: latency_of(|row| row.max_us),
-        },
-    ];
+    });
     frame(&mut out, BOTTOM_PANEL, "latency (log scale)");
     let samples: Vec<f64> = latency
         .iter()

@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use martelo_proto::error_code::RetryClass;
 use martelo_proto::{
-    ApiError, Applied, AuctionPage, AuctionView, ListAuctionsResponse, NotLeader, ProposeResponse,
-    ReadAuctionResponse, ShowAuctionResponse, list_auctions_response, propose_response,
-    read_auction_response, show_auction_response,
+    ApiError, Applied, AuctionPage, AuctionView, ListAuctionsResponse, ListUsersResponse,
+    NotLeader, ProposeResponse, ReadAuctionResponse, ReadUserResponse, ShowAuctionResponse,
+    UserList, UserRecord, list_auctions_response, list_users_response, propose_response,
+    read_auction_response, read_user_response, show_auction_response,
 };
 
 use crate::error::ClientError;
@@ -287,6 +288,52 @@ pub fn classify_list(
     }
 }
 
+/// Classifies one `ReadUser` attempt (group 0), like a read.
+pub fn classify_read_user(
+    address: &str,
+    result: Result<ReadUserResponse, CallError>,
+) -> Verdict<UserRecord> {
+    let answer = result.map(|response| {
+        response.result.map(|result| match result {
+            read_user_response::Result::User(record) => Ok(record),
+            read_user_response::Result::Error(error) => Err(error),
+        })
+    });
+    read_verdict(address, "read user response", answer)
+}
+
+/// Classifies one `ListUsers` attempt (group 0), like a read.
+pub fn classify_list_users(
+    address: &str,
+    result: Result<ListUsersResponse, CallError>,
+) -> Verdict<UserList> {
+    let answer = result.map(|response| {
+        response.result.map(|result| match result {
+            list_users_response::Result::Page(page) => Ok(page),
+            list_users_response::Result::Error(error) => Err(error),
+        })
+    });
+    read_verdict(address, "list users response", answer)
+}
+
+/// A read's answer, once its `oneof` is unpacked: the value, a node's error (judged by
+/// [`classify_read_error`]), or nothing (a broken node: ask again).
+fn read_verdict<T>(
+    address: &str,
+    what: &'static str,
+    answer: Result<Option<Result<T, ApiError>>, CallError>,
+) -> Verdict<T> {
+    match answer {
+        Err(error) => from_call_error(address, error),
+        Ok(Some(Ok(value))) => Verdict::Done(value),
+        Ok(Some(Err(error))) => classify_read_error(address, error),
+        Ok(None) => Verdict::Retry {
+            retry: Retry::Indeterminate,
+            error: empty_answer(address, what),
+        },
+    }
+}
+
 /// Classifies a node's error answer to a read, by the code's [`RetryClass`]. A read changes
 /// nothing, so a class that may have been applied only means "ask another member".
 pub fn classify_read_error<T>(address: &str, error: ApiError) -> Verdict<T> {
@@ -518,6 +565,33 @@ mod tests {
             let verdict: Verdict<()> = classify_admin_error(ADDRESS, api(code));
             assert!(matches!(verdict, Verdict::Stop(_)), "admin {code}");
         }
+    }
+
+    #[test]
+    fn user_reads_are_judged_like_reads_and_permission_denied_stops() {
+        let found = ReadUserResponse {
+            result: Some(read_user_response::Result::User(UserRecord::default())),
+        };
+        assert!(matches!(
+            classify_read_user(ADDRESS, Ok(found)),
+            Verdict::Done(_)
+        ));
+        let refused = ReadUserResponse {
+            result: Some(read_user_response::Result::Error(api(
+                ErrorCode::PermissionDenied,
+            ))),
+        };
+        assert!(matches!(
+            classify_read_user(ADDRESS, Ok(refused)),
+            Verdict::Stop(_)
+        ));
+        let empty = ListUsersResponse { result: None };
+        assert_eq!(
+            retry_of(classify_list_users(ADDRESS, Ok(empty))),
+            Retry::Indeterminate
+        );
+        let verdict = classify_propose(ADDRESS, answer(api(ErrorCode::PermissionDenied)));
+        assert!(matches!(verdict, Verdict::Stop(_)));
     }
 
     #[test]

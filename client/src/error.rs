@@ -253,6 +253,10 @@ pub(crate) fn advice(error: &ApiError) -> &'static str {
         ErrorCode::WrongGroup => {
             "(the client's shard map disagrees with the cluster's: reconnect to reload it)"
         }
+        ErrorCode::PermissionDenied => {
+            "(this API may not make the request: the operator acts only through the admin API, \
+             for example `martelo user create`)"
+        }
         ErrorCode::InvalidArgument | ErrorCode::PayloadTooLarge => {
             "(fix the request: sending it again unchanged cannot succeed)"
         }

@@ -9,6 +9,7 @@
 //!   Client::propose / read_auction ──► group_of ─► Topology::route ─► node ─► decide ─► retry
 //!   Client::list_auctions ──► listing: group by group ─► Topology::route ─► node ─► decide
 //!   Client::subscribe ──► one replica's committed event stream, decoded
+//!   Client::propose_meta / read_user / list_users ──► the meta group (group 0): accounts
 //!   admin::Admin ──► AdminApi of every node (status, init, membership, leadership)
 //! ```
 //!
@@ -22,7 +23,7 @@
 //! - [`channels`]: one lazily connected gRPC channel per node address;
 //! - [`error`]: [`ClientError`] and [`ProposeError`], with stable codes and advice;
 //! - [`admin`]: cluster status (with a health verdict and a table), init, node add and
-//!   remove, leader transfer, snapshots, auction inspection;
+//!   remove, leader transfer, snapshots, auction inspection, the operator's meta actions;
 //! - `telemetry` (private): the `martelo_client_*` metrics.
 //!
 //! A new decision (how to treat a new error code) goes into [`decide`] with a unit test; a
@@ -40,6 +41,7 @@ pub mod topology;
 
 pub use client::{
     AuctionRead, Client, ClientOptions, Proposed, ReadConsistency, ResyncReason, SubscribeItem,
+    UserKey, UserRead,
 };
 pub use error::{ClientError, ClientErrorCode, ProposeError};
 pub use listing::{AuctionList, GroupPage, ListCursor, ListFilter, ListedAuction};

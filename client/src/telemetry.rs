@@ -4,7 +4,8 @@
 //! with its type, labels and meaning. The names are a contract with dashboards: never rename
 //! one.
 //!
-//! `op` is `propose`, `read`, `list` or `subscribe`. A proposal's `result` is `accepted`,
+//! `op` is `propose`, `propose_meta`, `read`, `read_user`, `list`, `list_users`, `subscribe`
+//! or `admin_propose_meta`. A proposal's `result` is `accepted`,
 //! `rejected`, `unknown` or `not_applied`; a read's or a list's is `ok` or the error code; a
 //! subscription's is `opened`.
 

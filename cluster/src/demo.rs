@@ -14,18 +14,10 @@ const SELLER: Actor = Actor {
     user: UserId(1),
     role: Role::Seller,
 };
-const ALICE: Actor = Actor {
-    user: UserId(10),
-    role: Role::Bidder,
-};
-const BOB: Actor = Actor {
-    user: UserId(11),
-    role: Role::Bidder,
-};
-const CAROL: Actor = Actor {
-    user: UserId(12),
-    role: Role::Bidder,
-};
+/// The bidders: every bid of the script is made as [`Role::Bidder`].
+const ALICE: UserId = UserId(10);
+const BOB: UserId = UserId(11);
+const CAROL: UserId = UserId(12);
 
 /// 2026-01-01T00:00:00Z in microseconds.
 const T0: u64 = 1_767_225_600_000_000;
@@ -42,11 +34,15 @@ fn request(actor: Actor, id: &str, action: Action) -> anyhow::Result<Command> {
     }))
 }
 
-fn bid(actor: Actor, id: &str, amount: u64, max: Option<u64>) -> anyhow::Result<Command> {
+fn bid(bidder: UserId, id: &str, amount: u64, max: Option<u64>) -> anyhow::Result<Command> {
     let action = Action::PlaceBid {
         auction_id: AUCTION,
         amount: Amount(amount),
         max: max.map(Amount),
+    };
+    let actor = Actor {
+        user: bidder,
+        role: Role::Bidder,
     };
     request(actor, id, action)
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use martelo_cluster::cli::{
     AdminCommand, AuctionCommand, ClusterCommand, LeaderCommand, NodeCommand, SnapshotArgs,
-    StatusArgs,
+    StatusArgs, UserCommand,
 };
 use martelo_cluster::node::{self, NodeArgs};
 
@@ -18,8 +18,8 @@ use martelo_cluster::node::{self, NodeArgs};
     long_about = "martelo: a replicated real-time auction platform.\n\n\
         Start a local 3-node cluster with `martelo dev`; run a node with `martelo node`; \
         inspect and administer a cluster with `martelo status`, `martelo cluster init`, \
-        `martelo node add|remove`, `martelo leader transfer`, `martelo snapshot` and \
-        `martelo auction list|show`. Admin commands find the cluster through --addr \
+        `martelo node add|remove`, `martelo leader transfer`, `martelo snapshot`, \
+        `martelo auction list|show` and `martelo user create|list`. Admin commands find the cluster through --addr \
         (env MARTELO_ADDR, default 127.0.0.1:7001)."
 )]
 struct Cli {
@@ -51,6 +51,9 @@ enum Commands {
     /// Inspect auctions.
     #[command(subcommand)]
     Auction(AuctionCommand),
+    /// Create and list user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Drive load at a cluster and report throughput and latency.
     Bench(martelo_bench::BenchArgs),
     /// Replay a sample auction through the engine and print every command, reply and event
@@ -98,6 +101,7 @@ async fn run(command: Commands) -> ExitCode {
         Commands::Leader(command) => AdminCommand::Leader(command),
         Commands::Snapshot(args) => AdminCommand::Snapshot(args),
         Commands::Auction(command) => AdminCommand::Auction(command),
+        Commands::User(command) => AdminCommand::User(command),
     };
     match admin.run().await {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,14 +11,7 @@ use support::*;
 /// Bids 100 (user 10), 200 (user 11), 300 (user 10): user 10 wins at 300.
 async fn three_bids(client: &martelo_client::Client, auction: u64) {
     for (round, (user, amount)) in [(10, 100), (11, 200), (10, 300)].into_iter().enumerate() {
-        let proposed = bid(client, auction, user, amount, &format!("{auction}-{round}"))
-            .await
-            .expect("decided");
-        assert!(
-            accepted_price(&proposed.reply).is_some(),
-            "{:?}",
-            proposed.reply
-        );
+        must_bid(client, auction, user, amount, &format!("{auction}-{round}")).await;
     }
 }
 

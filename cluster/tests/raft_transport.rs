@@ -312,6 +312,15 @@ fn raw_client(address: &str) -> RaftTransportClient<Channel> {
 /// An empty append (a heartbeat) from node 9, leader of term 1, for `group_id` on
 /// `to_node_id`.
 fn heartbeat(group_id: u64, to_node_id: u64) -> martelo_proto::AppendEntriesRequest {
+    heartbeat_in(WireVersion::CURRENT, group_id, to_node_id)
+}
+
+/// [`heartbeat`] sent in wire version `version`.
+fn heartbeat_in(
+    version: WireVersion,
+    group_id: u64,
+    to_node_id: u64,
+) -> martelo_proto::AppendEntriesRequest {
     let request = AppendEntriesRequest::<TypeConfig> {
         vote: Vote::new_committed(1, 9),
         prev_log_id: None,
@@ -322,10 +331,25 @@ fn heartbeat(group_id: u64, to_node_id: u64) -> martelo_proto::AppendEntriesRequ
         group_id,
         from_node_id: 9,
         to_node_id,
-        codec_version: WireVersion::CURRENT.codec_version(),
-        payload: wire::encode_peer("AppendEntriesRequest", &request, WireVersion::CURRENT)
+        codec_version: version.codec_version(),
+        payload: wire::encode_peer("AppendEntriesRequest", &request, version)
             .expect("encodes")
             .into(),
+    }
+}
+
+/// The Raft's answer inside an append response that must carry one, and the wire version
+/// it is encoded in.
+fn raft_answer(
+    response: martelo_proto::AppendEntriesResponse,
+) -> (u8, AppendEntriesResponse<TypeConfig>) {
+    match response.result {
+        Some(append_entries_response::Result::Payload(bytes)) => {
+            let answer =
+                wire::decode_peer::<_, 1024>("AppendEntriesResponse", &bytes).expect("decodes");
+            (bytes[0], answer)
+        }
+        other => panic!("expected a Raft answer, got {other:?}"),
     }
 }
 
@@ -347,93 +371,54 @@ async fn server_refuses_misaddressed_malformed_and_out_of_order_messages() {
     running.node.open_group(group).await;
     let mut client = raw_client(&running.node.address);
 
-    let wrong_node = client
-        .append_entries(heartbeat(3, 5))
-        .await
-        .expect("answers")
-        .into_inner();
-    assert_eq!(
-        refusal_code!(wrong_node, append_entries_response),
-        ErrorCode::WrongNode
-    );
-    let unknown_group = client
-        .append_entries(heartbeat(4, 2))
-        .await
-        .expect("answers")
-        .into_inner();
-    assert_eq!(
-        refusal_code!(unknown_group, append_entries_response),
-        ErrorCode::UnknownGroup
-    );
+    // Refused before anything reaches the Raft: each case with the code it gets.
     let mut garbage = heartbeat(3, 2);
     garbage.payload = Bytes::from_static(b"\x01\x02\x03\x04\x05\x06");
-    let garbage = client
-        .append_entries(garbage)
-        .await
-        .expect("answers")
-        .into_inner();
-    assert_eq!(
-        refusal_code!(garbage, append_entries_response),
-        ErrorCode::InvalidArgument
-    );
+    let mut unknown_version = heartbeat(3, 2);
+    unknown_version.codec_version = u32::from(wire::WIRE_VERSION) + 1;
+    let refused = [
+        ("wrong node", heartbeat(3, 5), ErrorCode::WrongNode),
+        ("unknown group", heartbeat(4, 2), ErrorCode::UnknownGroup),
+        ("garbage payload", garbage, ErrorCode::InvalidArgument),
+        // A version this node does not read is refused before anything is decoded.
+        (
+            "unknown wire version",
+            unknown_version,
+            ErrorCode::UnsupportedCodec,
+        ),
+    ];
+    for (case, request, code) in refused {
+        let answer = client
+            .append_entries(request)
+            .await
+            .expect("answers")
+            .into_inner();
+        assert_eq!(
+            refusal_code!(answer, append_entries_response),
+            code,
+            "{case}"
+        );
+    }
     let accepted = client
         .append_entries(heartbeat(3, 2))
         .await
         .expect("answers")
         .into_inner();
-    let answer: AppendEntriesResponse<TypeConfig> = match accepted.result {
-        Some(append_entries_response::Result::Payload(bytes)) => {
-            wire::decode_peer::<_, 1024>("AppendEntriesResponse", &bytes).expect("decodes")
-        }
-        other => panic!("expected a Raft answer, got {other:?}"),
-    };
-    assert_eq!(answer, AppendEntriesResponse::Success);
+    assert_eq!(raft_answer(accepted).1, AppendEntriesResponse::Success);
 
-    // A peer one wire version older is served, and answered in its version; a version this
-    // node does not read is refused before anything is decoded.
-    let mut older = heartbeat(3, 2);
-    older.codec_version = WireVersion::OLDEST.codec_version();
-    older.payload = wire::encode_peer(
-        "AppendEntriesRequest",
-        &AppendEntriesRequest::<TypeConfig> {
-            vote: Vote::new_committed(1, 9),
-            prev_log_id: None,
-            leader_commit: None,
-            entries: vec![],
-        },
-        WireVersion::OLDEST,
-    )
-    .expect("encodes")
-    .into();
+    // A peer one wire version older is served, and answered in its version.
     let older = client
-        .append_entries(older)
+        .append_entries(heartbeat_in(WireVersion::OLDEST, 3, 2))
         .await
         .expect("answers")
         .into_inner();
-    match older.result {
-        Some(append_entries_response::Result::Payload(bytes)) => {
-            assert_eq!(
-                bytes[0],
-                WireVersion::OLDEST.get(),
-                "answered in its version"
-            );
-            let answer: AppendEntriesResponse<TypeConfig> =
-                wire::decode_peer::<_, 1024>("AppendEntriesResponse", &bytes).expect("decodes");
-            assert_eq!(answer, AppendEntriesResponse::Success);
-        }
-        other => panic!("expected a Raft answer, got {other:?}"),
-    }
-    let mut unknown = heartbeat(3, 2);
-    unknown.codec_version = u32::from(wire::WIRE_VERSION) + 1;
-    let unknown = client
-        .append_entries(unknown)
-        .await
-        .expect("answers")
-        .into_inner();
+    let (version, answer) = raft_answer(older);
     assert_eq!(
-        refusal_code!(unknown, append_entries_response),
-        ErrorCode::UnsupportedCodec
+        version,
+        WireVersion::OLDEST.get(),
+        "answered in its version"
     );
+    assert_eq!(answer, AppendEntriesResponse::Success);
 
     // A stream that switches group gets its earlier request answered, then the error.
     let requests = futures::stream::iter([heartbeat(3, 2), heartbeat(4, 2), heartbeat(3, 2)]);
@@ -455,7 +440,6 @@ async fn server_refuses_misaddressed_malformed_and_out_of_order_messages() {
         ErrorCode::InvalidArgument
     );
 
-    // A snapshot with a gap installs nothing.
     let vote = Vote::new_committed(1, 9);
     let meta = martelo_raft_store::types::SnapshotMeta {
         last_log_id: None,
@@ -480,39 +464,26 @@ async fn server_refuses_misaddressed_malformed_and_out_of_order_messages() {
             data: Bytes::from_static(b"abcd"),
         })),
     };
-    let messages = vec![
-        SnapshotChunk {
-            kind: Some(snapshot_chunk::Kind::Header(header.clone())),
-        },
-        data(0),
-        data(5),
-    ];
-    let answer = client
-        .install_snapshot(futures::stream::iter(messages))
-        .await
-        .expect("answers")
-        .into_inner();
-    assert_eq!(
-        refusal_code!(answer, install_snapshot_response),
-        ErrorCode::InvalidArgument
-    );
-    // Cut off before the trailer: refused too.
-    let messages = vec![
-        SnapshotChunk {
-            kind: Some(snapshot_chunk::Kind::Header(header)),
-        },
-        data(0),
-        data(4),
-    ];
-    let answer = client
-        .install_snapshot(futures::stream::iter(messages))
-        .await
-        .expect("answers")
-        .into_inner();
-    assert_eq!(
-        refusal_code!(answer, install_snapshot_response),
-        ErrorCode::InvalidArgument
-    );
+    // A snapshot with a gap installs nothing, and one cut off before the trailer neither.
+    for (case, second) in [("gap", data(5)), ("no trailer", data(4))] {
+        let messages = vec![
+            SnapshotChunk {
+                kind: Some(snapshot_chunk::Kind::Header(header.clone())),
+            },
+            data(0),
+            second,
+        ];
+        let answer = client
+            .install_snapshot(futures::stream::iter(messages))
+            .await
+            .expect("answers")
+            .into_inner();
+        assert_eq!(
+            refusal_code!(answer, install_snapshot_response),
+            ErrorCode::InvalidArgument,
+            "{case}"
+        );
+    }
 
     stop_all(vec![running]).await;
 }

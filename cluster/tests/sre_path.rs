@@ -3,7 +3,6 @@
 //! way (`--peers` listing every node, no `cluster init` yet), and checks the output and the
 //! exit code that the document promises.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use martelo_devkit::{LocalCluster, LocalClusterConfig};
@@ -14,23 +13,25 @@ mod support;
 use support::{Run, martelo};
 
 /// `nodes` nodes started by hand as OPERATIONS.md shows (every one with `--peers` naming
-/// all of them), not initialized.
-async fn must_start_nodes(dir: &Path, nodes: usize, metrics: bool) -> LocalCluster {
-    let mut config = LocalClusterConfig::new(env!("CARGO_BIN_EXE_martelo"), dir);
-    config.nodes = nodes;
-    config.shard_count = 8;
-    config.metrics = metrics;
-    config.extra_args = vec!["--log-format".into(), "text".into()];
-    LocalCluster::start(config).await.expect("nodes start")
-}
-
-fn temp_dir() -> tempfile::TempDir {
+/// all of them), not initialized; with their data and logs directory (printed; keep it
+/// alive while the nodes run) and node 1's API address, the `--addr` of every command.
+async fn must_start_nodes(
+    nodes: usize,
+    metrics: bool,
+) -> (tempfile::TempDir, LocalCluster, String) {
     let dir = tempfile::Builder::new()
         .prefix("martelo-sre-path-")
         .tempdir()
         .expect("temp dir");
     println!("data and logs: {}", dir.path().display());
-    dir
+    let mut config = LocalClusterConfig::new(env!("CARGO_BIN_EXE_martelo"), dir.path());
+    config.nodes = nodes;
+    config.shard_count = 8;
+    config.metrics = metrics;
+    config.extra_args = vec!["--log-format".into(), "text".into()];
+    let cluster = LocalCluster::start(config).await.expect("nodes start");
+    let first = cluster.api_addresses()[0].clone();
+    (dir, cluster, first)
 }
 
 fn status_json(run: &Run) -> serde_json::Value {
@@ -56,27 +57,20 @@ async fn must_status_exit(addr: &str, code: i32, timeout: Duration) -> Run {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_init_by_the_book_gives_every_group_three_voters_and_status_ok() {
-    let dir = temp_dir();
-    let cluster = must_start_nodes(dir.path(), 3, false).await;
-    let first = cluster.api_addresses()[0].clone();
+    let (_dir, cluster, first) = must_start_nodes(3, false).await;
 
     // Before init: `status` says so with the documented code 4.
     let fresh = martelo(&["status", "--addr", &first]).await;
-    assert_eq!(fresh.code, 4, "{}", fresh.output());
-    assert!(fresh.output().contains("martelo cluster init"));
+    fresh.must_exit(4).must_say(&["martelo cluster init"]);
 
     // The documented bootstrap: one init against node 1, nothing else.
     let init = martelo(&["cluster", "init", "--addr", &first]).await;
-    assert_eq!(init.code, 0, "{}", init.output());
-    assert!(
-        init.stdout.contains("a cluster of 3 node(s)") && init.stdout.contains("3 voter(s)"),
-        "{}",
-        init.stdout
-    );
-    assert!(!init.stdout.contains("WARNING"), "{}", init.stdout);
+    init.must_exit(0)
+        .must_print(&["a cluster of 3 node(s)", "3 voter(s)"])
+        .must_not_print(&["WARNING"]);
 
     let status = must_status_exit(&first, 0, Duration::from_secs(15)).await;
-    assert!(status.stdout.contains("health: OK"), "{}", status.stdout);
+    status.must_print(&["health: OK"]);
     let json = status_json(&martelo(&["status", "--addr", &first, "--json"]).await);
     let groups = json["health"]["groups"].as_array().expect("groups");
     assert_eq!(groups.len(), 9, "the meta group and 8 shards");
@@ -93,29 +87,20 @@ async fn cluster_init_by_the_book_gives_every_group_three_voters_and_status_ok()
 
     // Running it again changes nothing and says so.
     let again = martelo(&["cluster", "init", "--addr", &first]).await;
-    assert_eq!(again.code, 1, "{}", again.output());
-    assert!(again.output().contains("cluster_already_initialized"));
+    again
+        .must_exit(1)
+        .must_say(&["cluster_already_initialized"]);
 
     // One node down: every group still takes writes, but can lose no more voters.
     cluster.kill(NodeId(3)).expect("kill node 3");
     let degraded = must_status_exit(&first, 7, Duration::from_secs(15)).await;
-    assert!(
-        degraded.stdout.contains("health: DEGRADED"),
-        "{}",
-        degraded.stdout
-    );
-    assert!(
-        degraded.stdout.contains("voter 3 is unreachable"),
-        "{}",
-        degraded.stdout
-    );
-    assert!(
-        degraded.stdout.contains("can lose no more voters"),
-        "{}",
-        degraded.stdout
-    );
+    degraded.must_print(&[
+        "health: DEGRADED",
+        "voter 3 is unreachable",
+        "can lose no more voters",
+    ]);
     // The per-group table names voters and learners.
-    assert!(degraded.stdout.contains("VOTERS"), "{}", degraded.stdout);
+    degraded.must_print(&["VOTERS"]);
 
     cluster.restart(NodeId(3)).await.expect("restart node 3");
     must_status_exit(&first, 0, Duration::from_secs(20)).await;
@@ -124,17 +109,10 @@ async fn cluster_init_by_the_book_gives_every_group_three_voters_and_status_ok()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_init_refuses_too_few_nodes_unless_single_node_is_asked_for() {
-    let dir = temp_dir();
-    let cluster = must_start_nodes(dir.path(), 1, true).await;
-    let first = cluster.api_addresses()[0].clone();
+    let (_dir, cluster, first) = must_start_nodes(1, true).await;
 
     let refused = martelo(&["cluster", "init", "--addr", &first]).await;
-    assert_eq!(refused.code, 2, "{}", refused.output());
-    assert!(
-        refused.output().contains("--single-node"),
-        "{}",
-        refused.output()
-    );
+    refused.must_exit(2).must_say(&["--single-node"]);
     let still_fresh = martelo(&["status", "--addr", &first]).await;
     assert_eq!(
         still_fresh.code,
@@ -144,8 +122,7 @@ async fn cluster_init_refuses_too_few_nodes_unless_single_node_is_asked_for() {
     );
 
     let single = martelo(&["cluster", "init", "--addr", &first, "--single-node"]).await;
-    assert_eq!(single.code, 0, "{}", single.output());
-    assert!(single.stdout.contains("WARNING"), "{}", single.stdout);
+    single.must_exit(0).must_print(&["WARNING"]);
     // A single-node cluster the operator asked for is as healthy as it can be.
     must_status_exit(&first, 0, Duration::from_secs(15)).await;
 
@@ -157,12 +134,8 @@ async fn cluster_init_refuses_too_few_nodes_unless_single_node_is_asked_for() {
     ])
     .await;
     assert_eq!(last.code, 1, "nothing was done:\n{}", last.output());
-    assert!(last.output().contains("only voter"), "{}", last.output());
-    assert!(
-        !last.output().contains("run the same command again"),
-        "{}",
-        last.output()
-    );
+    last.must_say(&["only voter"])
+        .must_not_say(&["run the same command again"]);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "a permanent refusal was retried for {:?}",
@@ -175,112 +148,58 @@ async fn cluster_init_refuses_too_few_nodes_unless_single_node_is_asked_for() {
         .and_then(|node| node.metrics_address)
         .expect("metrics");
     let wrong = martelo(&["auction", "show", "7", "--addr", &metrics]).await;
-    assert_eq!(wrong.code, 3, "{}", wrong.output());
-    assert!(
-        wrong.output().contains("--listen address"),
-        "{}",
-        wrong.output()
-    );
-    assert!(
-        !wrong.output().contains("failed in transit"),
-        "{}",
-        wrong.output()
-    );
+    wrong
+        .must_exit(3)
+        .must_say(&["--listen address"])
+        .must_not_say(&["failed in transit"]);
     cluster.stop_all().await;
+}
+
+/// The arguments of `martelo node add --id 4` for the node at `address`, to each of `groups`
+/// (to every group when there is none), sent through `first`.
+fn add_node_4<'a>(address: &'a str, groups: &[&'a str], first: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["node", "add", "--id", "4", "--address", address];
+    for &group in groups {
+        args.extend(["--group", group]);
+    }
+    args.extend(["--addr", first]);
+    args
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn membership_commands_are_idempotent_and_usage_errors_exit_2() {
-    let dir = temp_dir();
-    let cluster = must_start_nodes(dir.path(), 3, false).await;
-    let first = cluster.api_addresses()[0].clone();
+    let (_dir, cluster, first) = must_start_nodes(3, false).await;
     let init = martelo(&["cluster", "init", "--addr", &first]).await;
-    assert_eq!(init.code, 0, "{}", init.output());
+    init.must_exit(0);
     let fourth = cluster.add_node(NodeId(4)).await.expect("node 4 starts");
 
-    let add = [
-        "node",
-        "add",
-        "--id",
-        "4",
-        "--address",
-        &fourth,
-        "--group",
-        "3",
-        "--addr",
-        &first,
-    ];
+    let add = add_node_4(&fourth, &["3"], &first);
     let added = martelo(&add).await;
-    assert_eq!(added.code, 0, "{}", added.output());
-    assert!(
-        added.stdout.contains("node 4 is a voter"),
-        "{}",
-        added.stdout
-    );
+    added.must_exit(0).must_print(&["node 4 is a voter"]);
     let repeated = martelo(&add).await;
-    assert_eq!(repeated.code, 0, "{}", repeated.output());
-    assert!(
-        repeated.stdout.contains("already a voter"),
-        "{}",
-        repeated.stdout
-    );
+    repeated.must_exit(0).must_print(&["already a voter"]);
 
     let remove = [
         "node", "remove", "--id", "4", "--group", "3", "--addr", &first,
     ];
     let removed = martelo(&remove).await;
-    assert_eq!(removed.code, 0, "{}", removed.output());
+    removed.must_exit(0);
     let removed_again = martelo(&remove).await;
-    assert_eq!(removed_again.code, 0, "{}", removed_again.output());
-    assert!(
-        removed_again.stdout.contains("is not a member"),
-        "{}",
-        removed_again.stdout
-    );
+    removed_again.must_exit(0).must_print(&["is not a member"]);
     let everywhere = martelo(&["node", "remove", "--id", "4", "--addr", &first]).await;
-    assert_eq!(everywhere.code, 0, "{}", everywhere.output());
-    assert!(
-        everywhere.stdout.contains("in no group: nothing to do"),
-        "{}",
-        everywhere.stdout
-    );
+    everywhere
+        .must_exit(0)
+        .must_print(&["in no group: nothing to do"]);
 
     // Out of every group, the meta group included, the node is out of the cluster, and its
     // id is retired: it is refused even for a fresh node.
-    let join = martelo(&[
-        "node",
-        "add",
-        "--id",
-        "4",
-        "--address",
-        &fourth,
-        "--addr",
-        &first,
-    ])
-    .await;
-    assert_eq!(join.code, 0, "{}", join.output());
+    let join = martelo(&add_node_4(&fourth, &[], &first)).await;
+    join.must_exit(0);
     let leave = martelo(&["node", "remove", "--id", "4", "--addr", &first]).await;
-    assert_eq!(leave.code, 0, "{}", leave.output());
+    leave.must_exit(0);
     let fifth = cluster.add_node(NodeId(5)).await.expect("node 5 starts");
-    let reuse = martelo(&[
-        "node",
-        "add",
-        "--id",
-        "4",
-        "--address",
-        &fifth,
-        "--group",
-        "1",
-        "--addr",
-        &first,
-    ])
-    .await;
-    assert_eq!(reuse.code, 1, "{}", reuse.output());
-    assert!(
-        reuse.output().contains("never reused"),
-        "{}",
-        reuse.output()
-    );
+    let reuse = martelo(&add_node_4(&fifth, &["1"], &first)).await;
+    reuse.must_exit(1).must_say(&["never reused"]);
 
     // Usage errors: clap's code 2, and nothing is sent.
     for args in [
@@ -298,7 +217,7 @@ async fn membership_commands_are_idempotent_and_usage_errors_exit_2() {
         "node", "remove", "--id", "2", "--group", "99", "--addr", &first,
     ])
     .await;
-    assert_eq!(no_group.code, 2, "{}", no_group.output());
+    no_group.must_exit(2);
     cluster.stop_all().await;
 }
 
@@ -307,7 +226,7 @@ async fn an_address_without_a_martelo_node_exits_3_and_says_why() {
     let port = martelo_devkit::pick_free_ports(1).expect("a port")[0];
     let address = format!("127.0.0.1:{port}");
     let run = martelo(&["status", "--addr", &address]).await;
-    assert_eq!(run.code, 3, "{}", run.output());
+    run.must_exit(3);
 
     // A web server that answers in HTTP/1: depending on timing, the HTTP/2 layer either
     // rejects its answer ("does not speak martelo's gRPC API") or sees the connection close
@@ -327,10 +246,5 @@ async fn an_address_without_a_martelo_node_exits_3_and_says_why() {
         }
     });
     let run = martelo(&["auction", "show", "7", "--addr", &web]).await;
-    assert_eq!(run.code, 3, "{}", run.output());
-    assert!(
-        run.output().contains("--listen address"),
-        "{}",
-        run.output()
-    );
+    run.must_exit(3).must_say(&["--listen address"]);
 }

@@ -9,6 +9,8 @@
 //! lifetime or the 24-hour retention of idempotency records. Every meta rejection code but
 //! the capacity limits comes up (the unit tests reach those).
 
+mod support;
+
 use std::collections::BTreeSet;
 
 use martelo_engine::meta::{
@@ -17,6 +19,7 @@ use martelo_engine::meta::{
 };
 use martelo_engine::*;
 use proptest::prelude::*;
+use support::config;
 
 const NAMES: [&str; 7] = ["root", "alice", "ALICE", "bob", "carol", "dave", "erin"];
 /// Users registered before the ops, after the admin (ids 2 to 4).
@@ -374,13 +377,6 @@ fn apply(state: &mut State, first: u64, commands: &[(Timestamp, Command)]) -> Ve
             state.apply(ctx, command)
         })
         .collect()
-}
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 1_000,
-        ..ProptestConfig::default()
-    }
 }
 
 proptest! {

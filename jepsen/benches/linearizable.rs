@@ -8,15 +8,7 @@ use martelo_jepsen::generate::{GeneratorConfig, generate};
 use martelo_jepsen::history::pair;
 
 fn large_history(criterion: &mut Criterion) {
-    let config = GeneratorConfig {
-        seed: 7,
-        auctions: 100,
-        clients: 10,
-        operations: 100_000,
-        close_per_mille: 1,
-        ..GeneratorConfig::default()
-    };
-    let generated = generate(&config);
+    let generated = generate(&GeneratorConfig::hundred_thousand_operations());
     let operations = pair(&generated.records).expect("generated history pairs");
     let mut group = criterion.benchmark_group("linearizable");
     group.sample_size(10);

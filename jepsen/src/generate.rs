@@ -79,6 +79,21 @@ impl Default for GeneratorConfig {
     }
 }
 
+impl GeneratorConfig {
+    /// The history of the checker's performance requirement (checked in under a minute) and
+    /// of its benchmark: 100,000 operations over 100 auctions and 10 clients, seed 7.
+    pub fn hundred_thousand_operations() -> Self {
+        GeneratorConfig {
+            seed: 7,
+            auctions: 100,
+            clients: 10,
+            operations: 100_000,
+            close_per_mille: 1,
+            ..GeneratorConfig::default()
+        }
+    }
+}
+
 /// A generated run: the history and the replicas' final state.
 #[derive(Clone, Debug)]
 pub struct Generated {

@@ -307,6 +307,18 @@ impl Frame {
         }
     }
 
+    /// A horizontal grid line at height `y`, labelled on the left.
+    fn y_tick(svg: &mut String, y: f64, label: &str) {
+        let _ = write!(
+            svg,
+            r##"<line x1="{MARGIN_LEFT}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#ddd"/><text x="{2:.1}" y="{3:.1}" text-anchor="end">{label}</text>"##,
+            y,
+            WIDTH - MARGIN_RIGHT,
+            MARGIN_LEFT - 4.0,
+            y + 4.0
+        );
+    }
+
     fn time_axis(&self, svg: &mut String) {
         let bottom = HEIGHT - MARGIN_BOTTOM;
         let _ = write!(
@@ -385,14 +397,7 @@ pub fn latency_svg(operations: &[Operation], nemesis: &[NemesisEvent], t_max: f6
         } else {
             format!("{} s", ms / 1000.0)
         };
-        let _ = write!(
-            svg,
-            r##"<line x1="{MARGIN_LEFT}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#ddd"/><text x="{2:.1}" y="{3:.1}" text-anchor="end">{label}</text>"##,
-            y(ms),
-            WIDTH - MARGIN_RIGHT,
-            MARGIN_LEFT - 4.0,
-            y(ms) + 4.0
-        );
+        Frame::y_tick(&mut svg, y(ms), &label);
     }
     let stride = operations.len().div_ceil(POINTS_MAX).max(1);
     for operation in operations.iter().step_by(stride) {
@@ -461,14 +466,7 @@ pub fn throughput_svg(operations: &[Operation], nemesis: &[NemesisEvent], t_max:
     frame.shade(&mut svg, nemesis);
     for tick in 0..=4 {
         let value = y_max * f64::from(tick) / 4.0;
-        let _ = write!(
-            svg,
-            r##"<line x1="{MARGIN_LEFT}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#ddd"/><text x="{2:.1}" y="{3:.1}" text-anchor="end">{value}/s</text>"##,
-            y(value),
-            WIDTH - MARGIN_RIGHT,
-            MARGIN_LEFT - 4.0,
-            y(value) + 4.0
-        );
+        Frame::y_tick(&mut svg, y(value), &format!("{value}/s"));
     }
     for (function, counts) in &series {
         let points: Vec<String> = counts

@@ -8,11 +8,14 @@
 //! test's target dir). Set `ROCKSDB_LIB_DIR` and `ROCKSDB_STATIC` to reuse a prebuilt RocksDB,
 //! or that build compiles RocksDB from source (tens of minutes).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
+use support::{jepsen_run, must_read_summary, text};
 
 fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
@@ -68,24 +71,11 @@ fn planted_bin() -> &'static Path {
 fn must_run(binary: &Path, args: &[&str]) -> (i32, Value, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("run");
-    let output = Command::new(env!("CARGO_BIN_EXE_martelo-jepsen"))
-        .arg("run")
-        .arg("--martelo-bin")
-        .arg(binary)
-        .arg("--out")
-        .arg(&out)
-        .args(["--quiet", "--seed", "42"])
+    let output = jepsen_run(binary, &out, "42")
         .args(args)
         .output()
         .expect("martelo-jepsen runs");
-    let code = output.status.code().unwrap_or(-1);
-    let summary = std::fs::read(out.join("summary.json")).unwrap_or_else(|error| {
-        panic!(
-            "no summary.json ({error}); exit {code}; stderr:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    let summary: Value = serde_json::from_slice(&summary).expect("summary.json is JSON");
+    let (code, summary) = must_read_summary(&out, &output);
     (code, summary, dir)
 }
 
@@ -97,10 +87,6 @@ fn validity<'a>(summary: &'a Value, checker: &str) -> &'a str {
         .find(|verdict| verdict["checker"] == checker)
         .and_then(|verdict| verdict["validity"].as_str())
         .unwrap_or("missing")
-}
-
-fn text(summary: &Value) -> String {
-    serde_json::to_string_pretty(summary).expect("serializes")
 }
 
 #[test]
@@ -131,6 +117,19 @@ fn a_short_mixed_fault_run_passes() {
     );
 }
 
+/// Partitions that isolate a group leader for 5 s every 7 s: a deposed leader keeps serving
+/// for a while, which is what the lost-bid and stale-read bugs need to show.
+const ISOLATED_LEADER_EVERY_7S: &[&str] = &[
+    "--nemesis",
+    "partition",
+    "--partition",
+    "isolated-leader",
+    "--nemesis-interval",
+    "7",
+    "--fault-duration",
+    "5",
+];
+
 /// Runs against the planted binary with `bug` and asserts `checker` fails (and the exit
 /// code says so).
 fn must_catch(bug: &str, checker: &str, args: &[&str]) {
@@ -151,18 +150,7 @@ fn planted_ack_before_commit_is_caught_as_lost_bids() {
     must_catch(
         "ack-before-commit",
         "lost",
-        &[
-            "--duration",
-            "30",
-            "--nemesis",
-            "partition",
-            "--partition",
-            "isolated-leader",
-            "--nemesis-interval",
-            "7",
-            "--fault-duration",
-            "5",
-        ],
+        &[&["--duration", "30"], ISOLATED_LEADER_EVERY_7S].concat(),
     );
 }
 
@@ -188,19 +176,11 @@ fn planted_stale_read_is_caught_as_non_linearizable() {
         "stale-read",
         "linearizable",
         &[
-            "--duration",
-            "40",
-            "--nemesis",
-            "partition",
-            "--partition",
-            "isolated-leader",
-            "--nemesis-interval",
-            "7",
-            "--fault-duration",
-            "5",
-            "--read-percent",
-            "60",
-        ],
+            &["--duration", "40"],
+            ISOLATED_LEADER_EVERY_7S,
+            &["--read-percent", "60"],
+        ]
+        .concat(),
     );
 }
 

@@ -61,14 +61,7 @@ fn time_checkers(config: GeneratorConfig) {
 #[test]
 #[ignore = "timing test: run in release mode, see the module doc"]
 fn hundred_thousand_operations_over_100_auctions_check_under_a_minute() {
-    time_checkers(GeneratorConfig {
-        seed: 7,
-        auctions: 100,
-        clients: 10,
-        operations: 100_000,
-        close_per_mille: 1,
-        ..GeneratorConfig::default()
-    });
+    time_checkers(GeneratorConfig::hundred_thousand_operations());
 }
 
 #[test]

@@ -6,10 +6,13 @@
 //! MARTELO_BIN=/path/to/martelo cargo test -p martelo-jepsen --test netns_partition -- --nocapture
 //! ```
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use support::{jepsen_run, must_read_summary, text};
 
 fn succeeds(program: &str, args: &[&str]) -> bool {
     Command::new(program)
@@ -48,10 +51,6 @@ fn prerequisites() -> Result<PathBuf, String> {
     Ok(binary)
 }
 
-fn text(summary: &Value) -> String {
-    serde_json::to_string_pretty(summary).expect("serializes")
-}
-
 #[test]
 fn an_iptables_run_cuts_links_in_its_own_namespace_and_passes() {
     let binary = match prerequisites() {
@@ -63,13 +62,8 @@ fn an_iptables_run_cuts_links_in_its_own_namespace_and_passes() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("run");
-    let child = Command::new(env!("CARGO_BIN_EXE_martelo-jepsen"))
-        .arg("run")
-        .arg("--martelo-bin")
-        .arg(&binary)
-        .arg("--out")
-        .arg(&out)
-        .args(["--quiet", "--seed", "7", "--net", "iptables"])
+    let child = jepsen_run(&binary, &out, "7")
+        .args(["--net", "iptables"])
         .args(["--nodes", "3", "--shards", "2", "--clients", "6"])
         .args(["--duration", "32", "--nemesis", "partition"])
         .args(["--nemesis-interval", "6", "--fault-duration", "4"])
@@ -82,14 +76,7 @@ fn an_iptables_run_cuts_links_in_its_own_namespace_and_passes() {
         .expect("martelo-jepsen runs");
     let namespace = format!("martelo-jepsen-{}", child.id());
     let output = child.wait_with_output().expect("martelo-jepsen ends");
-    let code = output.status.code().unwrap_or(-1);
-    let summary = std::fs::read(out.join("summary.json")).unwrap_or_else(|error| {
-        panic!(
-            "no summary.json ({error}); exit {code}; stderr:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    let summary: Value = serde_json::from_slice(&summary).expect("summary.json is JSON");
+    let (code, summary) = must_read_summary(&out, &output);
     assert_eq!(summary["valid"], true, "{}", text(&summary));
     assert_eq!(code, 0);
     assert_eq!(summary["run"]["net"], "iptables", "{}", text(&summary));

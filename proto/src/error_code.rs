@@ -13,7 +13,7 @@ use crate::v1::{ApiError, ErrorCode, NotLeader};
 
 impl ErrorCode {
     /// Every code, in wire order. A unit test checks that no generated variant is missing.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::Unspecified,
         ErrorCode::Internal,
         ErrorCode::InvalidArgument,
@@ -34,6 +34,7 @@ impl ErrorCode {
         ErrorCode::UnsupportedCodec,
         ErrorCode::ChangeInProgress,
         ErrorCode::ClockSkew,
+        ErrorCode::PermissionDenied,
     ];
 
     /// The stable, machine-readable name: snake_case, without the `ERROR_CODE_` prefix.
@@ -59,6 +60,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedCodec => "unsupported_codec",
             ErrorCode::ChangeInProgress => "change_in_progress",
             ErrorCode::ClockSkew => "clock_skew",
+            ErrorCode::PermissionDenied => "permission_denied",
         }
     }
 
@@ -102,7 +104,8 @@ impl ErrorCode {
             | ErrorCode::ClusterAlreadyInitialized
             | ErrorCode::QuorumAtRisk
             | ErrorCode::UnknownNode
-            | ErrorCode::AuctionNotFound => RetryClass::Never,
+            | ErrorCode::AuctionNotFound
+            | ErrorCode::PermissionDenied => RetryClass::Never,
         }
     }
 
@@ -144,6 +147,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => tonic::Code::Unavailable,
             ErrorCode::Overloaded => tonic::Code::ResourceExhausted,
             ErrorCode::UnsupportedCodec => tonic::Code::Unimplemented,
+            ErrorCode::PermissionDenied => tonic::Code::PermissionDenied,
         }
     }
 }
@@ -326,6 +330,7 @@ mod tests {
         assert_eq!(ErrorCode::UnknownOutcome as i32, 6);
         assert_eq!(ErrorCode::QuorumAtRisk as i32, 10);
         assert_eq!(ErrorCode::ClockSkew as i32, 19);
+        assert_eq!(ErrorCode::PermissionDenied as i32, 20);
     }
 
     #[test]
@@ -347,7 +352,7 @@ mod tests {
 
     /// Every code's class, written out, in wire order: moving a code to another class is a
     /// decision that shows in the diff of this table.
-    const CLASSES: [(ErrorCode, RetryClass); 20] = [
+    const CLASSES: [(ErrorCode, RetryClass); 21] = [
         (ErrorCode::Unspecified, RetryClass::SameRequestId),
         (ErrorCode::Internal, RetryClass::SameRequestId),
         (ErrorCode::InvalidArgument, RetryClass::Never),
@@ -371,6 +376,7 @@ mod tests {
         (ErrorCode::UnsupportedCodec, RetryClass::Never),
         (ErrorCode::ChangeInProgress, RetryClass::Busy),
         (ErrorCode::ClockSkew, RetryClass::Safe),
+        (ErrorCode::PermissionDenied, RetryClass::Never),
     ];
 
     #[test]

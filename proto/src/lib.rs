@@ -18,7 +18,8 @@
 //!   - `raft.proto`: [`raft_transport_server::RaftTransport`] and its client. openraft
 //!     messages travel as opaque `bytes` in the raft-store codec.
 //!   - `client.proto`: [`client_api_server::ClientApi`] (`Propose`, `ReadAuction`,
-//!     `ListAuctions`, `Subscribe`) and its client. Engine commands, replies and events travel as opaque
+//!     `ListAuctions`, `Subscribe`, and the meta group's `ReadUser`, `ListUsers`) and its
+//!     client. Engine commands, replies and events travel as opaque
 //!     `bytes` in the engine codec.
 //!   - `admin.proto`: [`admin_api_server::AdminApi`] and its client.
 //! - [`limits`]: message and chunk size limits; [`services`] applies them to every generated

@@ -44,6 +44,32 @@ pub const LIST_AUCTIONS_LIMIT_DEFAULT: usize = 50;
 /// Most auctions in one `ListAuctions` page; a larger `limit` is `invalid_argument`.
 pub const LIST_AUCTIONS_LIMIT_MAX: usize = 500;
 
+/// Most bytes of a username in `ReadUserRequest.username`, `ListUsersRequest.prefix` and
+/// `ListUsersRequest.after`: the engine's `USERNAME_INPUT_BYTES_MAX` (the node checks they
+/// agree), what a username may be before it is folded. Longer is `payload_too_large`.
+pub const USER_KEY_BYTES_MAX: usize = 128;
+
+/// Accounts in a `ListUsers` page when the request's `limit` is 0.
+pub const LIST_USERS_LIMIT_DEFAULT: usize = 50;
+
+/// Most accounts in one `ListUsers` page: the engine's `USER_PAGE_MAX` (the node checks they
+/// agree); a larger `limit` is `invalid_argument`.
+pub const LIST_USERS_LIMIT_MAX: usize = 200;
+
+/// Decode limit of a martelo-engine `MetaCommand` (`ProposeRequest.encoded_meta_command`)
+/// and of a `MetaAction` (`AdminMetaRequest.encoded_action`). The largest, a registration,
+/// holds a username, a display name and a password hash: under 1 KiB.
+pub const META_COMMAND_BYTES_MAX: usize = 8 * 1024;
+
+/// Decode limit of a martelo-engine `meta::Credentials` (`UserRecord.record`): an account
+/// summary (username, display name, roles, a suspension reason of up to 500 bytes) and a
+/// password hash of up to 256 bytes. Under 2 KiB encoded; decoding may claim more.
+pub const USER_RECORD_BYTES_MAX: usize = 16 * 1024;
+
+/// Decode limit of a martelo-engine `meta::UserPage` (`UserList.page`): up to
+/// [`LIST_USERS_LIMIT_MAX`] summaries of under 1 KiB each, with room for claims at full width.
+pub const USER_PAGE_BYTES_MAX: usize = 1024 * 1024;
+
 /// Largest encoded `AuctionSummary` (envelope and engine summary). The summary's variable
 /// parts are a title (200 bytes) and a cancellation reason (500 bytes); the node's tests
 /// check a summary with both at their maximum against this.
@@ -113,6 +139,11 @@ const _: () =
     assert!(RAFT_CONTROL_PAYLOAD_BYTES_MAX + ENVELOPE_BYTES_MAX <= RAFT_MESSAGE_BYTES_MAX);
 const _: () = assert!(PROPOSAL_REPLY_BYTES_MAX + ENVELOPE_BYTES_MAX <= CLIENT_RESPONSE_BYTES_MAX);
 const _: () = assert!(EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX <= CLIENT_RESPONSE_BYTES_MAX);
+const _: () = assert!(META_COMMAND_BYTES_MAX <= PROPOSAL_COMMAND_BYTES_MAX);
+const _: () = assert!(USER_RECORD_BYTES_MAX + ENVELOPE_BYTES_MAX <= CLIENT_RESPONSE_BYTES_MAX);
+const _: () = assert!(USER_PAGE_BYTES_MAX + ENVELOPE_BYTES_MAX <= CLIENT_RESPONSE_BYTES_MAX);
+const _: () = assert!(0 < LIST_USERS_LIMIT_DEFAULT);
+const _: () = assert!(LIST_USERS_LIMIT_DEFAULT <= LIST_USERS_LIMIT_MAX);
 
 /// Checks a message's encoded size against `limit` before it is sent.
 ///

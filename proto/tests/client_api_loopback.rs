@@ -141,6 +141,20 @@ impl ClientApi for EchoNode {
             messages.into_iter().map(Ok),
         ))))
     }
+
+    async fn read_user(
+        &self,
+        _request: tonic::Request<martelo_proto::ReadUserRequest>,
+    ) -> Result<Response<martelo_proto::ReadUserResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn list_users(
+        &self,
+        _request: tonic::Request<martelo_proto::ListUsersRequest>,
+    ) -> Result<Response<martelo_proto::ListUsersResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
 }
 
 /// A running server and the way to stop it.

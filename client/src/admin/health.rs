@@ -336,22 +336,25 @@ fn assess_group(group: u64, nodes: &[NodeReport], replication_factor: u32) -> Gr
 mod tests {
     use std::collections::BTreeMap;
 
-    use martelo_proto::RaftRole;
+    use martelo_proto::{RaftRole, StatusResponse};
 
     use super::super::fixtures::*;
     use super::super::status::ClusterStatus;
     use super::*;
+    use crate::error::ClientError;
+
+    /// The cluster status made of `answers` from the three known nodes.
+    fn known_cluster(answers: Vec<(String, Result<StatusResponse, ClientError>)>) -> ClusterStatus {
+        ClusterStatus::from_answers(answers, &known_ids())
+    }
 
     #[test]
     fn a_cluster_with_every_voter_up_and_caught_up_is_ok() {
-        let status = ClusterStatus::from_answers(
-            vec![
-                answer(1, caught_up_leader(1)),
-                answer(2, follower_of_both(1)),
-                answer(3, follower_of_both(1)),
-            ],
-            &known_ids(),
-        );
+        let status = known_cluster(vec![
+            answer(1, caught_up_leader(1)),
+            answer(2, follower_of_both(1)),
+            answer(3, follower_of_both(1)),
+        ]);
         assert_eq!(status.health.state, HealthState::Ok, "{:?}", status.health);
         assert!(status.health.healthy);
         assert_eq!(status.health.groups[1].failures_tolerated, 1);
@@ -359,14 +362,11 @@ mod tests {
 
     #[test]
     fn a_cluster_with_two_of_three_voters_up_is_degraded_and_names_the_missing_node() {
-        let status = ClusterStatus::from_answers(
-            vec![
-                answer(1, caught_up_leader(1)),
-                answer(2, follower_of_both(1)),
-                unreachable(3),
-            ],
-            &known_ids(),
-        );
+        let status = known_cluster(vec![
+            answer(1, caught_up_leader(1)),
+            answer(2, follower_of_both(1)),
+            unreachable(3),
+        ]);
         assert!(status.health.healthy, "{:?}", status.health);
         assert_eq!(status.health.state, HealthState::Degraded);
         assert_eq!(status.health.unreachable, vec!["3".to_owned()]);
@@ -394,7 +394,7 @@ mod tests {
             group.voters = vec![1];
             group.replication.clear();
         }
-        let status = ClusterStatus::from_answers(vec![answer(1, groups)], &known_ids());
+        let status = known_cluster(vec![answer(1, groups)]);
         assert_eq!(status.health.state, HealthState::Degraded);
         assert!(
             status.health.groups[0]
@@ -411,14 +411,11 @@ mod tests {
         groups[1].replication[1].lag_entries = LAG_ENTRIES_DEGRADED + 1;
         let mut third = follower_of_both(1);
         third[0].leader_id = None;
-        let status = ClusterStatus::from_answers(
-            vec![
-                answer(1, groups),
-                answer(2, follower_of_both(1)),
-                answer(3, third),
-            ],
-            &known_ids(),
-        );
+        let status = known_cluster(vec![
+            answer(1, groups),
+            answer(2, follower_of_both(1)),
+            answer(3, third),
+        ]);
         assert_eq!(status.health.groups[0].state, HealthState::Degraded);
         assert_eq!(
             status.health.groups[0].risks[0],
@@ -450,14 +447,11 @@ mod tests {
     fn nodes_that_predate_the_recorded_factor_expect_min_3_nodes() {
         let mut old = node(1, caught_up_leader(1));
         old.replication_factor = 0;
-        let status = ClusterStatus::from_answers(
-            vec![
-                ("127.0.0.1:7001".into(), Ok(old)),
-                unreachable(2),
-                unreachable(3),
-            ],
-            &known_ids(),
-        );
+        let status = known_cluster(vec![
+            ("127.0.0.1:7001".into(), Ok(old)),
+            unreachable(2),
+            unreachable(3),
+        ]);
         assert_eq!(status.health.replication_factor, 3);
     }
 
@@ -465,14 +459,11 @@ mod tests {
     fn a_leader_that_only_it_believes_in_is_unhealthy() {
         let mut partitioned = follower_of_both(1);
         partitioned[1] = group(1, RaftRole::Candidate, None, 4);
-        let status = ClusterStatus::from_answers(
-            vec![
-                answer(1, leader_of_both(1)),
-                answer(2, partitioned),
-                unreachable(3),
-            ],
-            &known_ids(),
-        );
+        let status = known_cluster(vec![
+            answer(1, leader_of_both(1)),
+            answer(2, partitioned),
+            unreachable(3),
+        ]);
         assert!(!status.health.healthy);
         assert_eq!(status.health.state, HealthState::Unavailable);
         let group = &status.health.groups[1];
@@ -487,10 +478,7 @@ mod tests {
 
     #[test]
     fn a_group_without_leader_or_replica_is_unhealthy() {
-        let status = ClusterStatus::from_answers(
-            vec![answer(1, vec![group(0, RaftRole::Follower, None, 2)])],
-            &known_ids(),
-        );
+        let status = known_cluster(vec![answer(1, vec![group(0, RaftRole::Follower, None, 2)])]);
         assert!(!status.health.healthy);
         let problems: Vec<_> = status
             .health

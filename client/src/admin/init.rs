@@ -31,7 +31,8 @@ pub struct Placement {
 
 impl Admin {
     /// Bootstraps a cluster through the node at `address` (which fans out to the others),
-    /// then waits until every group has a healthy leader. `shard_count` and
+    /// waits until every group has a healthy leader, then records the shard count in the
+    /// meta group ([`Admin::record_cluster_facts`]). `shard_count` and
     /// `replicas_per_group` 0 mean the node's defaults. Each node serves its client, admin
     /// and Raft APIs at its one address.
     pub async fn init_cluster(
@@ -80,7 +81,11 @@ impl Admin {
                 .collect(),
         };
         let remaining = timeout.saturating_sub(started.elapsed());
-        self.wait_healthy(&[address.to_owned()], remaining).await?;
+        let seeds = [address.to_owned()];
+        let status = self.wait_healthy(&seeds, remaining).await?;
+        // The shard count the cluster was created with, as the healthy nodes report it.
+        self.record_cluster_facts(&seeds, status.shard_count)
+            .await?;
         Ok(layout)
     }
 }

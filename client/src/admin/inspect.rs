@@ -7,17 +7,22 @@
 //! ([`Client::read_auction`], [`Client::list_auctions`]).
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use martelo_engine::{AuctionId, GroupId};
-use martelo_proto::{ShowAuctionRequest, TriggerSnapshotRequest, trigger_snapshot_response};
+use martelo_proto::admin_api_client::AdminApiClient;
+use martelo_proto::{
+    ApiError, ShowAuctionRequest, TriggerSnapshotRequest, trigger_snapshot_response,
+};
 use martelo_types::{self as routing, NodeId};
+use tonic::transport::Channel;
 
 use super::{Admin, empty_answer};
-use crate::channels::{bounded, request_with_timeout};
+use crate::channels::{Channels, bounded, request_with_timeout};
 use crate::client::answers::decode_view;
-use crate::client::attempts::{drive, first_initialized_status};
+use crate::client::attempts::{Exhausted, Served, drive, first_initialized_status};
 use crate::client::{AuctionRead, Client, ClientOptions, ReadConsistency};
-use crate::decide;
+use crate::decide::{self, CallError, Verdict};
 use crate::error::ClientError;
 use crate::listing::{AuctionList, ListCursor, ListFilter};
 use crate::topology::Topology;
@@ -30,26 +35,72 @@ impl Admin {
         address: &str,
         group: GroupId,
     ) -> Result<u64, ClientError> {
-        let timeout = self.options.change_timeout;
         let message = TriggerSnapshotRequest { group_id: group.0 };
-        let answer = match self.channels.admin_api(address) {
-            Ok(mut admin) => {
-                bounded(
-                    timeout,
-                    admin.trigger_snapshot(request_with_timeout(message, timeout)),
-                )
-                .await
-            }
-            Err(error) => Err(error),
-        };
-        match answer {
-            Ok(response) => match response.result {
-                Some(trigger_snapshot_response::Result::SnapshotIndex(index)) => Ok(index),
-                Some(trigger_snapshot_response::Result::Error(error)) => {
-                    Err(ClientError::from_api(address, error))
-                }
-                None => Err(empty_answer(address, "trigger snapshot response")),
+        self.call_at(
+            address,
+            self.options.change_timeout,
+            "trigger snapshot response",
+            message,
+            |mut admin, request| async move { admin.trigger_snapshot(request).await },
+            |response| {
+                response.result.map(|result| match result {
+                    trigger_snapshot_response::Result::SnapshotIndex(index) => Ok(index),
+                    trigger_snapshot_response::Result::Error(error) => Err(error),
+                })
             },
+        )
+        .await
+    }
+
+    /// One admin call at `group`'s leader, following hints and retrying within `timeout`:
+    /// each attempt sends (a copy of) `message` with `call`, and `verdict` judges what the
+    /// node at that address answered.
+    pub(super) async fn at_leader<Req, M, T, Fut>(
+        &self,
+        topology: &Mutex<Topology>,
+        group: GroupId,
+        timeout: Duration,
+        message: Req,
+        call: impl Fn(AdminApiClient<Channel>, tonic::Request<Req>) -> Fut + Copy,
+        verdict: impl Fn(&str, Result<M, CallError>) -> Verdict<T> + Copy,
+    ) -> Result<Served<T>, Exhausted>
+    where
+        Req: Clone,
+        Fut: Future<Output = Result<tonic::Response<M>, tonic::Status>>,
+    {
+        let policy = self.policy(timeout);
+        drive(topology, policy, "admin", group, |target, remaining| {
+            let channels = self.channels.clone();
+            let message = message.clone();
+            async move {
+                let answer = call_admin(&channels, &target.address, remaining, message, call).await;
+                verdict(&target.address, answer)
+            }
+        })
+        .await
+    }
+
+    /// One admin call to the node at `address` (no leader, no retries), bounded by
+    /// `timeout`: `call` sends `message` and `result` splits the answer into a value or
+    /// the node's error, `None` when it holds neither (an answer to `what` that is empty).
+    /// Connection and call failures are classified like every other call's.
+    pub(super) async fn call_at<Req, M, T, Fut>(
+        &self,
+        address: &str,
+        timeout: Duration,
+        what: &'static str,
+        message: Req,
+        call: impl FnOnce(AdminApiClient<Channel>, tonic::Request<Req>) -> Fut,
+        result: impl FnOnce(M) -> Option<Result<T, ApiError>>,
+    ) -> Result<T, ClientError>
+    where
+        Fut: Future<Output = Result<tonic::Response<M>, tonic::Status>>,
+    {
+        let answer = call_admin(&self.channels, address, timeout, message, call).await;
+        match answer.map(result) {
+            Ok(Some(Ok(value))) => Ok(value),
+            Ok(Some(Err(error))) => Err(ClientError::from_api(address, error)),
+            Ok(None) => Err(empty_answer(address, what)),
             Err(error) => Err(decide::classify_call_error(address, error).1),
         }
     }
@@ -84,24 +135,16 @@ impl Admin {
             auction_id: auction.0,
             consistency: consistency.to_proto().into(),
         };
-        let policy = self.policy(self.options.change_timeout);
-        let served = drive(&topology, policy, "admin", group, |target, timeout| {
-            let channels = self.channels.clone();
-            async move {
-                let answer = match channels.admin_api(&target.address) {
-                    Ok(mut admin) => {
-                        bounded(
-                            timeout,
-                            admin.show_auction(request_with_timeout(message, timeout)),
-                        )
-                        .await
-                    }
-                    Err(error) => Err(error),
-                };
-                decide::classify_show(&target.address, answer)
-            }
-        })
-        .await;
+        let served = self
+            .at_leader(
+                &topology,
+                group,
+                self.options.change_timeout,
+                message,
+                |mut admin, request| async move { admin.show_auction(request).await },
+                decide::classify_show,
+            )
+            .await;
         match served {
             Ok(served) => decode_view(&served.target, served.value),
             Err(exhausted) => Err(exhausted.last_error),
@@ -131,4 +174,20 @@ impl Admin {
         let client = Client::connect(seeds, options).await?;
         client.list_auctions(filter, from, limit, consistency).await
     }
+}
+
+/// Sends `message` through the admin client for `address` (`call` names the RPC), bounded by
+/// `timeout`, which also travels as the request's `grpc-timeout`.
+pub(super) async fn call_admin<Req, M, Fut>(
+    channels: &Channels,
+    address: &str,
+    timeout: Duration,
+    message: Req,
+    call: impl FnOnce(AdminApiClient<Channel>, tonic::Request<Req>) -> Fut,
+) -> Result<M, CallError>
+where
+    Fut: Future<Output = Result<tonic::Response<M>, tonic::Status>>,
+{
+    let admin = channels.admin_api(address)?;
+    bounded(timeout, call(admin, request_with_timeout(message, timeout))).await
 }

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use martelo_engine::GroupId;
+use martelo_proto::admin_api_client::AdminApiClient;
 use martelo_proto::{
     AddLearnerRequest, AdminTransferLeaderRequest, ApiError, MembershipChanged, MembershipResponse,
     Node, OpenGroupRequest, PromoteVoterRequest, RemoveNodeRequest, admin_transfer_leader_response,
@@ -17,14 +18,14 @@ use martelo_proto::{
 };
 use martelo_types::{NodeAddress, NodeId, ShardCount};
 use serde::Serialize;
+use tonic::transport::Channel;
 
 use super::status::{ClusterStatus, ErrorReport, GroupReport, node_ids};
-use super::{Admin, empty_answer, empty_api_error, wire_node};
-use crate::channels::{bounded, request_with_timeout};
-use crate::client::attempts::{Exhausted, Served, drive};
+use super::{Admin, empty_api_error, wire_node};
+use crate::client::attempts::{Exhausted, Served};
 use crate::decide::{self, CallError, Failure, Verdict};
 use crate::error::ClientError;
-use crate::topology::{Target, Topology};
+use crate::topology::Topology;
 
 /// What a membership operation did, group by group. A failed group does not stop the
 /// others; run the command again to finish (every step is idempotent on the node).
@@ -168,16 +169,8 @@ impl Admin {
                 topology,
                 group,
                 self.options.catch_up_timeout,
-                |mut admin, timeout| {
-                    let message = message.clone();
-                    async move {
-                        bounded(
-                            timeout,
-                            admin.add_learner(request_with_timeout(message, timeout)),
-                        )
-                        .await
-                    }
-                },
+                message,
+                |mut admin, request| async move { admin.add_learner(request).await },
             )
             .await;
         if !record(&mut change, added) || !promote {
@@ -193,13 +186,8 @@ impl Admin {
                 topology,
                 group,
                 self.options.change_timeout,
-                |mut admin, timeout| async move {
-                    bounded(
-                        timeout,
-                        admin.promote_voter(request_with_timeout(message, timeout)),
-                    )
-                    .await
-                },
+                message,
+                |mut admin, request| async move { admin.promote_voter(request).await },
             )
             .await;
         record(&mut change, promoted);
@@ -213,34 +201,26 @@ impl Admin {
         shards: ShardCount,
         replication_factor: u32,
     ) -> Result<(), ClientError> {
-        let address = node.api_address.as_str();
-        let timeout = self.options.change_timeout;
         let message = OpenGroupRequest {
             group_id: group.0,
             shard_count: shards.get(),
             voters: Vec::new(),
             replication_factor,
         };
-        let answer = match self.channels.admin_api(address) {
-            Ok(mut admin) => {
-                bounded(
-                    timeout,
-                    admin.open_group(request_with_timeout(message, timeout)),
-                )
-                .await
-            }
-            Err(error) => Err(error),
-        };
-        match answer {
-            Ok(response) => match response.result {
-                Some(open_group_response::Result::Opened(_)) => Ok(()),
-                Some(open_group_response::Result::Error(error)) => {
-                    Err(ClientError::from_api(address, error))
-                }
-                None => Err(empty_answer(address, "open group response")),
+        self.call_at(
+            &node.api_address,
+            self.options.change_timeout,
+            "open group response",
+            message,
+            |mut admin, request| async move { admin.open_group(request).await },
+            |response| {
+                response.result.map(|result| match result {
+                    open_group_response::Result::Opened(_) => Ok(()),
+                    open_group_response::Result::Error(error) => Err(error),
+                })
             },
-            Err(error) => Err(decide::classify_call_error(address, error).1),
-        }
+        )
+        .await
     }
 
     /// Removes node `node_id` from `groups` (default: every group it is a voter or learner
@@ -287,13 +267,8 @@ impl Admin {
                     &topology,
                     group,
                     self.options.change_timeout,
-                    |mut admin, timeout| async move {
-                        bounded(
-                            timeout,
-                            admin.remove_node(request_with_timeout(message, timeout)),
-                        )
-                        .await
-                    },
+                    message,
+                    |mut admin, request| async move { admin.remove_node(request).await },
                 )
                 .await;
             record(&mut change, removed);
@@ -318,71 +293,60 @@ impl Admin {
             group_id: group.0,
             to_node_id: to_node_id.get(),
         };
-        let policy = self.policy(self.options.change_timeout);
-        let served = drive(&topology, policy, "admin", group, |target, timeout| {
-            let channels = self.channels.clone();
-            async move {
-                let answer = match channels.admin_api(&target.address) {
-                    Ok(mut admin) => {
-                        bounded(
-                            timeout,
-                            admin.transfer_leader(request_with_timeout(message, timeout)),
-                        )
-                        .await
-                    }
-                    Err(error) => Err(error),
-                };
-                let answer = answer.map(|response| match response.result {
-                    Some(admin_transfer_leader_response::Result::LeaderId(leader)) => Ok(leader),
-                    Some(admin_transfer_leader_response::Result::Error(error)) => Err(error),
-                    None => Err(empty_api_error()),
-                });
-                change_verdict(&target.address, answer)
-            }
-        })
-        .await;
+        let served = self
+            .at_leader(
+                &topology,
+                group,
+                self.options.change_timeout,
+                message,
+                |mut admin, request| async move { admin.transfer_leader(request).await },
+                |address, answer| {
+                    let answer = answer.map(|response| match response.result {
+                        Some(admin_transfer_leader_response::Result::LeaderId(leader)) => {
+                            Ok(leader)
+                        }
+                        Some(admin_transfer_leader_response::Result::Error(error)) => Err(error),
+                        None => Err(empty_api_error()),
+                    });
+                    change_verdict(address, answer)
+                },
+            )
+            .await;
         leader_answered(&topology, group, served).map(NodeId)
     }
 
-    /// One membership change at `group`'s leader, following hints, within `timeout`.
-    async fn change_at_leader<F, Fut>(
+    /// One membership change at `group`'s leader, following hints, within `timeout`:
+    /// `call` sends (a copy of) `message` on each attempt.
+    async fn change_at_leader<Req, F, Fut>(
         &self,
         topology: &Mutex<Topology>,
         group: GroupId,
         timeout: Duration,
-        send: F,
+        message: Req,
+        call: F,
     ) -> Result<MembershipChanged, ClientError>
     where
-        F: Fn(
-            martelo_proto::admin_api_client::AdminApiClient<tonic::transport::Channel>,
-            Duration,
-        ) -> Fut,
-        Fut: Future<Output = Result<MembershipResponse, CallError>>,
+        Req: Clone,
+        F: Fn(AdminApiClient<Channel>, tonic::Request<Req>) -> Fut + Copy,
+        Fut: Future<Output = Result<tonic::Response<MembershipResponse>, tonic::Status>>,
     {
-        let policy = self.policy(timeout);
-        let served = drive(
-            topology,
-            policy,
-            "admin",
-            group,
-            |target: Target, remaining| {
-                let admin = self.channels.admin_api(&target.address);
-                let call = admin.map(|admin| send(admin, remaining));
-                async move {
-                    let answer = match call {
-                        Ok(call) => call.await,
-                        Err(error) => Err(error),
-                    };
+        let served = self
+            .at_leader(
+                topology,
+                group,
+                timeout,
+                message,
+                call,
+                |address, answer| {
                     let answer = answer.map(|response| match response.result {
                         Some(membership_response::Result::Changed(changed)) => Ok(changed),
                         Some(membership_response::Result::Error(error)) => Err(error),
                         None => Err(empty_api_error()),
                     });
-                    change_verdict(&target.address, answer)
-                }
-            },
-        )
-        .await;
+                    change_verdict(address, answer)
+                },
+            )
+            .await;
         leader_answered(topology, group, served)
     }
 }

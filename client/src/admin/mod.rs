@@ -1,5 +1,6 @@
 //! Admin operations: what `martelo status`, `cluster init`, `node add|remove`,
-//! `leader transfer`, `snapshot` and `auction show|list` do, callable from tests.
+//! `leader transfer`, `snapshot`, `auction show|list` and `user create` do, callable from
+//! tests.
 //!
 //! Every operation starts from a few seed addresses and discovers the rest through the
 //! nodes' address books. Changes go to the group's leader and follow `not_leader` hints.
@@ -17,6 +18,8 @@
 //!   [`Admin::transfer_leader`], with their per-group [`MembershipReport`];
 //! - `inspect`: snapshots and auction reads through the admin API
 //!   ([`Admin::trigger_snapshot`], [`Admin::show_auction`], [`Admin::list_auctions`]);
+//! - `users`: the operator's meta-group actions ([`Admin::propose_meta`], what `martelo user
+//!   create` sends; [`Admin::record_cluster_facts`], what `init_cluster` ends with);
 //! - `fixtures` (tests and the `fixtures` feature): hand-made `Status` answers.
 //!
 //! What does not live here: the attempt loop that changes and reads go through
@@ -27,6 +30,7 @@ mod init;
 mod inspect;
 mod membership;
 pub mod status;
+mod users;
 
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;

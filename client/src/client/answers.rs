@@ -50,7 +50,8 @@ pub struct AuctionRead {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SubscribeItem {
     /// The events of one applied entry, as `(auction, seq, event)`; group-wide events
-    /// (suspensions) have auction 0 and seq 0.
+    /// (suspensions) have auction 0 and seq 0. On the meta group (group 0) every event is an
+    /// `Event::Meta` with auction 0 and `seq` the meta group's own (`MetaEvent::seq`).
     Entry {
         log_index: u64,
         log_term: u64,

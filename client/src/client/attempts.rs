@@ -4,9 +4,10 @@
 //!   stop, or the retry rule gives up; used by the client's proposals and reads and by
 //!   `admin`'s changes. [`next_attempt`] turns a classified failure into the retry rule's
 //!   input while updating the leader cache.
-//! - [`proposal_message`]: the `ProposeRequest`, checked before anything is sent;
-//!   [`propose_error`]: how a proposal that got no answer is reported (never failed when it
-//!   may have been applied).
+//! - [`proposal_message`], [`meta_proposal_message`]: the `ProposeRequest` of an auction
+//!   request or a meta command, checked before anything is sent; [`proposed`]: a served
+//!   answer decoded; [`propose_error`]: how a proposal that got no answer is reported (never
+//!   failed when it may have been applied).
 //! - [`node_status`], [`first_initialized_status`], [`combine_errors`]: the `Status` probes
 //!   of seed addresses, shared with `admin`.
 //!
@@ -17,14 +18,16 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use martelo_engine::codec::wire::{self, WireVersion};
-use martelo_engine::{GroupId, Request};
+use martelo_engine::{GroupId, MetaActor, MetaCommand, Reply, Request, Timestamp};
 use martelo_proto::{
-    CLIENT_REQUEST_BYTES_MAX, ErrorCode, PROPOSAL_COMMAND_BYTES_MAX, ProposeRequest, StatusRequest,
-    StatusResponse, Traceparent, check_encoded_len, propose_request,
+    Applied, CLIENT_REQUEST_BYTES_MAX, ErrorCode, META_COMMAND_BYTES_MAX,
+    PROPOSAL_COMMAND_BYTES_MAX, ProposeRequest, StatusRequest, StatusResponse, Traceparent,
+    check_encoded_len, propose_request,
 };
 use martelo_types::{self as routing, ShardCount};
 use prost::bytes::Bytes;
 
+use super::answers::Proposed;
 use crate::channels::{Channels, bounded, request_with_timeout};
 use crate::decide::{self, Retry, Verdict};
 use crate::error::{ClientError, ProposeError};
@@ -212,12 +215,12 @@ pub(crate) fn proposal_message(
     request: &Request,
     traceparent: Option<&Traceparent>,
 ) -> Result<ProposeRequest, ProposeError> {
-    let not_applied = |code, message: String| ProposeError::NotApplied { code, message };
     if group.0 == 0 || group.0 > u64::from(shards.get()) {
         return Err(not_applied(
             ErrorCode::InvalidArgument,
             format!(
-                "{group} is not an auction shard: the cluster has groups 1..={}",
+                "{group} is not an auction shard: the cluster has groups 1..={} (meta commands \
+                 go to group 0 with propose_meta)",
                 shards.get()
             ),
         ));
@@ -232,31 +235,112 @@ pub(crate) fn proposal_message(
             ));
         }
     }
-    let encoded = wire::encode("request", request, WireVersion::CURRENT)
+    let encoded = encode_command::<_, PROPOSAL_COMMAND_BYTES_MAX>("request", request)?;
+    checked_message(
+        group,
+        request.request_id.as_str(),
+        auction.map_or(0, |auction| auction.0),
+        propose_request::Command::EncodedRequest(encoded),
+        traceparent,
+    )
+}
+
+/// The `ProposeRequest` for a meta command (group 0), checked before anything is sent: the
+/// client API refuses the operator as actor (`permission_denied`; the operator acts through
+/// `Admin::propose_meta`), and the message must fit the limits.
+pub(crate) fn meta_proposal_message(
+    command: &MetaCommand,
+    traceparent: Option<&Traceparent>,
+) -> Result<ProposeRequest, ProposeError> {
+    if command.actor == MetaActor::Operator {
+        return Err(not_applied(
+            ErrorCode::PermissionDenied,
+            "the operator acts only through the admin API (Admin::propose_meta, `martelo \
+             user`), never through the client API"
+                .to_owned(),
+        ));
+    }
+    let encoded = encode_command::<_, META_COMMAND_BYTES_MAX>("meta command", command)?;
+    checked_message(
+        GroupId::META,
+        command.request_id.as_str(),
+        0,
+        propose_request::Command::EncodedMetaCommand(encoded),
+        traceparent,
+    )
+}
+
+fn not_applied(code: ErrorCode, message: String) -> ProposeError {
+    ProposeError::NotApplied { code, message }
+}
+
+/// Encodes a proposal's payload in the current wire version (which carries meta types),
+/// refusing one over `BYTES_MAX` before anything is sent.
+fn encode_command<T: wire::ClientPayload, const BYTES_MAX: usize>(
+    what: &'static str,
+    payload: &T,
+) -> Result<Bytes, ProposeError> {
+    let encoded = wire::encode(what, payload, WireVersion::CURRENT)
         .map_err(|error| not_applied(ErrorCode::InvalidArgument, error.to_string()))?;
-    if encoded.len() > PROPOSAL_COMMAND_BYTES_MAX {
+    if encoded.len() > BYTES_MAX {
         return Err(not_applied(
             ErrorCode::PayloadTooLarge,
             format!(
-                "the encoded command is {} bytes, the limit is {PROPOSAL_COMMAND_BYTES_MAX}",
+                "the encoded command is {} bytes, the limit is {BYTES_MAX}",
                 encoded.len()
             ),
         ));
     }
+    Ok(Bytes::from(encoded))
+}
+
+/// The envelope around an encoded payload, checked against the request size limit.
+fn checked_message(
+    group: GroupId,
+    request_id: &str,
+    auction_id: u64,
+    command: propose_request::Command,
+    traceparent: Option<&Traceparent>,
+) -> Result<ProposeRequest, ProposeError> {
     let message = ProposeRequest {
         group_id: group.0,
-        request_id: request.request_id.as_str().to_owned(),
-        auction_id: auction.map_or(0, |auction| auction.0),
+        request_id: request_id.to_owned(),
+        auction_id,
         traceparent: traceparent.map_or_else(String::new, ToString::to_string),
         codec_version: WireVersion::CURRENT.codec_version(),
         attempt: 0, // set per attempt
-        command: Some(propose_request::Command::EncodedRequest(Bytes::from(
-            encoded,
-        ))),
+        command: Some(command),
     };
     check_encoded_len(&message, CLIENT_REQUEST_BYTES_MAX)
         .map_err(|error| not_applied(ErrorCode::PayloadTooLarge, error.message))?;
     Ok(message)
+}
+
+/// What a served proposal answered, decoded: the engine's reply and where it sits in the
+/// log. A reply that cannot be decoded is reported as unknown: the cluster knows the
+/// outcome, the caller does not, and that must never read as a failure.
+pub(crate) fn proposed(served: Served<Applied>) -> Result<Proposed, ProposeError> {
+    let applied = served.value;
+    let reply =
+        wire::decode::<Reply, { martelo_proto::PROPOSAL_REPLY_BYTES_MAX }>("reply", &applied.reply)
+            .map_err(|error| ProposeError::Unknown {
+                attempts: served.attempts,
+                last_error: ClientError::Decode {
+                    address: served.target.address.clone(),
+                    what: "reply",
+                    reason: error.to_string(),
+                },
+            })?;
+    Ok(Proposed {
+        reply,
+        log_index: applied.log_index,
+        log_term: applied.log_term,
+        timestamp: Timestamp(applied.timestamp_us),
+        replayed: applied.replayed,
+        decided_without_log: applied.decided_without_log,
+        attempts: served.attempts,
+        node: served.target.node_id,
+    })
 }
 
 pub(crate) fn no_node_known(group: GroupId) -> ClientError {
@@ -400,6 +484,28 @@ mod tests {
         assert!(!error.may_have_been_applied());
         let error = proposal_message(shards(), GroupId::META, &bid(3), None).unwrap_err();
         assert_eq!(error.code(), ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn a_meta_command_goes_to_group_0_and_the_operator_is_refused_before_sending() {
+        let mut command = MetaCommand {
+            actor: MetaActor::Anonymous,
+            request_id: RequestId::try_from("meta-1").unwrap(),
+            action: martelo_engine::MetaAction::SetClusterFacts { shard_count: 8 },
+        };
+        let message = meta_proposal_message(&command, None).unwrap();
+        assert_eq!(message.group_id, 0);
+        assert_eq!(message.auction_id, 0);
+        assert_eq!(message.request_id, "meta-1");
+        let Some(propose_request::Command::EncodedMetaCommand(bytes)) = message.command else {
+            panic!("meta command missing");
+        };
+        let decoded = wire::decode::<MetaCommand, META_COMMAND_BYTES_MAX>("meta", &bytes);
+        assert_eq!(decoded.unwrap(), command);
+        command.actor = MetaActor::Operator;
+        let error = meta_proposal_message(&command, None).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::PermissionDenied);
+        assert!(!error.may_have_been_applied());
     }
 
     #[test]

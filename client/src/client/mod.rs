@@ -15,8 +15,11 @@
 //! ([`ProposeError::Unknown`], I9).
 //!
 //! Where things are:
-//! - this file: [`Client`] and its public methods (connect, propose, read, list,
-//!   subscribe), each a thin shell that builds a message and hands it to the attempt loop;
+//! - this file: [`Client`] and its public methods (connect, propose, propose_meta, read,
+//!   list, subscribe), each a thin shell that builds a message and hands it to the attempt
+//!   loop;
+//! - [`users`]: the meta group's reads ([`Client::read_user`], [`Client::list_users`]) and
+//!   what they return ([`UserKey`], [`UserRead`]);
 //! - [`options`]: [`ClientOptions`] and [`ReadConsistency`];
 //! - [`answers`]: what the methods return ([`Proposed`], [`AuctionRead`],
 //!   [`SubscribeItem`], [`ResyncReason`]) and the decoding of wire answers into them;
@@ -31,18 +34,20 @@
 pub(crate) mod answers;
 pub(crate) mod attempts;
 mod options;
+mod users;
 
 pub use answers::{AuctionRead, Proposed, ResyncReason, SubscribeItem, decode_subscribe};
 pub use options::{ClientOptions, ReadConsistency};
+pub use users::{UserKey, UserRead};
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use martelo_engine::{AuctionId, GroupId, Reply, Request, Timestamp};
+use martelo_engine::{AuctionId, GroupId, MetaCommand, Request};
 use martelo_proto::client_api_client::ClientApiClient;
 use martelo_proto::{
-    ErrorCode, LIST_AUCTIONS_LIMIT_MAX, ListAuctionsRequest, ReadAuctionRequest,
+    ErrorCode, LIST_AUCTIONS_LIMIT_MAX, ListAuctionsRequest, ProposeRequest, ReadAuctionRequest,
     SUBSCRIBE_AUCTIONS_MAX, SubscribeRequest, Traceparent,
 };
 use martelo_types::{self as routing, ShardCount};
@@ -50,8 +55,8 @@ use tonic::transport::Channel;
 
 use self::answers::decode_view;
 use self::attempts::{
-    Exhausted, Served, drive, first_initialized_status, lock, no_node_known, proposal_message,
-    propose_error,
+    Exhausted, Served, drive, first_initialized_status, lock, meta_proposal_message, no_node_known,
+    proposal_message, propose_error, proposed,
 };
 use crate::channels::{Channels, bounded, request_with_timeout};
 use crate::decide::{self, CallError, Verdict};
@@ -192,14 +197,47 @@ impl Client {
         request: Request,
         traceparent: Option<&Traceparent>,
     ) -> Result<Proposed, ProposeError> {
-        let result = self.propose_inner(group, &request, traceparent).await;
+        let message = proposal_message(self.inner.shards, group, &request, traceparent);
+        self.propose_message("propose", group, message, traceparent)
+            .await
+    }
+
+    /// Proposes a meta command to the meta group (group 0): the gateway's sign-up, sessions,
+    /// suspensions and role changes. Retried like [`Client::propose_with`]: every attempt
+    /// carries the same request id, and an outcome that may have been applied is
+    /// [`ProposeError::Unknown`], never a failure. The reply is `Accepted::Meta` or
+    /// `RejectCode::Meta`. The actor must not be `MetaActor::Operator`
+    /// (`permission_denied`): the operator acts through `Admin::propose_meta`.
+    pub async fn propose_meta(
+        &self,
+        command: MetaCommand,
+        traceparent: Option<&Traceparent>,
+    ) -> Result<Proposed, ProposeError> {
+        let message = meta_proposal_message(&command, traceparent);
+        self.propose_message("propose_meta", GroupId::META, message, traceparent)
+            .await
+    }
+
+    /// Sends a checked proposal (or reports why it could not be built) and records its
+    /// outcome: what [`Client::propose_with`] and [`Client::propose_meta`] share.
+    async fn propose_message(
+        &self,
+        op: &'static str,
+        group: GroupId,
+        message: Result<ProposeRequest, ProposeError>,
+        traceparent: Option<&Traceparent>,
+    ) -> Result<Proposed, ProposeError> {
+        let result = match message {
+            Ok(message) => self.propose_attempts(op, group, message, traceparent).await,
+            Err(error) => Err(error),
+        };
         let label = match &result {
             Ok(proposed) if proposed.reply.is_accepted() => "accepted",
             Ok(_) => "rejected",
             Err(ProposeError::Unknown { .. }) => "unknown",
             Err(ProposeError::NotApplied { .. }) => "not_applied",
         };
-        telemetry::outcome("propose", label);
+        telemetry::outcome(op, label);
         if let Err(error) = &result {
             let code = error.code();
             tracing::debug!(group = group.0, %code, %error, "proposal without reply");
@@ -207,19 +245,21 @@ impl Client {
         result
     }
 
-    async fn propose_inner(
+    /// The attempt loop of one proposal, whatever its payload: the same message (so the same
+    /// request id) every time, numbered per attempt.
+    async fn propose_attempts(
         &self,
+        op: &'static str,
         group: GroupId,
-        request: &Request,
+        message: ProposeRequest,
         traceparent: Option<&Traceparent>,
     ) -> Result<Proposed, ProposeError> {
-        let message = proposal_message(self.inner.shards, group, request, traceparent)?;
         let channels = self.inner.channels.clone();
         // Numbered as they are made, sent or not: only the first may be decided without the
         // log, so counting one too many is the safe mistake.
         let attempt = std::sync::atomic::AtomicU32::new(0);
         let served = self
-            .drive("propose", group, |target, remaining| {
+            .drive(op, group, |target, remaining| {
                 let mut message = message.clone();
                 message.attempt = attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 let channels = channels.clone();
@@ -241,39 +281,10 @@ impl Client {
                 }
             })
             .await;
-        let served = match served {
-            Ok(served) => served,
-            Err(exhausted) => return Err(propose_error(exhausted)),
-        };
-        let applied = served.value;
+        let served = served.map_err(propose_error)?;
         self.topology()
-            .observe_success(group, served.target.node_id, applied.log_term);
-        let reply = martelo_engine::codec::wire::decode::<
-            Reply,
-            { martelo_proto::PROPOSAL_REPLY_BYTES_MAX },
-        >("reply", &applied.reply)
-        .map_err(|error| {
-            // Applied, but the reply is unreadable: the outcome is known to the cluster, not
-            // to us. Reporting it as unknown never calls an applied command failed.
-            ProposeError::Unknown {
-                attempts: served.attempts,
-                last_error: ClientError::Decode {
-                    address: served.target.address.clone(),
-                    what: "reply",
-                    reason: error.to_string(),
-                },
-            }
-        })?;
-        Ok(Proposed {
-            reply,
-            log_index: applied.log_index,
-            log_term: applied.log_term,
-            timestamp: Timestamp(applied.timestamp_us),
-            replayed: applied.replayed,
-            decided_without_log: applied.decided_without_log,
-            attempts: served.attempts,
-            node: served.target.node_id,
-        })
+            .observe_success(group, served.target.node_id, served.value.log_term);
+        proposed(served)
     }
 
     /// Reads one auction's state, following leader hints. Reads change nothing, so every
@@ -406,7 +417,9 @@ impl Client {
     }
 
     /// Streams `group`'s committed events from `from_log_index` (0: the oldest available),
-    /// only those of `auctions` (plus group-wide events) unless it is empty.
+    /// only those of `auctions` (plus group-wide events) unless it is empty. On
+    /// [`GroupId::META`] the stream carries the meta group's events (`Event::Meta`, with
+    /// auction 0 and the meta `seq`), and `auctions` is ignored by the node.
     ///
     /// The stream is served by one replica (the cached leader, else the first member that
     /// accepts a connection). It ends after a `Resync` or an error; the caller resubscribes

@@ -24,9 +24,11 @@ use super::error::CliError;
 #[derive(Clone, Debug, Args)]
 pub struct Connection {
     /// Address of one or more martelo nodes, comma-separated. Any node of the cluster will
-    /// do: the others are found through its address book. Tried in order.
+    /// do: the others are found through its address book. Tried in order. Also accepted as
+    /// --cluster.
     #[arg(
         long = "addr",
+        visible_alias = "cluster",
         env = "MARTELO_ADDR",
         value_name = "HOST:PORT[,HOST:PORT...]",
         value_delimiter = ',',

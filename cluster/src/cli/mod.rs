@@ -16,6 +16,7 @@
 //! - [`cluster`]: `status`, `cluster init` and `snapshot`;
 //! - [`membership`]: `node add`, `node remove` and `leader transfer`;
 //! - [`auction`]: `auction show` and `auction list`, with their own flag parsers;
+//! - [`user`]: `user create` (hashes the password, proposes as the operator) and `user list`;
 //! - [`render`]: the text and JSON those commands print (everything but the status table);
 //! - [`status_table`]: the table `status` prints;
 //! - [`dev`]: `martelo dev`, a local cluster in the foreground.
@@ -41,6 +42,7 @@ pub mod error;
 pub mod membership;
 pub mod render;
 pub mod status_table;
+pub mod user;
 
 pub use args::Connection;
 pub use auction::{
@@ -56,6 +58,7 @@ pub use render::{
     render_membership,
 };
 pub use status_table::render_table;
+pub use user::{UserCommand, UserCreateArgs, UserListArgs};
 
 /// The cluster administration commands.
 #[derive(Debug, Subcommand)]
@@ -82,6 +85,9 @@ pub enum AdminCommand {
     /// Inspect auctions.
     #[command(subcommand)]
     Auction(AuctionCommand),
+    /// Create and list user accounts (the meta group's).
+    #[command(subcommand)]
+    User(UserCommand),
 }
 
 impl AdminCommand {
@@ -103,6 +109,8 @@ impl AdminCommand {
             AdminCommand::Snapshot(args) => args.execute(admin, out).await,
             AdminCommand::Auction(AuctionCommand::Show(args)) => args.execute(admin, out).await,
             AdminCommand::Auction(AuctionCommand::List(args)) => args.execute(admin, out).await,
+            AdminCommand::User(UserCommand::Create(args)) => args.execute(admin, out).await,
+            AdminCommand::User(UserCommand::List(args)) => args.execute(admin, out).await,
         }
     }
 }

@@ -28,8 +28,13 @@ pub const GROUPS: &str = "martelo_groups";
 pub const SUBSCRIPTIONS: &str = "martelo_subscriptions";
 
 /// Counter `martelo_client_api_requests_total{rpc, result}`: client API calls, by rpc
-/// (`propose`) and result (`applied`, or the error code of the refusal).
+/// (`propose`, auction requests and meta commands alike; `read_user`, `list_users`) and
+/// result (`applied` for a proposal, `ok` for a read, or the error code of the refusal).
 pub const CLIENT_API_REQUESTS_TOTAL: &str = "martelo_client_api_requests_total";
+
+/// Counter `martelo_admin_api_requests_total{rpc, result}`: admin API calls that change the
+/// meta group's state, by rpc (`propose_meta`) and result (`applied`, or the error code).
+pub const ADMIN_API_REQUESTS_TOTAL: &str = "martelo_admin_api_requests_total";
 
 /// Counter `martelo_close_proposals_total{result}`: `Close` commands the leader's timers
 /// proposed, by result (`applied`, `failed`; a failed close is proposed again next tick).

@@ -157,6 +157,22 @@ pub async fn bid(
         .await
 }
 
+/// Bids like [`bid`] and asserts that the bid was decided and accepted; returns the price
+/// after it.
+pub async fn must_bid(
+    client: &Client,
+    auction: u64,
+    user: u64,
+    amount: u64,
+    request_id: &str,
+) -> Amount {
+    let proposed = bid(client, auction, user, amount, request_id)
+        .await
+        .expect("decided");
+    accepted_price(&proposed.reply)
+        .unwrap_or_else(|| panic!("bid {request_id} not accepted: {:?}", proposed.reply))
+}
+
 /// The price after an accepted bid, `None` for anything else.
 pub fn accepted_price(reply: &Reply) -> Option<Amount> {
     match reply {
@@ -232,8 +248,58 @@ pub struct Run {
 }
 
 impl Run {
+    /// Everything the command wrote: stdout, then stderr.
     pub fn output(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
+    }
+
+    /// Asserts the exit code, showing what the command wrote when it differs.
+    #[track_caller]
+    pub fn must_exit(&self, code: i32) -> &Run {
+        assert_eq!(self.code, code, "{}", self.output());
+        self
+    }
+
+    /// Asserts that the command said each of `phrases`, on stdout or stderr.
+    #[track_caller]
+    pub fn must_say(&self, phrases: &[&str]) -> &Run {
+        must_contain(&self.output(), phrases, true);
+        self
+    }
+
+    /// Asserts that the command said none of `phrases`, on stdout or stderr.
+    #[track_caller]
+    pub fn must_not_say(&self, phrases: &[&str]) -> &Run {
+        must_contain(&self.output(), phrases, false);
+        self
+    }
+
+    /// Asserts that the command printed each of `phrases` on stdout (its answer, not its
+    /// diagnostics).
+    #[track_caller]
+    pub fn must_print(&self, phrases: &[&str]) -> &Run {
+        must_contain(&self.stdout, phrases, true);
+        self
+    }
+
+    /// Asserts that the command printed none of `phrases` on stdout.
+    #[track_caller]
+    pub fn must_not_print(&self, phrases: &[&str]) -> &Run {
+        must_contain(&self.stdout, phrases, false);
+        self
+    }
+}
+
+/// Asserts that `text` holds every one of `phrases` (`wanted`) or none of them.
+#[track_caller]
+fn must_contain(text: &str, phrases: &[&str], wanted: bool) {
+    for phrase in phrases {
+        let verb = if wanted { "expected" } else { "did not expect" };
+        assert_eq!(
+            text.contains(phrase),
+            wanted,
+            "{verb} {phrase:?} in:\n{text}"
+        );
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! Two kinds of payload travel:
 //!
-//! - **client payloads** ([`ClientPayload`]): the engine's public types, `Request` from a
-//!   client, `Reply`, `Event`, `AuctionView` and `AuctionSummary` to it. [`encode`] and
+//! - **client payloads** ([`ClientPayload`]): the engine's public types, `Request`,
+//!   `MetaCommand` and `MetaAction` from a client, `Reply`, `Event`, `AuctionView`,
+//!   `AuctionSummary`, `meta::Credentials` and `meta::UserPage` to it. [`encode`] and
 //!   [`decode`] take nothing else, so `State`, `Auction`, `Command` (with its leader-only and
 //!   meta variants) and storage records cannot reach a client by accident;
 //! - **peer payloads**: openraft's messages between the nodes of one cluster (append batches,
@@ -23,7 +24,8 @@
 //!   has the same bytes in version 2; a version-2 value is a valid version-1 value unless it
 //!   uses one of those variants. Answering a version-1 request in version 1 is therefore sound:
 //!   no version-1 request can lead to a meta answer (the client API takes auction requests
-//!   only, and Raft answers carry no commands).
+//!   in version 1, and meta commands, the meta types, only from version 2 on; Raft answers
+//!   carry no commands). [`WireVersion::META_OLDEST`] is that first version.
 //!
 //! Limits. Every decode names the limit of its own input as `BYTES_MAX` (the constants are in
 //! `martelo_proto::limits`): the input's length, and what decoding it may claim, are checked
@@ -43,6 +45,9 @@ pub const WIRE_VERSION: u8 = 2;
 /// The oldest wire version this build reads and answers in.
 pub const WIRE_VERSION_OLDEST: u8 = 1;
 const _: () = assert!(WIRE_VERSION_OLDEST <= WIRE_VERSION);
+const _: () = assert!(
+    WIRE_VERSION_OLDEST <= WireVersion::META_OLDEST.0 && WireVersion::META_OLDEST.0 <= WIRE_VERSION
+);
 
 const WIRE: Readable = Readable {
     format: "wire",
@@ -60,6 +65,10 @@ impl WireVersion {
     pub const CURRENT: WireVersion = WireVersion(WIRE_VERSION);
     /// The oldest version this build reads.
     pub const OLDEST: WireVersion = WireVersion(WIRE_VERSION_OLDEST);
+    /// The first version with the meta group's types (`MetaCommand`, `Accepted::Meta`, ...):
+    /// a meta payload in an older version is refused (`unsupported_codec`), since a reader
+    /// of that version could not decode the answer.
+    pub const META_OLDEST: WireVersion = WireVersion(2);
 
     /// The version a message's `codec_version` names, if this build reads it.
     pub fn from_codec_version(codec_version: u32) -> Option<WireVersion> {
@@ -108,6 +117,13 @@ client_payloads!(
     crate::Event,
     crate::AuctionView,
     crate::AuctionSummary,
+    // The meta group's client boundary: commands from the gateway (and the operator's
+    // actions, wrapped by the node), and the account reads. `Credentials` carries a password
+    // hash for the gateway's verifier; token hashes have no client type.
+    crate::MetaCommand,
+    crate::MetaAction,
+    crate::meta::Credentials,
+    crate::meta::UserPage,
 );
 
 /// Encodes a client payload in `version`: [`WireVersion::CURRENT`], or the version of the
@@ -253,5 +269,49 @@ mod tests {
         let lying = encode_peer("request", &(7u64, 0u32, 1u64 << 40), WireVersion::CURRENT);
         let error = decode::<Request, LIMIT>("request", &lying.unwrap()).unwrap_err();
         assert!(error.is_too_large(), "{error:?}");
+    }
+
+    #[test]
+    fn meta_commands_and_account_reads_travel_as_client_payloads() {
+        use crate::meta::{
+            Credentials, DisplayName, PasswordHash, UserPage, UserSummary, Username,
+        };
+        use crate::{MetaAction, MetaActor, MetaCommand};
+        let summary = UserSummary {
+            id: UserId(4),
+            username: Username::fold("Alice").unwrap(),
+            display_name: DisplayName::try_from("Alice A.").unwrap(),
+            roles: [Role::Bidder].into_iter().collect(),
+            status: crate::meta::AccountStatus::Active,
+            created_at: crate::Timestamp(17),
+        };
+        let credentials = Credentials {
+            summary: summary.clone(),
+            password_hash: PasswordHash::try_from("$argon2id$v=19$x").unwrap(),
+        };
+        let bytes = encode("credentials", &credentials, WireVersion::CURRENT).unwrap();
+        assert_eq!(
+            decode::<Credentials, LIMIT>("credentials", &bytes).unwrap(),
+            credentials
+        );
+        let page = UserPage {
+            users: vec![summary],
+            next_after: Some(Username::fold("alice").unwrap()),
+        };
+        let bytes = encode("user page", &page, WireVersion::CURRENT).unwrap();
+        assert_eq!(
+            decode::<UserPage, LIMIT>("user page", &bytes).unwrap(),
+            page
+        );
+        let command = MetaCommand {
+            actor: MetaActor::Anonymous,
+            request_id: RequestId::try_from("m-1").unwrap(),
+            action: MetaAction::SetClusterFacts { shard_count: 8 },
+        };
+        let bytes = encode("meta command", &command, WireVersion::META_OLDEST).unwrap();
+        assert_eq!(
+            decode::<MetaCommand, LIMIT>("meta command", &bytes).unwrap(),
+            command
+        );
     }
 }

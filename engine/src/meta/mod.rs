@@ -74,7 +74,7 @@ use serde::{Deserialize, Serialize};
 pub use account::{Account, AccountStatus, Session};
 pub use command::{MetaAction, MetaActor, MetaCommand};
 pub use outcome::{MetaAccepted, MetaEvent, MetaEventKind, MetaRejectCode};
-pub use query::{UserPage, UserQuery, UserSummary};
+pub use query::{Credentials, UserPage, UserQuery, UserSummary};
 pub use types::{DisplayName, FamilyId, NodeId, PasswordHash, TokenHash, Username};
 
 use crate::limits;

@@ -11,7 +11,7 @@ use crate::command::Role;
 use crate::limits;
 use crate::meta::MetaState;
 use crate::meta::account::{Account, AccountStatus, Session};
-use crate::meta::types::{DisplayName, FamilyId, NodeId, Username};
+use crate::meta::types::{DisplayName, FamilyId, NodeId, PasswordHash, Username};
 use crate::types::{Timestamp, UserId};
 
 /// Usernames order as their text, so the username index can be searched by a `str`.
@@ -32,8 +32,8 @@ pub struct UserQuery {
     pub limit: usize,
 }
 
-/// One page of accounts.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One page of accounts. Serde, so the node sends it to clients as one wire payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserPage {
     /// Ascending by username; at most the query's (clamped) limit.
     pub users: Vec<UserSummary>,
@@ -52,7 +52,24 @@ pub struct UserSummary {
     pub created_at: Timestamp,
 }
 
+/// What the gateway needs to sign a user in: the account's summary and its password hash,
+/// which it verifies a presented password against. Never the refresh-token hashes: those do
+/// not leave the meta group. The hash's `Debug` is redacted.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Credentials {
+    pub summary: UserSummary,
+    pub password_hash: PasswordHash,
+}
+
 impl Account {
+    /// The account's [`Credentials`]: its summary and password hash.
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            summary: self.summary(),
+            password_hash: self.password_hash.clone(),
+        }
+    }
+
     pub fn summary(&self) -> UserSummary {
         UserSummary {
             id: self.id,
@@ -75,6 +92,16 @@ impl MetaState {
         let username = Username::fold(input).ok()?;
         let user = self.usernames.get(&username)?;
         self.accounts.get(user)
+    }
+
+    /// The [`Credentials`] of the account whose username `input` folds to.
+    pub fn credentials_by_username(&self, input: &str) -> Option<Credentials> {
+        self.user_by_username(input).map(Account::credentials)
+    }
+
+    /// The [`Credentials`] of account `user`.
+    pub fn credentials_by_id(&self, user: UserId) -> Option<Credentials> {
+        self.user(user).map(Account::credentials)
     }
 
     /// One page of accounts whose username starts with `query.prefix`, after
@@ -151,5 +178,45 @@ impl MetaState {
     /// The `seq` of the last meta event (0 before the first).
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::command::Role;
+    use crate::meta::types::{DisplayName, PasswordHash, Username};
+    use crate::meta::{MetaAction, MetaActor, MetaCommand, MetaState};
+    use crate::types::{RequestId, Timestamp, UserId};
+
+    fn registered(names: &[&str]) -> MetaState {
+        let mut state = MetaState::default();
+        for (n, name) in names.iter().enumerate() {
+            let command = MetaCommand {
+                actor: MetaActor::Anonymous,
+                request_id: RequestId::try_from(format!("r-{n}")).unwrap(),
+                action: MetaAction::RegisterUser {
+                    username: Username::fold(name).unwrap(),
+                    display_name: DisplayName::try_from(*name).unwrap(),
+                    password_hash: PasswordHash::try_from(format!("$argon2id$h{n}")).unwrap(),
+                    roles: [Role::Bidder].into_iter().collect(),
+                },
+            };
+            let outcome = state.apply(Timestamp(1_000 + n as u64), &command);
+            assert!(outcome.reply.is_accepted(), "{:?}", outcome.reply);
+        }
+        state
+    }
+
+    #[test]
+    fn credentials_carry_the_summary_and_the_password_hash_by_username_or_id() {
+        let state = registered(&["alice", "bob"]);
+        let by_name = state.credentials_by_username("BOB").expect("bob, folded");
+        assert_eq!(by_name.summary.username.as_str(), "bob");
+        assert_eq!(by_name.password_hash.as_phc(), "$argon2id$h1");
+        let by_id = state.credentials_by_id(by_name.summary.id).expect("by id");
+        assert_eq!(by_id, by_name);
+        assert_eq!(state.credentials_by_username("carol"), None);
+        assert_eq!(state.credentials_by_username("no spaces allowed"), None);
+        assert_eq!(state.credentials_by_id(UserId(99)), None);
     }
 }

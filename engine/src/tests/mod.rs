@@ -2,26 +2,19 @@
 
 use crate::*;
 
-const SELLER: Actor = Actor {
-    user: UserId(1),
-    role: Role::Seller,
-};
-const ALICE: Actor = Actor {
-    user: UserId(10),
-    role: Role::Bidder,
-};
-const BOB: Actor = Actor {
-    user: UserId(11),
-    role: Role::Bidder,
-};
-const CAROL: Actor = Actor {
-    user: UserId(12),
-    role: Role::Bidder,
-};
-const ADMIN: Actor = Actor {
-    user: UserId(99),
-    role: Role::Admin,
-};
+/// User `user` acting as `role`.
+const fn actor(user: u64, role: Role) -> Actor {
+    Actor {
+        user: UserId(user),
+        role,
+    }
+}
+
+const SELLER: Actor = actor(1, Role::Seller);
+const ALICE: Actor = actor(10, Role::Bidder);
+const BOB: Actor = actor(11, Role::Bidder);
+const CAROL: Actor = actor(12, Role::Bidder);
+const ADMIN: Actor = actor(99, Role::Admin);
 const A1: AuctionId = AuctionId(1);
 
 /// Seconds after the harness's epoch.

@@ -187,18 +187,8 @@ fn check_observations(
 mod tests {
     use super::*;
     use crate::checker::Validity;
-    use crate::checker::test_support::{bid, create, op};
+    use crate::checker::test_support::{bid, create, logged, op, replicas};
     use crate::history::Call;
-    use crate::replicas::ReplicaState;
-
-    fn logged(request: &str, bidder: u64, amount: u64, accepted: bool) -> LogEntry {
-        LogEntry::Bid {
-            request: request.into(),
-            bidder,
-            amount,
-            accepted,
-        }
-    }
 
     fn sold(bidder: u64, amount: u64) -> CloseOutcome {
         CloseOutcome::Sold(TopBid { amount, bidder })
@@ -206,24 +196,6 @@ mod tests {
 
     fn closed(outcome: CloseOutcome) -> LogEntry {
         LogEntry::Close { outcome }
-    }
-
-    fn replicas(logs: &[(&str, Vec<LogEntry>)]) -> FinalState {
-        let replicas = logs
-            .iter()
-            .map(|(node, entries)| {
-                let auctions = [(1, entries.clone())].into();
-                (
-                    (*node).to_owned(),
-                    ReplicaState {
-                        group: None,
-                        digest: "d".into(),
-                        auctions,
-                    },
-                )
-            })
-            .collect();
-        FinalState { replicas }
     }
 
     fn close_observed(outcome: CloseOutcome, invoke: u64, complete: u64) -> Operation {

@@ -116,27 +116,10 @@ fn check_history(operations: &[Operation], verdict: &mut Verdict) {
 mod tests {
     use super::*;
     use crate::checker::Validity;
-    use crate::checker::test_support::{bid, create};
-    use crate::replicas::ReplicaState;
-
-    fn logged(request: &str, bidder: u64, amount: u64, accepted: bool) -> LogEntry {
-        LogEntry::Bid {
-            request: request.into(),
-            bidder,
-            amount,
-            accepted,
-        }
-    }
+    use crate::checker::test_support::{bid, create, logged, replicas};
 
     fn one_replica(entries: Vec<LogEntry>) -> FinalState {
-        let state = ReplicaState {
-            group: None,
-            digest: "d".into(),
-            auctions: [(1, entries)].into(),
-        };
-        FinalState {
-            replicas: [("n1".to_owned(), state)].into(),
-        }
+        replicas(&[("n1", entries)])
     }
 
     #[test]

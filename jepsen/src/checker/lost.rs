@@ -62,31 +62,11 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
 mod tests {
     use super::*;
     use crate::checker::Validity;
-    use crate::checker::test_support::{bid, create};
-    use crate::replicas::ReplicaState;
+    use crate::checker::test_support::{self, bid, create, replicas};
 
+    /// A bid by bidder 1, as a replica logged it.
     fn logged(request: &str, amount: u64, accepted: bool) -> LogEntry {
-        LogEntry::Bid {
-            request: request.into(),
-            bidder: 1,
-            amount,
-            accepted,
-        }
-    }
-
-    fn replicas(logs: &[(&str, Vec<LogEntry>)]) -> FinalState {
-        let replicas = logs
-            .iter()
-            .map(|(node, entries)| {
-                let state = ReplicaState {
-                    group: None,
-                    digest: "d".into(),
-                    auctions: [(1, entries.clone())].into(),
-                };
-                ((*node).to_owned(), state)
-            })
-            .collect();
-        FinalState { replicas }
+        test_support::logged(request, 1, amount, accepted)
     }
 
     #[test]

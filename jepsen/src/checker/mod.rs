@@ -238,6 +238,7 @@ pub(crate) mod test_support {
     //! Builders for small hand-written histories.
 
     use crate::history::{BidRequest, Call, Completion, Operation, Output, Terms};
+    use crate::replicas::{FinalState, LogEntry, ReplicaState};
 
     pub const TERMS: Terms = Terms {
         starting_price: 100,
@@ -287,6 +288,33 @@ pub(crate) mod test_support {
             invoke,
             Some(complete),
         )
+    }
+
+    /// A bid as a replica logged it.
+    pub fn logged(request: &str, bidder: u64, amount: u64, accepted: bool) -> LogEntry {
+        LogEntry::Bid {
+            request: request.into(),
+            bidder,
+            amount,
+            accepted,
+        }
+    }
+
+    /// The final state of whole-node replicas, named by `logs`, each holding its entries
+    /// for auction 1.
+    pub fn replicas(logs: &[(&str, Vec<LogEntry>)]) -> FinalState {
+        let replicas = logs
+            .iter()
+            .map(|(node, entries)| {
+                let state = ReplicaState {
+                    group: None,
+                    digest: "d".into(),
+                    auctions: [(1, entries.clone())].into(),
+                };
+                ((*node).to_owned(), state)
+            })
+            .collect();
+        FinalState { replicas }
     }
 }
 

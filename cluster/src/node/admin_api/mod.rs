@@ -1,6 +1,7 @@
 //! The admin API: status, cluster bootstrap, membership, leadership and snapshots, as the
 //! `martelo` CLI calls them. Membership changes (add, promote, remove, retire) and their
-//! quorum rules are in `membership`.
+//! quorum rules are in `membership`; the operator's meta-group actions (`ProposeMeta`) in
+//! `meta`.
 
 use openraft::async_runtime::WatchReceiver as _;
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +21,7 @@ use martelo_proto::{
     TriggerSnapshotResponse, admin_transfer_leader_response, init_cluster_response,
     membership_response, open_group_response, show_auction_response, trigger_snapshot_response,
 };
+use martelo_proto::{AdminMetaRequest, ProposeResponse, propose_response};
 use martelo_types::{SHARD_COUNT_MAX, ShardCount, group_of};
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use tonic::{Request, Response, Status};
@@ -28,11 +30,12 @@ use super::client_api::read_view;
 use super::group::Group;
 use super::registry::Registry;
 
-/// Longest an admin call waits for a change to take effect.
 mod membership;
+mod meta;
 #[cfg(test)]
 use membership::removal_keeps_quorum;
 
+/// Longest an admin call waits for a change to take effect.
 const ADMIN_WAIT: Duration = Duration::from_secs(10);
 /// A follower whose last acknowledgement is older than this counts as unhealthy when
 /// deciding whether a removal puts the quorum at risk.
@@ -612,6 +615,22 @@ impl martelo_proto::admin_api_server::AdminApi for AdminApiService {
             Err(error) => show_auction_response::Result::Error(error),
         };
         Ok(Response::new(ShowAuctionResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn propose_meta(
+        &self,
+        request: Request<AdminMetaRequest>,
+    ) -> Result<Response<ProposeResponse>, Status> {
+        let wait = super::client_api::propose_wait(request.metadata());
+        let result = AdminApiService::propose_meta(self, request.into_inner(), wait).await;
+        meta::count(&result);
+        let result = match result {
+            Ok(applied) => propose_response::Result::Applied(applied),
+            Err(error) => propose_response::Result::Error(error),
+        };
+        Ok(Response::new(ProposeResponse {
             result: Some(result),
         }))
     }

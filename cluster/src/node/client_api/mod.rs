@@ -1,5 +1,14 @@
-//! The client API: `Propose`, `ReadAuction`, `ListAuctions` and `Subscribe`, as the gateway,
-//! the fault suite, the load generator and the CLI call them.
+//! The client API: `Propose`, `ReadAuction`, `ListAuctions` and `Subscribe`, and the meta
+//! group's `ReadUser` and `ListUsers`, as the gateway, the fault suite, the load generator and
+//! the CLI call them.
+//!
+//! - this file: the service, the propose path (auction requests and meta commands alike,
+//!   through the group's proposer; [`propose_command`] is shared with the admin API's
+//!   `ProposeMeta`), auction reads and listings, and the read-consistency wait every read
+//!   goes through;
+//! - [`checks`]: the pure checks of every request;
+//! - `users`: `ReadUser` and `ListUsers` on the meta group;
+//! - `subscribe`: the committed event streams.
 //!
 //! Engine payloads cross this boundary in the codec's wire format, and only the client-visible
 //! types (`martelo_engine::codec::wire::ClientPayload`). A proposal in any wire version this
@@ -12,33 +21,32 @@ use std::time::Duration;
 use martelo_engine::codec::wire::{self, WireVersion};
 use martelo_engine::{AuctionId, Command, Event, GroupId, Reply, Request};
 use martelo_proto::{
-    ApiError, Applied, AuctionPage, AuctionView, CommittedEntry, ErrorCode, EventEnvelope,
-    ListAuctionsRequest, ListAuctionsResponse, ProposeRequest, ProposeResponse, ReadAuctionRequest,
-    ReadAuctionResponse, ReadConsistency, SubscribeRequest, SubscribeResponse, Traceparent,
-    list_auctions_response, propose_response, read_auction_response, subscribe_response,
+    ApiError, Applied, AuctionPage, AuctionView, ErrorCode, ListAuctionsRequest,
+    ListAuctionsResponse, ListUsersRequest, ListUsersResponse, ProposeRequest, ProposeResponse,
+    ReadAuctionRequest, ReadAuctionResponse, ReadConsistency, ReadUserRequest, ReadUserResponse,
+    SubscribeRequest, SubscribeResponse, list_auctions_response, list_users_response,
+    propose_response, read_auction_response, read_user_response, subscribe_response,
 };
-use martelo_raft_store::EventLogError;
-use martelo_types::{ShardCount, group_of};
+use martelo_types::ShardCount;
 use openraft::ReadPolicy;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request as GrpcRequest, Response, Status};
 use tracing::Instrument as _;
 
 use super::group::Group;
-use super::metric_names::{
-    CLIENT_API_REQUESTS_TOTAL, PROPOSE_DECIDED_WITHOUT_LOG_TOTAL, SUBSCRIPTIONS,
-};
+use super::metric_names::{CLIENT_API_REQUESTS_TOTAL, PROPOSE_DECIDED_WITHOUT_LOG_TOTAL};
 use super::propose::{ProposeFailure, Proposed};
 use super::registry::Registry;
 
+pub mod checks;
+mod subscribe;
+mod users;
+
+use checks::{check_list, check_propose, grpc_timeout, trace_id};
+use subscribe::{SUBSCRIBE_BUFFER, stream_events};
+
 /// Longest a proposal waits for its outcome when the caller set no deadline.
 const PROPOSE_WAIT_DEFAULT: Duration = Duration::from_secs(10);
-/// Most records a subscription reads from the event log at once.
-const SUBSCRIBE_READ_RECORDS: usize = 256;
-/// How often an idle subscription sends `Progress`.
-const SUBSCRIBE_HEARTBEAT: Duration = Duration::from_secs(1);
-/// Messages buffered per subscriber before its reader waits for it.
-const SUBSCRIBE_BUFFER: usize = 256;
 /// Most auctions one `ListAuctions` page examines, matching its filter or not. The page is
 /// read under the state's read lock, which apply waits for: this bounds that wait to a few
 /// thousand ordered-map steps (plus at most `LIST_AUCTIONS_LIMIT_MAX` summaries), however
@@ -61,21 +69,7 @@ impl ClientApiService {
     }
 
     fn group(&self, group_id: u64) -> Result<Arc<Group>, ApiError> {
-        if self.registry.shard_count().is_none() && self.registry.groups().is_empty() {
-            return Err(ApiError::new(
-                ErrorCode::ClusterNotInitialized,
-                "this node has not joined a cluster yet: run `martelo cluster init`",
-            ));
-        }
-        self.registry.group(GroupId(group_id)).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::UnknownGroup,
-                format!(
-                    "this node holds no replica of group {group_id}; refresh the routing table"
-                ),
-            )
-            .with_group(group_id)
-        })
+        find_group(&self.registry, group_id)
     }
 
     async fn propose_checked(
@@ -88,16 +82,17 @@ impl ClientApiService {
             .registry
             .shard_count()
             .and_then(|count| ShardCount::try_from(count).ok());
-        let (version, decoded) = check_propose(&request, shards)?;
+        let (version, command) = check_propose(&request, shards)?;
         let trace_id = trace_id(&request.traceparent)?;
         let span = tracing::info_span!(
             "propose",
             group = request.group_id,
             request_id = %request.request_id,
             auction = request.auction_id,
+            meta = command.is_meta(),
             trace_id = trace_id.as_deref().unwrap_or(""),
         );
-        self.propose_decoded(request, version, decoded, &group, wait)
+        self.propose_decoded(request, version, command, &group, wait)
             .instrument(span)
             .await
     }
@@ -106,60 +101,23 @@ impl ClientApiService {
         &self,
         request: ProposeRequest,
         version: WireVersion,
-        decoded: Request,
+        command: Command,
         group: &Group,
         wait: Duration,
     ) -> Result<Applied, ApiError> {
         if !group.raft.is_leader() {
             return Err(ApiError::not_leader(group.leader_hint()));
         }
+        // Only auction requests may be decided without the log; meta commands never are.
         if request.attempt == 1
-            && let Some(rejected) = early_rejection(&self.registry, group, &decoded, version).await
+            && let Command::Request(decoded) = &command
+            && let Some(rejected) = early_rejection(&self.registry, group, decoded, version).await
         {
             return Ok(rejected);
         }
-        let self_id = self.registry.node_id();
         // Checked in `propose_checked`; carried in the entry so every replica's apply sees it.
         let traceparent = (!request.traceparent.is_empty()).then(|| request.traceparent.clone());
-        let command = Command::Request(decoded);
-        let propose = async {
-            loop {
-                match group
-                    .proposer
-                    .propose(command.clone(), traceparent.clone())
-                    .await
-                {
-                    // openraft refuses writes (before appending them) while a new leader has
-                    // no quorum-acknowledged lease yet: wait a moment here rather than send
-                    // the client back to this same node.
-                    Err(ProposeFailure::NotLeader(hint)) if hint.leader_id == Some(self_id) => {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                    answer => return answer,
-                }
-            }
-        };
-        let answer = tokio::time::timeout(wait, propose).await.map_err(|_| {
-            ApiError::new(
-                ErrorCode::UnknownOutcome,
-                "the deadline passed after the command was queued; it may still commit: \
-                     retry with the same request id",
-            )
-            .with_group(request.group_id)
-        })?;
-        match answer {
-            Ok(proposed) => {
-                tracing::debug!(log_index = proposed.log_index, "applied");
-                applied(&proposed, version)
-            }
-            Err(ProposeFailure::NotLeader(hint)) => Err(ApiError::not_leader(hint)),
-            Err(ProposeFailure::NotProposed { code, message }) => {
-                Err(ApiError::new(code, message).with_group(request.group_id))
-            }
-            Err(ProposeFailure::Unknown(message)) => {
-                Err(ApiError::new(ErrorCode::UnknownOutcome, message).with_group(request.group_id))
-            }
-        }
+        propose_command(&self.registry, group, command, traceparent, version, wait).await
     }
 
     async fn read_checked(&self, request: &ReadAuctionRequest) -> Result<AuctionView, ApiError> {
@@ -179,6 +137,78 @@ impl ClientApiService {
         let group = self.group(request.group_id)?;
         trace_id(&request.traceparent)?;
         list_page(&self.registry, &group, query, request.consistency()).await
+    }
+}
+
+/// This node's replica of `group_id`, or the error that says why there is none.
+fn find_group(registry: &Registry, group_id: u64) -> Result<Arc<Group>, ApiError> {
+    if registry.shard_count().is_none() && registry.groups().is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::ClusterNotInitialized,
+            "this node has not joined a cluster yet: run `martelo cluster init`",
+        ));
+    }
+    registry.group(GroupId(group_id)).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnknownGroup,
+            format!("this node holds no replica of group {group_id}; refresh the routing table"),
+        )
+        .with_group(group_id)
+    })
+}
+
+/// Proposes `command` (checked: it belongs to `group`) through the group's proposer, the one
+/// batching path of every write, and answers with what the engine applied, its reply encoded
+/// in `version`. Shared by the client API's `Propose` and the admin API's `ProposeMeta`.
+///
+/// A new leader whose lease is not yet acknowledged refuses writes for a moment: that is
+/// waited out here rather than sending the caller back to this same node. `wait` bounds the
+/// whole call; when it passes after the command was queued, the answer is `unknown_outcome`.
+pub async fn propose_command(
+    registry: &Registry,
+    group: &Group,
+    command: Command,
+    traceparent: Option<String>,
+    version: WireVersion,
+    wait: Duration,
+) -> Result<Applied, ApiError> {
+    debug_assert!(command.belongs_to(group.id), "checked before proposing");
+    let self_id = registry.node_id();
+    let group_id = group.id.0;
+    let propose = async {
+        loop {
+            match group
+                .proposer
+                .propose(command.clone(), traceparent.clone())
+                .await
+            {
+                Err(ProposeFailure::NotLeader(hint)) if hint.leader_id == Some(self_id) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                answer => return answer,
+            }
+        }
+    };
+    let answer = tokio::time::timeout(wait, propose).await.map_err(|_| {
+        ApiError::new(
+            ErrorCode::UnknownOutcome,
+            "the deadline passed after the command was queued; it may still commit: retry \
+             with the same request id",
+        )
+        .with_group(group_id)
+    })?;
+    match answer {
+        Ok(proposed) => {
+            tracing::debug!(log_index = proposed.log_index, "applied");
+            applied(&proposed, version)
+        }
+        Err(ProposeFailure::NotLeader(hint)) => Err(ApiError::not_leader(hint)),
+        Err(ProposeFailure::NotProposed { code, message }) => {
+            Err(ApiError::new(code, message).with_group(group_id))
+        }
+        Err(ProposeFailure::Unknown(message)) => {
+            Err(ApiError::new(ErrorCode::UnknownOutcome, message).with_group(group_id))
+        }
     }
 }
 
@@ -317,55 +347,10 @@ fn encode_page(
     })
 }
 
-/// Checks a `ListAuctions` request and turns it into the engine's query (its `now` is set
-/// when the page is read).
-pub fn check_list(request: &ListAuctionsRequest) -> Result<martelo_engine::AuctionQuery, ApiError> {
-    use martelo_engine::AuctionFilter;
-    use martelo_proto::AuctionFilter as WireFilter;
-    let invalid = |message: String| {
-        ApiError::new(ErrorCode::InvalidArgument, message).with_group(request.group_id)
-    };
-    if request.group_id == GroupId::META.0 {
-        return Err(invalid(
-            "group 0 is the meta group; it holds no auctions: list groups 1..=shard_count".into(),
-        ));
-    }
-    let limit = match usize::try_from(request.limit).unwrap_or(usize::MAX) {
-        0 => martelo_proto::LIST_AUCTIONS_LIMIT_DEFAULT,
-        limit if limit > martelo_proto::LIST_AUCTIONS_LIMIT_MAX => {
-            return Err(invalid(format!(
-                "limit {limit} is above the most auctions a page may hold ({})",
-                martelo_proto::LIST_AUCTIONS_LIMIT_MAX
-            )));
-        }
-        limit => limit,
-    };
-    let filter = match request.filter() {
-        WireFilter::Unspecified | WireFilter::All => AuctionFilter::All,
-        WireFilter::Open => AuctionFilter::Open,
-        WireFilter::Closed => AuctionFilter::Closed,
-        WireFilter::ClosingSoon if request.closing_within_us == 0 => {
-            return Err(invalid(
-                "the closing-soon filter needs a positive closing_within_us".into(),
-            ));
-        }
-        WireFilter::ClosingSoon => AuctionFilter::ClosingSoon {
-            within: martelo_engine::Micros(request.closing_within_us),
-        },
-    };
-    Ok(martelo_engine::AuctionQuery {
-        filter,
-        after: request.after_auction_id.map(AuctionId),
-        limit,
-        scan_max: LIST_SCANNED_AUCTIONS_MAX,
-        now: martelo_engine::Timestamp(0),
-    })
-}
-
 /// Waits until a read on `group` may be served with `consistency`: for `LINEARIZABLE` and
 /// `LEASE`, until this node has confirmed it leads and applied everything committed before
 /// the read began (I8); `LOCAL` needs nothing.
-async fn ensure_consistency(
+pub(super) async fn ensure_consistency(
     registry: &Registry,
     group: &Group,
     consistency: ReadConsistency,
@@ -405,86 +390,6 @@ async fn ensure_consistency(
     Ok(())
 }
 
-/// Checks a proposal's envelope against its payload and decodes the engine request; returns
-/// it with the wire version it came in, which its reply is encoded in.
-pub fn check_propose(
-    request: &ProposeRequest,
-    shards: Option<ShardCount>,
-) -> Result<(WireVersion, Request), ApiError> {
-    let invalid = |message: String| {
-        ApiError::new(ErrorCode::InvalidArgument, message).with_group(request.group_id)
-    };
-    let Some(version) = WireVersion::from_codec_version(request.codec_version) else {
-        return Err(ApiError::new(
-            ErrorCode::UnsupportedCodec,
-            format!(
-                "codec version {} is not one this node reads ({} to {})",
-                request.codec_version,
-                wire::WIRE_VERSION_OLDEST,
-                wire::WIRE_VERSION
-            ),
-        ));
-    };
-    let Some(martelo_proto::propose_request::Command::EncodedRequest(bytes)) = &request.command
-    else {
-        return Err(invalid("the proposal carries no command".into()));
-    };
-    let decoded =
-        wire::decode::<Request, { martelo_proto::PROPOSAL_COMMAND_BYTES_MAX }>("request", bytes)
-            .map_err(|error| {
-                let message = format!("the command cannot be decoded: {error}");
-                if error.is_too_large() {
-                    ApiError::new(ErrorCode::PayloadTooLarge, message).with_group(request.group_id)
-                } else {
-                    invalid(message)
-                }
-            })?;
-    if decoded.request_id.as_str() != request.request_id {
-        return Err(invalid(
-            "request_id differs from the request id inside the command".into(),
-        ));
-    }
-    let auction = decoded.action.auction_id().map_or(0, |auction| auction.0);
-    if auction != request.auction_id {
-        return Err(invalid(format!(
-            "auction_id {} differs from the auction inside the command ({auction})",
-            request.auction_id
-        )));
-    }
-    if request.group_id == GroupId::META.0 {
-        return Err(invalid(
-            "group 0 is the meta group; it takes no auction commands".into(),
-        ));
-    }
-    if let (Some(shards), Some(auction)) = (shards, decoded.action.auction_id()) {
-        let owner = group_of(auction, shards);
-        if owner.0 != request.group_id {
-            return Err(ApiError::new(
-                ErrorCode::WrongGroup,
-                format!(
-                    "auction {} belongs to group {}, not {}",
-                    auction.0, owner.0, request.group_id
-                ),
-            )
-            .with_group(request.group_id));
-        }
-    }
-    Ok((version, decoded))
-}
-
-fn trace_id(traceparent: &str) -> Result<Option<String>, ApiError> {
-    if traceparent.is_empty() {
-        return Ok(None);
-    }
-    let parsed = Traceparent::try_from(traceparent).map_err(|error| {
-        ApiError::new(
-            ErrorCode::InvalidArgument,
-            format!("traceparent is malformed: {error}"),
-        )
-    })?;
-    Ok(Some(parsed.trace_id().to_string()))
-}
-
 fn applied(proposed: &Proposed, version: WireVersion) -> Result<Applied, ApiError> {
     let reply = &proposed.outcome.reply;
     let encoded = wire::encode("reply", reply, version)
@@ -495,7 +400,8 @@ fn applied(proposed: &Proposed, version: WireVersion) -> Result<Applied, ApiErro
         .iter()
         .filter_map(|event| match event {
             Event::Auction(event) => Some(event.seq),
-            _ => None,
+            Event::Meta(event) => Some(event.seq),
+            Event::BidderSuspended { .. } | Event::BidderReinstated { .. } => None,
         })
         .next_back()
         .unwrap_or(0);
@@ -515,43 +421,13 @@ fn applied(proposed: &Proposed, version: WireVersion) -> Result<Applied, ApiErro
     })
 }
 
-/// The caller's gRPC deadline (`grpc-timeout`), if it sent one.
-pub fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
-    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    let amount: u64 = digits.parse().ok().filter(|_| digits.len() <= 8)?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount.saturating_mul(3600)),
-        "M" => Duration::from_secs(amount.saturating_mul(60)),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
-}
-
 /// How long a proposal may wait: a little less than the caller's deadline, so the caller
 /// hears `unknown_outcome` rather than a bare deadline error.
-fn propose_wait(metadata: &tonic::metadata::MetadataMap) -> Duration {
+pub fn propose_wait(metadata: &tonic::metadata::MetadataMap) -> Duration {
     match grpc_timeout(metadata) {
         Some(deadline) => deadline.mul_f64(0.9).min(PROPOSE_WAIT_DEFAULT),
         None => PROPOSE_WAIT_DEFAULT,
     }
-}
-
-fn envelope(event: &Event) -> Result<EventEnvelope, ApiError> {
-    let (auction_id, seq) = match event {
-        Event::Auction(event) => (event.auction_id.0, event.seq),
-        _ => (0, 0),
-    };
-    Ok(EventEnvelope {
-        auction_id,
-        seq,
-        event: wire::encode("event", event, WireVersion::CURRENT)
-            .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?
-            .into(),
-    })
 }
 
 #[tonic::async_trait]
@@ -612,6 +488,40 @@ impl martelo_proto::client_api_server::ClientApi for ClientApiService {
         }))
     }
 
+    async fn read_user(
+        &self,
+        request: GrpcRequest<ReadUserRequest>,
+    ) -> Result<Response<ReadUserResponse>, Status> {
+        let request = request.into_inner();
+        let result = match users::read_user(&self.registry, &request).await {
+            Ok(record) => read_user_response::Result::User(record),
+            Err(error) => read_user_response::Result::Error(error),
+        };
+        count("read_user", &result_code(&result));
+        Ok(Response::new(ReadUserResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn list_users(
+        &self,
+        request: GrpcRequest<ListUsersRequest>,
+    ) -> Result<Response<ListUsersResponse>, Status> {
+        let request = request.into_inner();
+        let result = match users::list_users(&self.registry, &request).await {
+            Ok(page) => list_users_response::Result::Page(page),
+            Err(error) => list_users_response::Result::Error(error),
+        };
+        let code = match &result {
+            list_users_response::Result::Page(_) => None,
+            list_users_response::Result::Error(error) => Some(error.code()),
+        };
+        count("list_users", &code);
+        Ok(Response::new(ListUsersResponse {
+            result: Some(result),
+        }))
+    }
+
     type SubscribeStream = ReceiverStream<Result<SubscribeResponse, Status>>;
 
     async fn subscribe(
@@ -648,126 +558,18 @@ impl martelo_proto::client_api_server::ClientApi for ClientApiService {
     }
 }
 
-/// Streams a group's committed events from the event log until the subscriber leaves.
-async fn stream_events(
-    group: Arc<Group>,
-    request: SubscribeRequest,
-    sender: tokio::sync::mpsc::Sender<Result<SubscribeResponse, Status>>,
-) {
-    let filter: std::collections::BTreeSet<u64> = request.auction_ids.iter().copied().collect();
-    let mut applied = group.events.subscribe();
-    let mut next = if request.from_log_index == 0 {
-        group.events.first_available().max(1)
-    } else {
-        request.from_log_index
-    };
-    let mut last_progress = tokio::time::Instant::now();
-    metrics::gauge!(SUBSCRIPTIONS).increment(1.0);
-    loop {
-        let message = match group.events.read_from(next, SUBSCRIBE_READ_RECORDS) {
-            Err(EventLogError::Trimmed {
-                first_available, ..
-            }) => {
-                let _ = sender
-                    .send(Ok(SubscribeResponse {
-                        kind: Some(subscribe_response::Kind::Resync(martelo_proto::Resync {
-                            reason: martelo_proto::resync::Reason::Trimmed.into(),
-                            first_available,
-                        })),
-                    }))
-                    .await;
-                break;
-            }
-            Err(EventLogError::Store(error)) => {
-                let _ = sender
-                    .send(Ok(SubscribeResponse {
-                        kind: Some(subscribe_response::Kind::Error(ApiError::new(
-                            ErrorCode::Internal,
-                            error.to_string(),
-                        ))),
-                    }))
-                    .await;
-                break;
-            }
-            Ok(records) => records,
-        };
-        let read_any = !message.is_empty();
-        let mut sent_any = false;
-        for record in message {
-            next = record.log_index + 1;
-            let events: Vec<EventEnvelope> = record
-                .events
-                .iter()
-                .filter(|event| match event {
-                    Event::Auction(event) => {
-                        filter.is_empty() || filter.contains(&event.auction_id.0)
-                    }
-                    _ => true,
-                })
-                .filter_map(|event| envelope(event).ok())
-                .collect();
-            if events.is_empty() {
-                continue;
-            }
-            let entry = CommittedEntry {
-                log_index: record.log_index,
-                log_term: 0,
-                timestamp_us: timestamp_of(&record.events),
-                events,
-                codec_version: codec_version(),
-            };
-            if sender
-                .send(Ok(SubscribeResponse {
-                    kind: Some(subscribe_response::Kind::Entry(entry)),
-                }))
-                .await
-                .is_err()
-            {
-                metrics::gauge!(SUBSCRIPTIONS).decrement(1.0);
-                return;
-            }
-            sent_any = true;
-        }
-        if read_any {
-            if sent_any {
-                last_progress = tokio::time::Instant::now();
-            }
-            continue;
-        }
-        // Caught up: everything applied so far has been read.
-        let applied_index = *applied.borrow_and_update();
-        next = next.max(applied_index.saturating_add(1).min(next.max(1)));
-        if last_progress.elapsed() >= SUBSCRIBE_HEARTBEAT {
-            let progress = SubscribeResponse {
-                kind: Some(subscribe_response::Kind::Progress(
-                    martelo_proto::Progress { applied_index },
-                )),
-            };
-            if sender.send(Ok(progress)).await.is_err() {
-                break;
-            }
-            last_progress = tokio::time::Instant::now();
-        }
-        tokio::select! {
-            changed = applied.changed() => if changed.is_err() { break },
-            () = tokio::time::sleep(SUBSCRIBE_HEARTBEAT) => {}
-            () = sender.closed() => break,
-        }
+/// The error code of a `ReadUser` answer, `None` when it read the state.
+fn result_code(result: &read_user_response::Result) -> Option<ErrorCode> {
+    match result {
+        read_user_response::Result::User(_) => None,
+        read_user_response::Result::Error(error) => Some(error.code()),
     }
-    metrics::gauge!(SUBSCRIPTIONS).decrement(1.0);
 }
 
-/// The cluster timestamp of an entry, from its events (every event carries it).
-fn timestamp_of(events: &[Event]) -> u64 {
-    events
-        .iter()
-        .map(|event| match event {
-            Event::Auction(event) => event.at.0,
-            Event::BidderSuspended { at, .. } | Event::BidderReinstated { at, .. } => at.0,
-            Event::Meta(event) => event.at.0,
-        })
-        .next()
-        .unwrap_or(0)
+/// Counts one call of a read-only RPC: `ok`, or the error code it answered.
+fn count(rpc: &'static str, code: &Option<ErrorCode>) {
+    let result = code.map_or("ok", ErrorCode::as_code_str);
+    metrics::counter!(CLIENT_API_REQUESTS_TOTAL, "rpc" => rpc, "result" => result).increment(1);
 }
 
 #[cfg(test)]

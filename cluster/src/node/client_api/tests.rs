@@ -1,8 +1,15 @@
 //! Unit tests of the client API's request handling: decoding proposals (wire versions, limits,
 //! stable codes), list requests, the summary's wire limit, gRPC timeouts.
 
+use super::checks::{UserLookup, check_list_users, check_read_user};
 use super::*;
-use martelo_engine::{Action, Actor, Amount, RequestId, Role, UserId};
+use martelo_engine::meta::{DisplayName, PasswordHash, Username};
+use martelo_engine::{
+    Action, Actor, Amount, MetaAction, MetaActor, MetaCommand, RequestId, Role, UserId,
+};
+use martelo_proto::propose_request::Command as WireCommand;
+use martelo_proto::{ListUsersRequest, ReadUserRequest, read_user_request};
+use martelo_types::group_of;
 
 fn bid(auction: u64, request_id: &str) -> Request {
     Request {
@@ -41,7 +48,7 @@ fn a_consistent_proposal_is_decoded() {
     let request = bid(1, "r-1");
     let group = group_of(AuctionId(1), ShardCount::try_from(8).expect("8")).0;
     let decoded = check_propose(&proposal(group, 1, "r-1", &request), shards).expect("valid");
-    assert_eq!(decoded, (WireVersion::CURRENT, request));
+    assert_eq!(decoded, (WireVersion::CURRENT, Command::Request(request)));
 }
 
 #[test]
@@ -57,7 +64,10 @@ fn a_proposal_in_an_older_readable_wire_version_is_decoded_and_answered_in_it() 
             .into(),
     ));
     let (version, decoded) = check_propose(&old, shards).expect("readable");
-    assert_eq!((version, &decoded), (WireVersion::OLDEST, &request));
+    assert_eq!(
+        (version, decoded),
+        (WireVersion::OLDEST, Command::Request(request))
+    );
     let reply = Reply::Rejected(martelo_engine::RejectCode::BidTooLow);
     let answer = wire::encode("reply", &reply, version).expect("encode");
     assert_eq!(answer[0], wire::WIRE_VERSION_OLDEST);
@@ -253,4 +263,168 @@ fn grpc_timeouts_are_parsed_in_every_unit() {
     assert_eq!(grpc_timeout(&metadata), None);
     metadata.insert("grpc-timeout", "100m".parse().expect("ascii"));
     assert_eq!(propose_wait(&metadata), Duration::from_millis(90));
+}
+
+fn register(actor: MetaActor, request_id: &str) -> MetaCommand {
+    MetaCommand {
+        actor,
+        request_id: RequestId::try_from(request_id).expect("valid id"),
+        action: MetaAction::RegisterUser {
+            username: Username::fold("ana").expect("username"),
+            display_name: DisplayName::try_from("Ana").expect("display name"),
+            password_hash: PasswordHash::try_from("$argon2id$v=19$x").expect("hash"),
+            roles: [Role::Bidder].into_iter().collect(),
+        },
+    }
+}
+
+fn meta_proposal(group: u64, request_id: &str, command: &MetaCommand) -> ProposeRequest {
+    ProposeRequest {
+        group_id: group,
+        request_id: request_id.into(),
+        auction_id: 0,
+        traceparent: String::new(),
+        codec_version: codec_version(),
+        attempt: 1,
+        command: Some(WireCommand::EncodedMetaCommand(
+            wire::encode("meta command", command, WireVersion::CURRENT)
+                .expect("encode")
+                .into(),
+        )),
+    }
+}
+
+#[test]
+fn a_meta_command_to_group_0_is_decoded_into_a_meta_command() {
+    let shards = ShardCount::try_from(8).ok();
+    let command = register(MetaActor::Anonymous, "m-1");
+    let (version, decoded) =
+        check_propose(&meta_proposal(0, "m-1", &command), shards).expect("valid");
+    assert_eq!(version, WireVersion::CURRENT);
+    assert_eq!(decoded, Command::Meta(command));
+    let user = register(MetaActor::User(UserId(4)), "m-2");
+    assert!(check_propose(&meta_proposal(0, "m-2", &user), shards).is_ok());
+}
+
+#[test]
+fn a_meta_command_elsewhere_an_auction_request_to_group_0_and_the_operator_are_refused() {
+    let shards = ShardCount::try_from(8).ok();
+    let code = |proposal: ProposeRequest| check_propose(&proposal, shards).unwrap_err();
+    let command = register(MetaActor::Anonymous, "m-1");
+    let elsewhere = code(meta_proposal(1, "m-1", &command));
+    assert_eq!(elsewhere.code(), ErrorCode::InvalidArgument);
+    assert!(
+        elsewhere.message.contains("group 0"),
+        "{}",
+        elsewhere.message
+    );
+    let auction = code(proposal(0, 1, "r-1", &bid(1, "r-1")));
+    assert_eq!(auction.code(), ErrorCode::InvalidArgument);
+    assert!(
+        auction.message.contains("meta group"),
+        "{}",
+        auction.message
+    );
+    let operator = register(MetaActor::Operator, "m-3");
+    let refused = code(meta_proposal(0, "m-3", &operator));
+    assert_eq!(refused.code(), ErrorCode::PermissionDenied);
+    assert_eq!(
+        code(meta_proposal(0, "other", &command)).code(),
+        ErrorCode::InvalidArgument
+    );
+    let mut with_auction = meta_proposal(0, "m-1", &command);
+    with_auction.auction_id = 3;
+    assert_eq!(code(with_auction).code(), ErrorCode::InvalidArgument);
+    // Version 1 has no meta types: a reader of it could not decode the reply.
+    let mut old = meta_proposal(0, "m-1", &command);
+    old.codec_version = WireVersion::OLDEST.codec_version();
+    assert_eq!(code(old).code(), ErrorCode::UnsupportedCodec);
+    let mut big = meta_proposal(0, "m-1", &command);
+    big.command = Some(WireCommand::EncodedMetaCommand(
+        vec![0; martelo_proto::META_COMMAND_BYTES_MAX + 1].into(),
+    ));
+    assert_eq!(code(big).code(), ErrorCode::PayloadTooLarge);
+}
+
+fn read_user(key: Option<read_user_request::Key>) -> ReadUserRequest {
+    ReadUserRequest {
+        key,
+        consistency: ReadConsistency::Linearizable.into(),
+        traceparent: String::new(),
+    }
+}
+
+#[test]
+fn a_user_read_needs_a_key_within_its_limit() {
+    assert_eq!(
+        check_read_user(&read_user(Some(read_user_request::Key::UserId(4)))),
+        Ok(UserLookup::Id(UserId(4)))
+    );
+    assert_eq!(
+        check_read_user(&read_user(Some(read_user_request::Key::Username(
+            "Ana".into()
+        )))),
+        Ok(UserLookup::Username("Ana".into()))
+    );
+    assert_eq!(
+        check_read_user(&read_user(None)).unwrap_err().code(),
+        ErrorCode::InvalidArgument
+    );
+    let long = "a".repeat(martelo_proto::USER_KEY_BYTES_MAX + 1);
+    let error = check_read_user(&read_user(Some(read_user_request::Key::Username(long))));
+    assert_eq!(error.unwrap_err().code(), ErrorCode::PayloadTooLarge);
+}
+
+fn list_users(prefix: &str, after: Option<&str>, limit: u32) -> ListUsersRequest {
+    ListUsersRequest {
+        prefix: prefix.into(),
+        after: after.map(Into::into),
+        limit,
+        consistency: ReadConsistency::Linearizable.into(),
+        traceparent: String::new(),
+    }
+}
+
+#[test]
+fn a_user_listing_becomes_an_engine_query_within_its_limits() {
+    let query = check_list_users(&list_users("an", None, 0)).expect("valid");
+    assert_eq!(query.prefix, "an");
+    assert_eq!(query.after, None);
+    assert_eq!(query.limit, martelo_proto::LIST_USERS_LIMIT_DEFAULT);
+    let max = martelo_proto::LIST_USERS_LIMIT_MAX as u32;
+    let query = check_list_users(&list_users("", Some("Ana"), max)).expect("valid");
+    assert_eq!(query.after, Some(Username::fold("ana").expect("username")));
+    assert_eq!(query.limit, martelo_engine::limits::USER_PAGE_MAX);
+    let code = |request: ListUsersRequest| check_list_users(&request).unwrap_err().code();
+    assert_eq!(
+        code(list_users("", None, max + 1)),
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        code(list_users("", Some("a b"), 10)),
+        ErrorCode::InvalidArgument
+    );
+    let long = "a".repeat(martelo_proto::USER_KEY_BYTES_MAX + 1);
+    assert_eq!(
+        code(list_users(&long, None, 10)),
+        ErrorCode::PayloadTooLarge
+    );
+    assert_eq!(
+        code(list_users("", Some(&long), 10)),
+        ErrorCode::PayloadTooLarge
+    );
+}
+
+#[test]
+fn a_meta_event_goes_out_with_auction_0_and_its_meta_seq() {
+    let event = Event::Meta(martelo_engine::MetaEvent {
+        seq: 7,
+        at: martelo_engine::Timestamp(5),
+        kind: martelo_engine::MetaEventKind::ClusterFactsSet { shard_count: 8 },
+    });
+    let envelope = subscribe::envelope(&event).expect("encodes");
+    assert_eq!((envelope.auction_id, envelope.seq), (0, 7));
+    let decoded =
+        wire::decode::<Event, { martelo_proto::EVENT_BYTES_MAX }>("event", &envelope.event);
+    assert_eq!(decoded.expect("decodes"), event);
 }

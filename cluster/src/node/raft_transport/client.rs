@@ -46,7 +46,7 @@ use super::client_failure::{
 };
 use super::peers::PeerChannels;
 use super::snapshot_send::{self, SnapshotFailure};
-use super::wire::{Envelope, IntoReply};
+use super::wire::{Envelope, IntoReply, UnaryMessage};
 
 /// Makes the openraft network of one group: one [`Network`] per target node, all over the
 /// node's shared [`PeerChannels`].
@@ -123,13 +123,10 @@ pub(super) fn append_message(
     envelope: Envelope,
     request: &AppendEntriesRequest<TypeConfig>,
 ) -> Result<martelo_proto::AppendEntriesRequest, Failure> {
-    Ok(martelo_proto::AppendEntriesRequest {
-        group_id: envelope.group_id,
-        from_node_id: envelope.from_node_id,
-        to_node_id: envelope.to_node_id,
-        codec_version: envelope.codec_version,
-        payload: encode_payload("AppendEntriesRequest", request)?,
-    })
+    let payload = encode_payload("AppendEntriesRequest", request)?;
+    Ok(martelo_proto::AppendEntriesRequest::addressed(
+        envelope, payload,
+    ))
 }
 
 impl Network {
@@ -218,18 +215,25 @@ impl Network {
         result
     }
 
-    fn vote_message(
-        &self,
-        request: &VoteRequest<TypeConfig>,
-    ) -> Result<martelo_proto::VoteRequest, Failure> {
-        let envelope = self.envelope();
-        Ok(martelo_proto::VoteRequest {
-            group_id: envelope.group_id,
-            from_node_id: envelope.from_node_id,
-            to_node_id: envelope.to_node_id,
-            codec_version: envelope.codec_version,
-            payload: encode_payload("VoteRequest", request)?,
+    /// A vote or a pre-vote (`rpc`): the same message, sent to the method `rpc` names.
+    async fn send_vote(
+        &mut self,
+        rpc: Rpc,
+        request: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let message = encode_payload("VoteRequest", &request)
+            .map(|payload| martelo_proto::VoteRequest::addressed(self.envelope(), payload));
+        let pre_vote = rpc == Rpc::PreVote;
+        self.unary(rpc, &option, message, |mut client, request| async move {
+            if pre_vote {
+                client.pre_vote(request).await
+            } else {
+                client.vote(request).await
+            }
         })
+        .await
+        .map_err(|failure| self.rpc_error(rpc, failure))
     }
 }
 
@@ -310,15 +314,7 @@ impl RaftNetworkV2<TypeConfig> for Network {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let message = self.vote_message(&rpc);
-        self.unary(
-            Rpc::Vote,
-            &option,
-            message,
-            |mut client, request| async move { client.vote(request).await },
-        )
-        .await
-        .map_err(|failure| self.rpc_error(Rpc::Vote, failure))
+        self.send_vote(Rpc::Vote, rpc, option).await
     }
 
     async fn pre_vote(
@@ -326,15 +322,7 @@ impl RaftNetworkV2<TypeConfig> for Network {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let message = self.vote_message(&rpc);
-        self.unary(
-            Rpc::PreVote,
-            &option,
-            message,
-            |mut client, request| async move { client.pre_vote(request).await },
-        )
-        .await
-        .map_err(|failure| self.rpc_error(Rpc::PreVote, failure))
+        self.send_vote(Rpc::PreVote, rpc, option).await
     }
 
     async fn full_snapshot(
@@ -388,15 +376,8 @@ impl RaftNetworkV2<TypeConfig> for Network {
         rpc: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let envelope = self.envelope();
         let message = encode_payload("TransferLeaderRequest", &rpc).map(|payload| {
-            martelo_proto::TransferLeaderRequest {
-                group_id: envelope.group_id,
-                from_node_id: envelope.from_node_id,
-                to_node_id: envelope.to_node_id,
-                codec_version: envelope.codec_version,
-                payload,
-            }
+            martelo_proto::TransferLeaderRequest::addressed(self.envelope(), payload)
         });
         self.unary(
             Rpc::TransferLeader,

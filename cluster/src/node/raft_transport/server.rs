@@ -41,7 +41,7 @@ use serde::de::DeserializeOwned;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::metrics::RPC_RECEIVED_TOTAL;
-use super::wire::{Addressed, Envelope, Reply};
+use super::wire::{Envelope, Reply, UnaryMessage};
 use super::{server_append, snapshot_recv};
 use crate::node::Raft;
 
@@ -164,6 +164,17 @@ pub(super) fn unknown_group(group: GroupId) -> ApiError {
     .with_group(group.0)
 }
 
+/// Asserts that `error` is `payload_too_large`, showing its message when it is not.
+#[cfg(test)]
+pub(super) fn assert_too_large(error: &ApiError) {
+    assert_eq!(
+        error.code(),
+        ErrorCode::PayloadTooLarge,
+        "{}",
+        error.message
+    );
+}
+
 /// Counts one answer in [`RPC_RECEIVED_TOTAL`].
 pub(super) fn record_received(rpc: &'static str, reply: &Reply) {
     metrics::counter!(RPC_RECEIVED_TOTAL, "rpc" => rpc, "result" => reply.metric_result())
@@ -205,22 +216,26 @@ impl<G: GroupLookup> RaftTransportService<G> {
     }
 
     /// The common path of the unary RPCs: check, decode (with the request's own limit),
-    /// call the Raft, encode the answer in the request's wire version.
-    async fn serve_unary<Req, Out, Fut>(
+    /// call the Raft, encode the answer in the request's wire version and wrap it in the
+    /// RPC's response message.
+    async fn serve_unary<M, Resp, Req, Out, Fut>(
         &self,
         rpc: &'static str,
-        envelope: Envelope,
-        payload: &[u8],
+        request: Request<M>,
         decode: fn(GroupId, &[u8]) -> Result<Req, ApiError>,
         response_name: &'static str,
         call: impl FnOnce(Raft, Req) -> Fut,
-    ) -> Reply
+    ) -> Result<Response<Resp>, Status>
     where
+        M: UnaryMessage,
+        Resp: From<Reply>,
         Out: Serialize,
         Fut: Future<Output = Result<Out, RaftError<TypeConfig>>>,
     {
+        let request = request.into_inner();
+        let envelope = request.envelope();
         let opened = self.open(&envelope).and_then(|(group, raft)| {
-            let request = decode(group, payload)?;
+            let request = decode(group, request.payload())?;
             Ok((group, raft, request))
         });
         let reply = match opened {
@@ -236,7 +251,7 @@ impl<G: GroupLookup> RaftTransportService<G> {
             }
         };
         record_received(rpc, &reply);
-        reply
+        Ok(Response::new(reply.into()))
     }
 }
 
@@ -246,20 +261,16 @@ impl<G: GroupLookup> RaftTransport for RaftTransportService<G> {
         &self,
         request: Request<martelo_proto::AppendEntriesRequest>,
     ) -> Result<Response<martelo_proto::AppendEntriesResponse>, Status> {
-        let request = request.into_inner();
-        let reply = self
-            .serve_unary(
-                "append_entries",
-                request.envelope(),
-                &request.payload,
-                decode_append,
-                "AppendEntriesResponse",
-                |raft, rpc: AppendEntriesRequest<TypeConfig>| async move {
-                    raft.append_entries(rpc).await
-                },
-            )
-            .await;
-        Ok(Response::new(reply.into()))
+        self.serve_unary(
+            "append_entries",
+            request,
+            decode_append,
+            "AppendEntriesResponse",
+            |raft, rpc: AppendEntriesRequest<TypeConfig>| async move {
+                raft.append_entries(rpc).await
+            },
+        )
+        .await
     }
 
     type StreamAppendStream =
@@ -277,36 +288,28 @@ impl<G: GroupLookup> RaftTransport for RaftTransportService<G> {
         &self,
         request: Request<martelo_proto::VoteRequest>,
     ) -> Result<Response<martelo_proto::VoteResponse>, Status> {
-        let request = request.into_inner();
-        let reply = self
-            .serve_unary(
-                "vote",
-                request.envelope(),
-                &request.payload,
-                decode_vote,
-                "VoteResponse",
-                |raft, rpc: VoteRequest<TypeConfig>| async move { raft.vote(rpc).await },
-            )
-            .await;
-        Ok(Response::new(reply.into()))
+        self.serve_unary(
+            "vote",
+            request,
+            decode_vote,
+            "VoteResponse",
+            |raft, rpc: VoteRequest<TypeConfig>| async move { raft.vote(rpc).await },
+        )
+        .await
     }
 
     async fn pre_vote(
         &self,
         request: Request<martelo_proto::VoteRequest>,
     ) -> Result<Response<martelo_proto::VoteResponse>, Status> {
-        let request = request.into_inner();
-        let reply = self
-            .serve_unary(
-                "pre_vote",
-                request.envelope(),
-                &request.payload,
-                decode_vote,
-                "VoteResponse",
-                |raft, rpc: VoteRequest<TypeConfig>| async move { raft.pre_vote(rpc).await },
-            )
-            .await;
-        Ok(Response::new(reply.into()))
+        self.serve_unary(
+            "pre_vote",
+            request,
+            decode_vote,
+            "VoteResponse",
+            |raft, rpc: VoteRequest<TypeConfig>| async move { raft.pre_vote(rpc).await },
+        )
+        .await
     }
 
     async fn install_snapshot(
@@ -322,22 +325,18 @@ impl<G: GroupLookup> RaftTransport for RaftTransportService<G> {
         &self,
         request: Request<martelo_proto::TransferLeaderRequest>,
     ) -> Result<Response<martelo_proto::TransferLeaderResponse>, Status> {
-        let request = request.into_inner();
-        let reply = self
-            .serve_unary(
-                "transfer_leader",
-                request.envelope(),
-                &request.payload,
-                decode_transfer_leader,
-                "TransferLeaderResponse",
-                |raft, rpc: TransferLeaderRequest<TypeConfig>| async move {
-                    raft.handle_transfer_leader(rpc)
-                        .await
-                        .map_err(RaftError::Fatal)
-                },
-            )
-            .await;
-        Ok(Response::new(reply.into()))
+        self.serve_unary(
+            "transfer_leader",
+            request,
+            decode_transfer_leader,
+            "TransferLeaderResponse",
+            |raft, rpc: TransferLeaderRequest<TypeConfig>| async move {
+                raft.handle_transfer_leader(rpc)
+                    .await
+                    .map_err(RaftError::Fatal)
+            },
+        )
+        .await
     }
 }
 
@@ -388,12 +387,7 @@ mod tests {
             decode_vote(GroupId(4), &oversized).expect_err("vote"),
             decode_transfer_leader(GroupId(4), &oversized).expect_err("transfer leader"),
         ] {
-            assert_eq!(
-                error.code(),
-                ErrorCode::PayloadTooLarge,
-                "{}",
-                error.message
-            );
+            assert_too_large(&error);
             assert!(error.message.contains("limit"), "{}", error.message);
             assert_eq!(error.group_id, 4);
         }
@@ -403,12 +397,7 @@ mod tests {
     fn an_append_batch_over_the_raft_message_limit_is_payload_too_large() {
         let oversized = vec![0u8; RAFT_MESSAGE_BYTES_MAX + 1];
         let error = decode_append(GroupId(4), &oversized).expect_err("too large");
-        assert_eq!(
-            error.code(),
-            ErrorCode::PayloadTooLarge,
-            "{}",
-            error.message
-        );
+        assert_too_large(&error);
         // A vote-sized limit does not apply to appends: a batch far above it decodes.
         let batch = full_append_batch();
         let bytes = codec::wire::encode_peer("AppendEntriesRequest", &batch, WireVersion::CURRENT)

@@ -216,6 +216,7 @@ mod tests {
     use prost::bytes::Bytes;
 
     use super::*;
+    use crate::node::raft_transport::server::assert_too_large;
 
     const SELF_ID: u64 = 2;
 
@@ -295,12 +296,7 @@ mod tests {
         let error = stream_group
             .accept(&append_request(7, oversized.into()))
             .expect_err("too large");
-        assert_eq!(
-            error.code(),
-            ErrorCode::PayloadTooLarge,
-            "{}",
-            error.message
-        );
+        assert_too_large(&error);
     }
 
     #[test]

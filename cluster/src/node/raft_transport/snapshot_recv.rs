@@ -334,6 +334,7 @@ mod tests {
     use openraft::vote::RaftLeaderIdExt;
 
     use super::*;
+    use crate::node::raft_transport::server::assert_too_large;
 
     fn trailer(total_bytes: u64, chunk_count: u64) -> SnapshotTrailer {
         SnapshotTrailer {
@@ -450,12 +451,7 @@ mod tests {
             header(good.vote.clone(), oversized),
         ] {
             let error = decode_header(GroupId(3), &bad).expect_err("too large");
-            assert_eq!(
-                error.code(),
-                ErrorCode::PayloadTooLarge,
-                "{}",
-                error.message
-            );
+            assert_too_large(&error);
         }
     }
 

@@ -90,6 +90,37 @@ impl_addressed!(
     martelo_proto::SnapshotHeader
 );
 
+/// The unary requests: an [`Envelope`] and one codec-encoded openraft request.
+pub(super) trait UnaryMessage: Addressed + Sized {
+    /// The message from `envelope`'s sender to its target, carrying `payload`.
+    fn addressed(envelope: Envelope, payload: Bytes) -> Self;
+
+    /// The codec-encoded openraft request.
+    fn payload(&self) -> &[u8];
+}
+
+macro_rules! impl_unary_message {
+    ($($message:ident),+) => {$(
+        impl UnaryMessage for martelo_proto::$message {
+            fn addressed(envelope: Envelope, payload: Bytes) -> Self {
+                martelo_proto::$message {
+                    group_id: envelope.group_id,
+                    from_node_id: envelope.from_node_id,
+                    to_node_id: envelope.to_node_id,
+                    codec_version: envelope.codec_version,
+                    payload,
+                }
+            }
+
+            fn payload(&self) -> &[u8] {
+                &self.payload
+            }
+        }
+    )+};
+}
+
+impl_unary_message!(AppendEntriesRequest, VoteRequest, TransferLeaderRequest);
+
 /// The one shape of every Raft transport answer; each response message's `oneof result` is
 /// this with its own type names.
 #[derive(Clone, Debug, PartialEq)]
