@@ -1,0 +1,663 @@
+//! One WebSocket connection: [`run`] reads client messages, sends the auctions' snapshots
+//! and events in seq order, places bids, and closes the socket when the user's session ends.
+//!
+//! Output has one order and two bounded queues. The hub pushes events into the
+//! connection's [`Outbox`](crate::fanout::outbox::Outbox) (conflating past
+//! `limits.ws_send_queue`); the session moves an item from it only when the writer task has
+//! room ([`WRITER_QUEUE`] frames), so a client that does not read makes its outbox conflate
+//! instead of growing anything. Frames the session makes itself (snapshots, bid results,
+//! pongs, time) wait in `pending`, which is bounded too: past it the client is closed as too
+//! slow (4008). A close for a suspension or sign-out jumps ahead of queued frames; a writer
+//! stuck on a socket that does not drain is dropped after [`CLOSE_GRACE`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, SplitSink, SplitStream};
+use futures::{FutureExt, SinkExt, StreamExt};
+use martelo_engine::{AuctionEventKind, AuctionId, AuctionResult};
+use martelo_proto::{ErrorCode, Traceparent};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use super::protocol::{self, ClientMessage, SnapshotReason, close};
+use super::sequence::{Step, Tracker};
+use crate::auth::Principal;
+use crate::error::{Problem, codes};
+use crate::fanout::outbox::{OutItem, ResetReason};
+use crate::fanout::snapshots::SnapshotResult;
+use crate::fanout::{Connection, Delivered};
+use crate::follow::{EndReason, SessionEnd};
+use crate::http::bids::{BidInput, place_bid};
+use crate::state::AppState;
+use crate::telemetry;
+
+/// Frames handed to the writer task and not yet written.
+pub const WRITER_QUEUE: usize = 16;
+/// How long a closing connection's writer may take to send the close frame.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Bids of one connection waiting for their outcome at once.
+pub const BIDS_IN_FLIGHT_MAX: usize = 32;
+/// Snapshot reads tried before a subscription is given up (with an `error`).
+const SNAPSHOT_ATTEMPTS: u32 = 5;
+const SNAPSHOT_RETRY: Duration = Duration::from_millis(400);
+
+/// Error codes of the WebSocket protocol (besides the HTTP API's).
+pub mod ws_codes {
+    /// The connection watches `ws_subscriptions_max` auctions already.
+    pub const SUBSCRIPTION_LIMIT: &str = "subscription_limit";
+    /// `subscribe` for an auction the connection already watches.
+    pub const ALREADY_SUBSCRIBED: &str = "already_subscribed";
+    /// `unsubscribe` for an auction the connection does not watch.
+    pub const NOT_SUBSCRIBED: &str = "not_subscribed";
+    /// The auction's state could not be read; the subscription ended (subscribe again).
+    pub const SUBSCRIPTION_FAILED: &str = "subscription_failed";
+}
+
+/// Why a connection ended (the `reason` label of `WS_CLOSED_TOTAL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ended {
+    ClientClosed,
+    Suspended,
+    SignedOut,
+    TokenExpired,
+    TooSlow,
+    TooBig,
+    Error,
+}
+
+impl Ended {
+    fn label(self) -> &'static str {
+        match self {
+            Ended::ClientClosed => "client_closed",
+            Ended::Suspended => "suspended",
+            Ended::SignedOut => "signed_out",
+            Ended::TokenExpired => "token_expired",
+            Ended::TooSlow => "too_slow",
+            Ended::TooBig => "message_too_big",
+            Ended::Error => "error",
+        }
+    }
+
+    /// The close frame the server sends, if any.
+    fn close_frame(self, message_max: usize) -> Option<CloseFrame> {
+        let (code, reason) = match self {
+            Ended::ClientClosed | Ended::Error => return None,
+            Ended::Suspended => (close::SUSPENDED, "account suspended".to_owned()),
+            Ended::SignedOut => (close::SIGNED_OUT, "signed out".to_owned()),
+            Ended::TokenExpired => (close::TOKEN_EXPIRED, "access token expired".to_owned()),
+            Ended::TooSlow => (close::TOO_SLOW, "client too slow".to_owned()),
+            Ended::TooBig => (
+                close::TOO_BIG,
+                format!("message larger than {message_max} bytes"),
+            ),
+        };
+        Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason),
+        })
+    }
+}
+
+struct Sub {
+    tracker: Tracker,
+    ready: watch::Receiver<bool>,
+    /// The fetch whose answer is awaited (older answers are ignored).
+    fetch: Option<u64>,
+    /// The signed-in user bid on this auction (for `lost` notices).
+    bid_in: bool,
+}
+
+type Fetched = (AuctionId, u64, SnapshotResult);
+
+struct Session {
+    state: AppState,
+    principal: Option<Principal>,
+    connection: Connection,
+    subs: HashMap<AuctionId, Sub>,
+    fetches: FuturesUnordered<BoxFuture<'static, Fetched>>,
+    next_fetch: u64,
+    bids: FuturesUnordered<BoxFuture<'static, Utf8Bytes>>,
+    /// Frames made by the session, sent before the outbox's items: (kind, frame).
+    pending: VecDeque<(&'static str, Utf8Bytes)>,
+    pending_max: usize,
+}
+
+/// Serves one upgraded connection until it ends. `admission` holds its place in the
+/// connection limit.
+pub async fn run<A: Send + 'static>(
+    socket: WebSocket,
+    state: AppState,
+    principal: Option<Principal>,
+    admission: A,
+) {
+    let (sink, stream) = socket.split();
+    let (tx, rx) = mpsc::channel::<Message>(WRITER_QUEUE);
+    let (close_tx, close_rx) = oneshot::channel::<CloseFrame>();
+    let mut writer = tokio::spawn(write_loop(sink, rx, close_rx));
+    let limits = &state.config.limits;
+    let mut session = Session {
+        connection: state.hub.connect(),
+        pending_max: 2 * limits.ws_send_queue + limits.ws_subscriptions_max + 64,
+        principal,
+        subs: HashMap::new(),
+        fetches: FuturesUnordered::new(),
+        next_fetch: 1,
+        bids: FuturesUnordered::new(),
+        pending: VecDeque::new(),
+        state: state.clone(),
+    };
+    let ended = session.serve(stream, &tx).await;
+    metrics::counter!(telemetry::WS_CLOSED_TOTAL, "reason" => ended.label()).increment(1);
+    session.unwatch_all();
+    match ended.close_frame(state.config.limits.ws_message_bytes_max) {
+        Some(frame) => {
+            let _ = close_tx.send(frame);
+        }
+        // No frame of ours: the writer finishes the closing handshake and ends.
+        None => drop(close_tx),
+    }
+    drop(tx);
+    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+    drop(admission);
+}
+
+/// Writes frames in order; a close frame jumps the queue and ends the connection.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Message>,
+    mut close_rx: oneshot::Receiver<CloseFrame>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            frame = &mut close_rx => {
+                if let Ok(frame) = frame {
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                }
+                let _ = sink.close().await;
+                return;
+            }
+            message = rx.recv() => {
+                let Some(message) = message else {
+                    // The session ended; a close frame may still come.
+                    if let Ok(frame) = close_rx.await {
+                        let _ = sink.send(Message::Close(Some(frame))).await;
+                    }
+                    let _ = sink.close().await;
+                    return;
+                };
+                if sink.feed(message).await.is_err() {
+                    return;
+                }
+                while let Ok(message) = rx.try_recv() {
+                    if sink.feed(message).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn seconds_until(unix_secs: u64) -> Duration {
+    let now = crate::auth::tokens::unix_now();
+    Duration::from_secs(unix_secs.saturating_sub(now))
+}
+
+impl Session {
+    fn me(&self) -> Option<martelo_engine::UserId> {
+        self.principal.as_ref().map(|principal| principal.user)
+    }
+
+    async fn serve(
+        &mut self,
+        mut stream: SplitStream<WebSocket>,
+        tx: &mpsc::Sender<Message>,
+    ) -> Ended {
+        let mut ends: Option<broadcast::Receiver<SessionEnd>> = self
+            .principal
+            .as_ref()
+            .map(|_| self.state.meta.session_ends());
+        let expiry = tokio::time::sleep(match &self.principal {
+            Some(principal) => seconds_until(principal.expires_at),
+            None => Duration::from_secs(u64::from(u32::MAX)),
+        });
+        tokio::pin!(expiry);
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let outbox = self.connection.outbox.clone();
+        loop {
+            if self.pending.len() > self.pending_max {
+                return Ended::TooSlow;
+            }
+            let has_output = !self.pending.is_empty() || outbox.has_items();
+            tokio::select! {
+                biased;
+                end = recv_end(&mut ends) => {
+                    if matches!(end, Err(broadcast::error::RecvError::Closed)) {
+                        ends = None;
+                    }
+                    if let Some(ended) = self.on_session_end(end) {
+                        return ended;
+                    }
+                }
+                _ = &mut expiry => return Ended::TokenExpired,
+                incoming = stream.next() => match incoming {
+                    None | Some(Ok(Message::Close(_))) => return Ended::ClientClosed,
+                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
+                    Some(Ok(Message::Binary(_))) => self.push(
+                        "error",
+                        protocol::error(
+                            codes::MALFORMED_JSON,
+                            "binary frames are not accepted: send JSON text",
+                            None,
+                            None,
+                        ),
+                    ),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Err(error)) => {
+                        let text = error.to_string();
+                        if text.contains("limit exceeded") || text.contains("too long") {
+                            return Ended::TooBig;
+                        }
+                        tracing::debug!(%error, "WebSocket read failed");
+                        return Ended::Error;
+                    }
+                },
+                permit = tx.reserve(), if has_output => {
+                    let Ok(permit) = permit else { return Ended::Error };
+                    if let Some((kind, frame)) = self.next_frame() {
+                        metrics::counter!(telemetry::WS_MESSAGES_SENT_TOTAL, "kind" => kind)
+                            .increment(1);
+                        permit.send(Message::Text(frame));
+                    }
+                }
+                _ = outbox.wait(), if !has_output => {}
+                Some((auction, id, result)) = self.fetches.next(), if !self.fetches.is_empty() => {
+                    self.on_fetched(auction, id, result);
+                }
+                Some(frame) = self.bids.next(), if !self.bids.is_empty() => {
+                    self.push("bid_result", frame);
+                }
+                _ = ticker.tick() => {
+                    if self.pending.len() < self.pending_max / 2 {
+                        self.push("time", protocol::time());
+                    }
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, kind: &'static str, frame: Utf8Bytes) {
+        self.pending.push_back((kind, frame));
+    }
+
+    fn on_session_end(
+        &mut self,
+        end: Result<SessionEnd, broadcast::error::RecvError>,
+    ) -> Option<Ended> {
+        let me = self.me()?;
+        match end {
+            Ok(end) if end.user == me => match end.reason {
+                EndReason::Suspended => Some(Ended::Suspended),
+                EndReason::AllSessionsRevoked => Some(Ended::SignedOut),
+                // One session (refresh-token family) ended: close this connection if its
+                // access token was issued in that session (the token's `sid`).
+                EndReason::SignedOut => {
+                    let mine = self.principal.as_ref().and_then(|p| p.session);
+                    (end.family.is_some() && end.family == mine).then_some(Ended::SignedOut)
+                }
+            },
+            Ok(_) => None,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "missed session-end notices: checking the block list"
+                );
+                self.state.meta.is_blocked(me).then_some(Ended::Suspended)
+            }
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    fn on_text(&mut self, text: &str) {
+        let message = match ClientMessage::parse(text) {
+            Ok(message) => message,
+            Err(detail) => {
+                self.push(
+                    "error",
+                    protocol::error(codes::MALFORMED_JSON, &detail, None, None),
+                );
+                return;
+            }
+        };
+        match message {
+            ClientMessage::Subscribe { auction, after_seq } => {
+                self.subscribe(AuctionId(auction), after_seq);
+            }
+            ClientMessage::Unsubscribe { auction } => {
+                if self.subs.remove(&AuctionId(auction)).is_some() {
+                    self.state.hub.unwatch(&self.connection, AuctionId(auction));
+                    metrics::gauge!(telemetry::WS_SUBSCRIPTIONS).decrement(1.0);
+                    self.push("unsubscribed", protocol::unsubscribed(auction));
+                } else {
+                    self.push(
+                        "error",
+                        protocol::error(
+                            ws_codes::NOT_SUBSCRIBED,
+                            "this connection does not watch that auction",
+                            None,
+                            Some(auction),
+                        ),
+                    );
+                }
+            }
+            ClientMessage::Bid {
+                auction,
+                request_id,
+                amount,
+                max,
+                traceparent,
+            } => self.bid(
+                BidInput {
+                    auction: AuctionId(auction),
+                    request_id,
+                    amount: Some(amount),
+                    max,
+                },
+                traceparent,
+            ),
+            ClientMessage::Buy {
+                auction,
+                request_id,
+                traceparent,
+            } => self.bid(
+                BidInput {
+                    auction: AuctionId(auction),
+                    request_id,
+                    amount: None,
+                    max: None,
+                },
+                traceparent,
+            ),
+            ClientMessage::Ping { nonce } => self.push("pong", protocol::pong(nonce.as_deref())),
+        }
+    }
+
+    fn subscribe(&mut self, auction: AuctionId, after_seq: Option<u64>) {
+        let refuse =
+            |code: &str, detail: &str| protocol::error(code, detail, None, Some(auction.0));
+        if auction.0 == 0 {
+            let frame = refuse(codes::INVALID_ARGUMENT, "auction ids start at 1");
+            return self.push("error", frame);
+        }
+        if self.subs.contains_key(&auction) {
+            let frame = refuse(
+                ws_codes::ALREADY_SUBSCRIBED,
+                "this connection already watches that auction",
+            );
+            return self.push("error", frame);
+        }
+        let limit = self.state.config.limits.ws_subscriptions_max;
+        if self.subs.len() >= limit {
+            let frame = refuse(
+                ws_codes::SUBSCRIPTION_LIMIT,
+                &format!("a connection watches at most {limit} auctions"),
+            );
+            return self.push("error", frame);
+        }
+        let watch = self.state.hub.watch(&self.connection, auction, after_seq);
+        metrics::gauge!(telemetry::WS_SUBSCRIPTIONS).increment(1.0);
+        let buffer_max = self.state.config.limits.ws_send_queue;
+        let (tracker, replay) = match (after_seq, watch.replay) {
+            (Some(after), Some(events)) => (Tracker::live(after, buffer_max), Some(events)),
+            (Some(_), None) => {
+                metrics::counter!(telemetry::FANOUT_CONFLATED_TOTAL, "reason" => "replay_gone")
+                    .increment(1);
+                (Tracker::fetching(SnapshotReason::Gap, buffer_max), None)
+            }
+            (None, _) => (Tracker::fetching(SnapshotReason::New, buffer_max), None),
+        };
+        self.subs.insert(
+            auction,
+            Sub {
+                tracker,
+                ready: watch.ready,
+                fetch: None,
+                bid_in: false,
+            },
+        );
+        match (after_seq, replay) {
+            (Some(after), Some(events)) => {
+                self.push("resumed", protocol::resumed(auction.0, after, events.len()));
+                for delivered in events {
+                    self.on_delivered(delivered);
+                }
+            }
+            _ => self.start_fetch(auction),
+        }
+    }
+
+    fn bid(&mut self, input: BidInput, traceparent: Option<String>) {
+        let traceparent = traceparent.and_then(|text| Traceparent::try_from(text.as_str()).ok());
+        let request_id = input.request_id.clone();
+        let refuse = |problem: Problem| protocol::bid_result(&request_id, Err(&problem));
+        let Some(principal) = self.principal.clone() else {
+            let frame = refuse(Problem::unauthorized(
+                "sign in to bid: connect with an access token",
+            ));
+            return self.push("bid_result", frame);
+        };
+        if self.state.meta.is_blocked(principal.user) {
+            let frame = refuse(Problem::new(
+                axum::http::StatusCode::FORBIDDEN,
+                codes::ACCOUNT_SUSPENDED,
+                "the account is suspended",
+            ));
+            return self.push("bid_result", frame);
+        }
+        if self.bids.len() >= BIDS_IN_FLIGHT_MAX {
+            let frame = refuse(
+                Problem::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    codes::BUSY,
+                    format!("at most {BIDS_IN_FLIGHT_MAX} bids per connection wait at once"),
+                )
+                .retry_after(1),
+            );
+            return self.push("bid_result", frame);
+        }
+        let state = self.state.clone();
+        self.bids.push(
+            async move {
+                match place_bid(&state, &principal, input, traceparent.as_ref()).await {
+                    Ok(accepted) => match serde_json::to_value(&accepted) {
+                        Ok(value) => protocol::bid_result(&request_id, Ok(value)),
+                        Err(_) => protocol::bid_result(&request_id, Err(&Problem::internal())),
+                    },
+                    Err(problem) => protocol::bid_result(&request_id, Err(&problem)),
+                }
+            }
+            .boxed(),
+        );
+    }
+
+    fn start_fetch(&mut self, auction: AuctionId) {
+        let Some(sub) = self.subs.get_mut(&auction) else {
+            return;
+        };
+        let id = self.next_fetch;
+        self.next_fetch += 1;
+        sub.fetch = Some(id);
+        let ready = sub.ready.clone();
+        let state = self.state.clone();
+        self.fetches.push(
+            async move {
+                let mut attempt = 1;
+                loop {
+                    let result = state.hub.snapshot(auction, ready.clone()).await;
+                    let retry = match &result {
+                        Ok(_) => false,
+                        Err(error) => {
+                            error.server_code() != ErrorCode::AuctionNotFound
+                                && attempt < SNAPSHOT_ATTEMPTS
+                        }
+                    };
+                    if !retry {
+                        return (auction, id, result);
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(SNAPSHOT_RETRY).await;
+                }
+            }
+            .boxed(),
+        );
+    }
+
+    fn on_fetched(&mut self, auction: AuctionId, id: u64, result: SnapshotResult) {
+        let me = self.me();
+        let Some(sub) = self.subs.get_mut(&auction) else {
+            return;
+        };
+        if sub.fetch != Some(id) {
+            return;
+        }
+        sub.fetch = None;
+        let read = match result {
+            Ok(read) => read,
+            Err(error) => {
+                let problem = Problem::from_client(&error);
+                let code = if error.server_code() == ErrorCode::AuctionNotFound {
+                    problem.code.to_string()
+                } else {
+                    ws_codes::SUBSCRIPTION_FAILED.to_owned()
+                };
+                self.subs.remove(&auction);
+                self.state.hub.unwatch(&self.connection, auction);
+                metrics::gauge!(telemetry::WS_SUBSCRIPTIONS).decrement(1.0);
+                let detail = format!("the subscription ended: {}", problem.detail);
+                self.push(
+                    "error",
+                    protocol::error(&code, &detail, None, Some(auction.0)),
+                );
+                return;
+            }
+        };
+        match sub.tracker.on_snapshot(read.seq) {
+            Err(_) => self.start_fetch(auction),
+            Ok((reason, steps)) => {
+                if let Some(me) = me {
+                    sub.bid_in = read.view.bids.iter().any(|bid| bid.bidder == me);
+                }
+                self.push("snapshot", protocol::snapshot(&read, reason));
+                self.apply_steps(auction, steps);
+            }
+        }
+    }
+
+    fn apply_steps(&mut self, auction: AuctionId, steps: Vec<Step>) {
+        for step in steps {
+            match step {
+                Step::Send(delivered) => self.send_event(delivered),
+                Step::Fetch(_) => self.start_fetch(auction),
+            }
+        }
+    }
+
+    /// An event for this connection, from the outbox or a replay.
+    fn on_delivered(&mut self, delivered: Arc<Delivered>) {
+        let auction = delivered.auction;
+        let Some(sub) = self.subs.get_mut(&auction) else {
+            return;
+        };
+        if let Some(step) = sub.tracker.on_event(delivered) {
+            self.apply_steps(auction, vec![step]);
+        }
+    }
+
+    /// Queues an event's frame and the notices it means for the signed-in user.
+    fn send_event(&mut self, delivered: Arc<Delivered>) {
+        let lag_us = protocol::server_time_us().saturating_sub(delivered.timestamp.0);
+        metrics::histogram!(telemetry::FANOUT_LAG_SECONDS).record(lag_us as f64 / 1e6);
+        self.push("event", delivered.frame.clone());
+        let (Some(me), Some(sub)) = (self.me(), self.subs.get_mut(&delivered.auction)) else {
+            return;
+        };
+        let notice = match &delivered.event.kind {
+            AuctionEventKind::BidAccepted { bidder, .. } if *bidder == me => {
+                sub.bid_in = true;
+                None
+            }
+            AuctionEventKind::Outbid { bidder, .. } if *bidder == me => Some("outbid"),
+            AuctionEventKind::Closed { result } => match result {
+                AuctionResult::Sold { winner, .. } if *winner == me => Some("won"),
+                AuctionResult::Sold { .. } | AuctionResult::Unsold { .. } if sub.bid_in => {
+                    Some("lost")
+                }
+                AuctionResult::Cancelled { .. } if sub.bid_in => Some("cancelled"),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(kind) = notice {
+            let frame = protocol::notice(kind, delivered.auction.0, delivered.seq);
+            self.push("notice", frame);
+        }
+    }
+
+    /// The next frame to write: the session's own first, then the outbox's.
+    fn next_frame(&mut self) -> Option<(&'static str, Utf8Bytes)> {
+        loop {
+            if let Some(frame) = self.pending.pop_front() {
+                return Some(frame);
+            }
+            let item = self.connection.outbox.pop()?;
+            match item {
+                OutItem::Event(delivered) => self.on_delivered(delivered),
+                OutItem::Conflated(auction) => self.reset(auction, SnapshotReason::Conflated),
+                OutItem::Reset(auction, ResetReason::Resync) => {
+                    self.reset(auction, SnapshotReason::Resync);
+                }
+            }
+        }
+    }
+
+    fn reset(&mut self, auction: AuctionId, reason: SnapshotReason) {
+        let Some(sub) = self.subs.get_mut(&auction) else {
+            return;
+        };
+        if let Some(step) = sub.tracker.on_reset(reason) {
+            self.apply_steps(auction, vec![step]);
+        }
+    }
+
+    fn unwatch_all(&mut self) {
+        let auctions: Vec<AuctionId> = self.subs.keys().copied().collect();
+        for auction in auctions {
+            self.state.hub.unwatch(&self.connection, auction);
+            metrics::gauge!(telemetry::WS_SUBSCRIPTIONS).decrement(1.0);
+        }
+        self.subs.clear();
+    }
+}
+
+/// The next session-end notice, or never (anonymous connections).
+async fn recv_end(
+    ends: &mut Option<broadcast::Receiver<SessionEnd>>,
+) -> Result<SessionEnd, broadcast::error::RecvError> {
+    match ends {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
