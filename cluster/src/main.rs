@@ -16,7 +16,7 @@ use martelo_cluster::node::{self, NodeArgs};
     version,
     about = "martelo: a replicated real-time auction platform",
     long_about = "martelo: a replicated real-time auction platform.\n\n\
-        Start a local 3-node cluster with `martelo dev`; run a node with `martelo node`; \
+        Start a local 3-node cluster and a gateway with `martelo dev`; run a node with `martelo node` and a gateway with `martelo gateway`; \
         inspect and administer a cluster with `martelo status`, `martelo cluster init`, \
         `martelo node add|remove`, `martelo leader transfer`, `martelo snapshot`, \
         `martelo auction list|show` and `martelo user create|list`. Admin commands find the cluster through --addr \
@@ -35,9 +35,11 @@ enum Commands {
     /// Run a node (`martelo node --id 1 --listen 127.0.0.1:7001 --data-dir DIR`), or add a
     /// node to groups / remove one (`martelo node add|remove`).
     Node(NodeCli),
-    /// Start a 3-node cluster on loopback as child processes, initialize it, print where
-    /// everything is, and stop it on Ctrl-C.
+    /// Start a 3-node cluster on loopback as child processes, initialize it, start a
+    /// gateway, print where everything is, and stop it all on Ctrl-C.
     Dev(martelo_cluster::cli::DevArgs),
+    /// Run a gateway: the HTTP + WebSocket API for bidders, sellers and admins.
+    Gateway(martelo_cluster::cli::GatewayArgs),
     /// Show every node's view of every group, and whether each group has a healthy leader.
     Status(StatusArgs),
     /// Bootstrap a new cluster.
@@ -91,6 +93,7 @@ async fn run(command: Commands) -> ExitCode {
         }) => AdminCommand::Node(membership),
         Commands::Node(NodeCli { run, .. }) => return run_node(run).await,
         Commands::Dev(args) => return report(martelo_cluster::cli::run_dev(args).await),
+        Commands::Gateway(args) => return report(martelo_cluster::cli::run_gateway(args).await),
         Commands::Bench(args) => {
             let binary = std::env::current_exe().unwrap_or_else(|_| "martelo".into());
             return report(martelo_bench::run(args, binary).await);

@@ -32,6 +32,7 @@
 //! live on until killed by hand.
 //!
 //! Where things are, and where new code goes:
+//! - [`binary`]: [`martelo_bin`], where tests find the `martelo` binary;
 //! - [`config`]: [`LocalClusterConfig`], its defaults, limits and `validate`;
 //! - [`ports`]: picking free ports and checking that no two listeners share one;
 //! - [`process`]: [`NodeInfo`], command lines, spawning, signals, and the process controls
@@ -47,6 +48,7 @@
 //! that crash or hang, not fake nodes. The life of real nodes is exercised with the
 //! `martelo` binary by `cluster/tests/` and the fault suite.
 
+pub mod binary;
 pub mod config;
 pub mod error;
 pub mod health;
@@ -64,6 +66,7 @@ use martelo_client::admin::Admin;
 use martelo_types::NodeId;
 use tokio::time::Instant;
 
+pub use binary::martelo_bin;
 pub use config::{
     HEALTHY_TIMEOUT_DEFAULT, LOCAL_HOST, LocalClusterConfig, NODE_COUNT_MAX, READY_TIMEOUT_DEFAULT,
     SHARD_COUNT_MAX, STOP_TIMEOUT_DEFAULT,

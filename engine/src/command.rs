@@ -61,6 +61,44 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// Every role, lowest first.
+    pub const ALL: [Role; 3] = [Role::Bidder, Role::Seller, Role::Admin];
+
+    /// The role's name in tokens, JSON and the CLI: `bidder`, `seller`, `admin`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Bidder => "bidder",
+            Role::Seller => "seller",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// A name that is not one of [`Role::as_str`]'s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownRole;
+
+impl std::fmt::Display for UnknownRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("unknown role")
+    }
+}
+
+impl std::error::Error for UnknownRole {}
+
+impl std::str::FromStr for Role {
+    type Err = UnknownRole;
+
+    /// The role named `name` (exactly, as [`Role::as_str`] spells it).
+    fn from_str(name: &str) -> Result<Role, UnknownRole> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == name)
+            .ok_or(UnknownRole)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Action {
     /// Seller or admin. The actor becomes the auction's seller.
@@ -136,5 +174,25 @@ impl Command {
     /// because it never knows its group.
     pub fn belongs_to(&self, group: GroupId) -> bool {
         self.is_meta() == (group == GroupId::META)
+    }
+}
+
+#[cfg(test)]
+mod role_name_tests {
+    use super::{Role, UnknownRole};
+
+    #[test]
+    fn role_names_round_trip_and_unknown_names_fail() {
+        for (role, name) in [
+            (Role::Bidder, "bidder"),
+            (Role::Seller, "seller"),
+            (Role::Admin, "admin"),
+        ] {
+            assert_eq!(role.as_str(), name);
+            assert_eq!(name.parse::<Role>(), Ok(role));
+        }
+        for name in ["", "Admin", "root", "bidder "] {
+            assert_eq!(name.parse::<Role>(), Err(UnknownRole));
+        }
     }
 }

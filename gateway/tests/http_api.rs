@@ -85,12 +85,9 @@ async fn the_http_api_end_to_end() {
     let ui = gw.call(Method::GET, "/v1/docs/", None, &[], None).await;
     assert_eq!(ui.status, 200, "the vendored Swagger UI");
     let missing = gw.call(Method::GET, "/v1/nowhere", None, &[], None).await;
-    assert_eq!((missing.status, missing.code()), (404, "not_found"));
+    missing.assert_problem(404, "not_found");
     let wrong_method = gw.call(Method::DELETE, "/v1/time", None, &[], None).await;
-    assert_eq!(
-        (wrong_method.status, wrong_method.code()),
-        (405, "method_not_allowed")
-    );
+    wrong_method.assert_problem(405, "method_not_allowed");
 
     // Sign-up: a seller and two bidders; usernames are unique case-insensitively.
     let seller = gw
@@ -107,7 +104,7 @@ async fn the_http_api_end_to_end() {
             Some(json!({"username": "ANA", "display_name": "x", "password": "another-pw-1"})),
         )
         .await;
-    assert_eq!((taken.status, taken.code()), (409, "username_taken"));
+    taken.assert_problem(409, "username_taken");
     let admin_claim = gw
         .call(
             Method::POST,
@@ -136,8 +133,8 @@ async fn the_http_api_end_to_end() {
     secrets.extend([seller_token.clone(), ana_token.clone(), ben_token.clone()]);
     let wrong = gw.login("ana", "not-her-password").await;
     let unknown = gw.login("nobody", "not-her-password").await;
-    assert_eq!((wrong.status, wrong.code()), (401, "bad_credentials"));
-    assert_eq!((unknown.status, unknown.code()), (401, "bad_credentials"));
+    wrong.assert_problem(401, "bad_credentials");
+    unknown.assert_problem(401, "bad_credentials");
     assert_eq!(
         wrong.body["detail"], unknown.body["detail"],
         "no enumeration"
@@ -181,7 +178,7 @@ async fn the_http_api_end_to_end() {
         (Some(true), &created.body["seq"])
     );
     let changed = create(auction_body(json!({"title": "Another lamp"}))).await;
-    assert_eq!((changed.status, changed.code()), (409, "request_id_reused"));
+    changed.assert_problem(409, "request_id_reused");
     let no_key = gw
         .call(
             Method::POST,
@@ -191,10 +188,7 @@ async fn the_http_api_end_to_end() {
             Some(auction_body(json!({}))),
         )
         .await;
-    assert_eq!(
-        (no_key.status, no_key.code()),
-        (400, "idempotency_key_required")
-    );
+    no_key.assert_problem(400, "idempotency_key_required");
     let by_bidder = gw
         .call(
             Method::POST,
@@ -229,7 +223,7 @@ async fn the_http_api_end_to_end() {
     );
     assert_eq!(retry.body["replayed"], true);
     let low = gw.bid(&ana_token, auction, "ana-2", json!(101)).await;
-    assert_eq!((low.status, low.code()), (409, "bid_too_low"));
+    low.assert_problem(409, "bid_too_low");
     let own = gw.bid(&seller_token, auction, "own-1", json!(10_000)).await;
     assert_eq!(
         own.status / 100,
@@ -294,7 +288,7 @@ async fn the_http_api_end_to_end() {
             Some(auction_body(json!({"title": "Mine now"}))),
         )
         .await;
-    assert_eq!((edit.status, edit.code()), (403, "not_seller"));
+    edit.assert_problem(403, "not_seller");
     let cancel_other = gw
         .call(
             Method::POST,
@@ -394,10 +388,7 @@ async fn the_http_api_end_to_end() {
     let bad_filter = gw
         .call(Method::GET, "/v1/auctions?filter=soon", None, &[], None)
         .await;
-    assert_eq!(
-        (bad_filter.status, bad_filter.code()),
-        (400, "invalid_argument")
-    );
+    bad_filter.assert_problem(400, "invalid_argument");
 
     // Cookies: the access cookie works, but a change needs the CSRF header.
     let cookie_login = gw.login("ana", PASSWORD_ANA).await;
@@ -433,7 +424,7 @@ async fn the_http_api_end_to_end() {
             Some(json!({"amount": 300})),
         )
         .await;
-    assert_eq!((forged.status, forged.code()), (403, "csrf_failed"));
+    forged.assert_problem(403, "csrf_failed");
     let with_csrf = gw
         .call(
             Method::POST,
@@ -454,15 +445,7 @@ async fn the_http_api_end_to_end() {
         .as_str()
         .expect("refresh")
         .to_owned();
-    let rotated = gw
-        .call(
-            Method::POST,
-            "/v1/sessions/refresh",
-            None,
-            &[],
-            Some(json!({"refresh_token": r1})),
-        )
-        .await;
+    let rotated = gw.refresh(&r1).await;
     assert_eq!(rotated.status, 200, "{rotated:?}");
     let r2 = rotated.body["refresh_token"]
         .as_str()
@@ -476,28 +459,9 @@ async fn the_http_api_end_to_end() {
     assert_ne!(r1, r2);
     let me = gw.call(Method::GET, "/v1/me", Some(&a2), &[], None).await;
     assert_eq!(me.status, 200);
-    let replay = gw
-        .call(
-            Method::POST,
-            "/v1/sessions/refresh",
-            None,
-            &[],
-            Some(json!({"refresh_token": r1})),
-        )
-        .await;
-    assert_eq!(
-        (replay.status, replay.code()),
-        (401, "invalid_refresh_token")
-    );
-    let revoked = gw
-        .call(
-            Method::POST,
-            "/v1/sessions/refresh",
-            None,
-            &[],
-            Some(json!({"refresh_token": r2})),
-        )
-        .await;
+    let replay = gw.refresh(&r1).await;
+    replay.assert_problem(401, "invalid_refresh_token");
+    let revoked = gw.refresh(&r2).await;
     assert_eq!(
         (revoked.status, revoked.code()),
         (401, "invalid_refresh_token"),
@@ -553,15 +517,7 @@ async fn the_http_api_end_to_end() {
         )
         .await;
     assert_eq!(out.status, 204, "{out:?}");
-    let after = gw
-        .call(
-            Method::POST,
-            "/v1/sessions/refresh",
-            None,
-            &[],
-            Some(json!({"refresh_token": ben_refresh})),
-        )
-        .await;
+    let after = gw.refresh(&ben_refresh).await;
     assert_eq!(after.code(), "invalid_refresh_token");
 
     // Admin: list, suspend (meta and every group), reinstate, roles.
@@ -603,10 +559,7 @@ async fn the_http_api_end_to_end() {
     assert_eq!(suspend.body["groups_confirmed"], json!([1, 2]));
     assert_eq!(suspend.body["groups_unconfirmed"], json!([]));
     let suspended_login = gw.login("ana", PASSWORD_ANA).await;
-    assert_eq!(
-        (suspended_login.status, suspended_login.code()),
-        (403, "account_suspended")
-    );
+    suspended_login.assert_problem(403, "account_suspended");
     let suspended_bid = gw.bid(&ana_token, auction, "ana-9", json!(5_000)).await;
     assert_eq!(suspended_bid.status, 403, "{suspended_bid:?}");
     let reinstate = gw

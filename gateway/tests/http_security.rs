@@ -52,15 +52,11 @@ async fn refusals_each_have_their_status_and_code() {
     // Bodies: too large, malformed, wrong fields, wrong content type.
     let big = format!("{{\"amount\": 100, \"pad\": \"{}\"}}", "x".repeat(2000));
     let answer = gw.raw(&bids, &token, "big", big.into_bytes()).await;
-    assert_eq!(
-        (answer.status, answer.code()),
-        (413, "payload_too_large"),
-        "{answer:?}"
-    );
+    answer.assert_problem(413, "payload_too_large");
     let answer = gw
         .raw(&bids, &token, "bad", b"{\"amount\": ".to_vec())
         .await;
-    assert_eq!((answer.status, answer.code()), (400, "malformed_json"));
+    answer.assert_problem(400, "malformed_json");
     let answer = gw
         .raw(
             &bids,
@@ -104,19 +100,15 @@ async fn refusals_each_have_their_status_and_code() {
 
     // Unknown auction, missing key.
     let answer = gw.bid(&token, 987_654_321, "ghost", json!(100)).await;
-    assert_eq!(
-        (answer.status, answer.code()),
-        (404, "auction_not_found"),
-        "{answer:?}"
-    );
+    answer.assert_problem(404, "auction_not_found");
     let answer = gw
         .call(Method::GET, "/v1/auctions/lamp", None, &[], None)
         .await;
-    assert_eq!((answer.status, answer.code()), (400, "invalid_argument"));
+    answer.assert_problem(400, "invalid_argument");
     let answer = gw
         .call(Method::GET, "/v1/auctions/987654321", None, &[], None)
         .await;
-    assert_eq!((answer.status, answer.code()), (404, "auction_not_found"));
+    answer.assert_problem(404, "auction_not_found");
     let answer = gw
         .call(
             Method::POST,
@@ -126,10 +118,7 @@ async fn refusals_each_have_their_status_and_code() {
             Some(json!({"amount": 100})),
         )
         .await;
-    assert_eq!(
-        (answer.status, answer.code()),
-        (400, "idempotency_key_required")
-    );
+    answer.assert_problem(400, "idempotency_key_required");
     let ok = gw.bid(&token, auction, "fine", json!(100)).await;
     assert_eq!(ok.status, 201, "{ok:?}");
 
@@ -188,9 +177,9 @@ async fn refusals_each_have_their_status_and_code() {
             None,
         )
         .await;
-    assert_eq!((answer.status, answer.code()), (401, "unauthorized"));
+    answer.assert_problem(401, "unauthorized");
     let answer = gw.call(Method::GET, "/v1/me", None, &[], None).await;
-    assert_eq!((answer.status, answer.code()), (401, "unauthorized"));
+    answer.assert_problem(401, "unauthorized");
 
     // Per-IP limit: a gateway allowing a burst of 5.
     let mut tight = config_with_keys(keys_dir.path());

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use martelo_proto::{GroupStatus, Node, RaftRole, ReplicationStatus, StatusResponse};
-use martelo_types::NodeId;
+use martelo_types::{NodeAddress, NodeId};
 
+use super::status::ClusterStatus;
 use crate::error::ClientError;
 
 pub fn group(id: u64, role: RaftRole, leader: Option<u64>, term: u64) -> GroupStatus {
@@ -100,4 +101,20 @@ pub fn caught_up_leader(id: u64) -> Vec<GroupStatus> {
         }
     }
     groups
+}
+
+/// Node `id` at `127.0.0.1:port`, as `cluster init` and `node add` take it.
+pub fn node_address(id: u64, port: u16) -> NodeAddress {
+    NodeAddress {
+        id: NodeId(id),
+        address: format!("127.0.0.1:{port}"),
+    }
+}
+
+/// The verdict on one node that answers but was never initialized (no `cluster init` yet).
+pub fn uninitialized_cluster() -> ClusterStatus {
+    let mut fresh = node(1, Vec::new());
+    fresh.initialized = false;
+    fresh.shard_count = 0;
+    ClusterStatus::from_answers(vec![("127.0.0.1:7001".into(), Ok(fresh))], &BTreeMap::new())
 }

@@ -492,13 +492,7 @@ mod tests {
 
     #[test]
     fn an_uninitialized_cluster_says_to_run_cluster_init() {
-        let mut fresh = node(1, Vec::new());
-        fresh.initialized = false;
-        fresh.shard_count = 0;
-        let status = ClusterStatus::from_answers(
-            vec![("127.0.0.1:7001".into(), Ok(fresh))],
-            &BTreeMap::new(),
-        );
+        let status = uninitialized_cluster();
         assert_eq!(status.shard_count, 0);
         assert!(!status.health.healthy);
         assert_eq!(status.health.state, HealthState::NotInitialized);

@@ -147,14 +147,8 @@ pub fn check_init_nodes(nodes: &[NodeAddress], shard_count: u32) -> Result<(), C
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::node_address as node;
     use super::*;
-
-    fn node(id: u64, port: u16) -> NodeAddress {
-        NodeAddress {
-            id: NodeId(id),
-            address: format!("127.0.0.1:{port}"),
-        }
-    }
 
     #[test]
     fn init_refuses_duplicate_ids_and_addresses_and_empty_lists() {

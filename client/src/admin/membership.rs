@@ -480,14 +480,8 @@ pub fn check_new_node(topology: &Topology, node: &NodeAddress) -> Result<(), Cli
 mod tests {
     use martelo_proto::StatusResponse;
 
+    use super::super::fixtures::node_address as new_node;
     use super::*;
-
-    fn new_node(id: u64, port: u16) -> NodeAddress {
-        NodeAddress {
-            id: NodeId(id),
-            address: format!("127.0.0.1:{port}"),
-        }
-    }
 
     fn node(id: u64, port: u16) -> Node {
         let address = format!("127.0.0.1:{port}");

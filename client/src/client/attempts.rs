@@ -455,6 +455,24 @@ mod tests {
         }
     }
 
+    /// A `NotLeader` answer from group 1 naming node `leader` in `term`.
+    fn hint(leader: u64, term: u64) -> NotLeader {
+        NotLeader {
+            group_id: 1,
+            leader_id: Some(leader),
+            leader_address: target(leader).address,
+            term,
+        }
+    }
+
+    /// The attempt after node 2 answered `NotLeader` for group 1 with `hint`.
+    fn after_not_leader_from_node_2(
+        topology: &mut Topology,
+        hint: Option<NotLeader>,
+    ) -> Attempt<Target> {
+        next_attempt(topology, GroupId(1), &target(2), &Retry::NotLeader(hint))
+    }
+
     #[test]
     fn a_proposal_carries_request_id_auction_and_codec_version_next_to_the_command() {
         let group = routing::group_of(AuctionId(3), shards());
@@ -511,27 +529,8 @@ mod tests {
     #[test]
     fn a_not_leader_hint_redirects_and_updates_the_cache() {
         let mut topology = Topology::default();
-        topology.observe_hint(
-            GroupId(1),
-            &NotLeader {
-                group_id: 1,
-                leader_id: Some(2),
-                leader_address: target(2).address,
-                term: 3,
-            },
-        );
-        let hint = NotLeader {
-            group_id: 1,
-            leader_id: Some(3),
-            leader_address: target(3).address,
-            term: 4,
-        };
-        let attempt = next_attempt(
-            &mut topology,
-            GroupId(1),
-            &target(2),
-            &Retry::NotLeader(Some(hint)),
-        );
+        topology.observe_hint(GroupId(1), &hint(2, 3));
+        let attempt = after_not_leader_from_node_2(&mut topology, Some(hint(3, 4)));
         assert_eq!(
             attempt,
             Attempt::NotLeader {
@@ -545,18 +544,7 @@ mod tests {
     fn a_cached_leader_that_says_it_does_not_lead_is_replaced_even_by_a_hint_without_term() {
         let mut topology = Topology::default();
         topology.observe_success(GroupId(1), NodeId(2), 5);
-        let hint = NotLeader {
-            group_id: 1,
-            leader_id: Some(3),
-            leader_address: target(3).address,
-            term: 0,
-        };
-        let attempt = next_attempt(
-            &mut topology,
-            GroupId(1),
-            &target(2),
-            &Retry::NotLeader(Some(hint)),
-        );
+        let attempt = after_not_leader_from_node_2(&mut topology, Some(hint(3, 0)));
         assert_eq!(
             attempt,
             Attempt::NotLeader {
@@ -568,21 +556,8 @@ mod tests {
     #[test]
     fn a_not_leader_without_hint_forgets_the_leader_and_falls_back_to_the_rotation() {
         let mut topology = Topology::default();
-        topology.observe_hint(
-            GroupId(1),
-            &NotLeader {
-                group_id: 1,
-                leader_id: Some(2),
-                leader_address: target(2).address,
-                term: 3,
-            },
-        );
-        let attempt = next_attempt(
-            &mut topology,
-            GroupId(1),
-            &target(2),
-            &Retry::NotLeader(None),
-        );
+        topology.observe_hint(GroupId(1), &hint(2, 3));
+        let attempt = after_not_leader_from_node_2(&mut topology, None);
         assert_eq!(attempt, Attempt::NotLeader { leader: None });
         assert_eq!(topology.leader(GroupId(1)), None);
     }

@@ -29,6 +29,12 @@ pub struct DevArgs {
     /// The `martelo` binary to run the nodes with. Default: this executable.
     #[arg(long, value_name = "PATH", hide = true)]
     pub binary: Option<PathBuf>,
+    /// Where the gateway (HTTP API, WebSocket, API docs) listens.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    pub gateway_listen: std::net::SocketAddr,
+    /// Run the nodes only, without a gateway.
+    #[arg(long)]
+    pub no_gateway: bool,
 }
 
 /// Runs `martelo dev`: starts (or restarts) the cluster, initializes it, prints where
@@ -111,7 +117,20 @@ pub async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         }
     }
 
-    print_dev_summary(&cluster, &dir);
+    let (stop_gateway, gateway_stopped) = tokio::sync::watch::channel(false);
+    let mut gateway = if args.no_gateway {
+        None
+    } else {
+        match start_gateway(&cluster, &dir, args.gateway_listen, gateway_stopped).await {
+            Ok(started) => Some(started),
+            Err(error) => {
+                println!("the gateway did not start: {error:#}");
+                return stop_and_report(&cluster).await;
+            }
+        }
+    };
+
+    print_dev_summary(&cluster, &dir, gateway.as_ref());
 
     let mut reported_exits = BTreeSet::new();
     let mut watch = tokio::time::interval(Duration::from_secs(1));
@@ -119,6 +138,16 @@ pub async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         tokio::select! {
             _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
+            ended = async { (&mut gateway.as_mut()?.serving).await.ok() },
+                if gateway.is_some() => {
+                let outcome = match ended {
+                    Some(Ok(())) => "stopped".to_owned(),
+                    Some(Err(error)) => format!("failed: {error}"),
+                    None => "stopped unexpectedly".to_owned(),
+                };
+                println!("the gateway {outcome}; see {}", dir.join(GATEWAY_LOG).display());
+                gateway = None;
+            }
             _ = watch.tick() => {
                 for id in cluster.node_ids() {
                     if !cluster.is_running(id) && reported_exits.insert(id) {
@@ -132,6 +161,11 @@ pub async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(gateway) = gateway {
+        println!("stopping the gateway");
+        let _ = stop_gateway.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), gateway.serving).await;
+    }
     println!("stopping the nodes");
     stop_and_report(&cluster).await?;
     println!(
@@ -142,7 +176,98 @@ pub async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_dev_summary(cluster: &LocalCluster, dir: &Path) {
+/// The gateway's log file in the dev directory.
+const GATEWAY_LOG: &str = "gateway.log";
+/// The token key file in the dev directory (kept, so sessions survive a restart).
+const GATEWAY_KEYS: &str = "gateway-keys.toml";
+/// The first admin's username.
+const DEV_ADMIN: &str = "admin";
+
+/// The gateway `martelo dev` runs in its own process, beside the nodes.
+struct DevGateway {
+    address: std::net::SocketAddr,
+    serving: tokio::task::JoinHandle<Result<(), martelo_gateway::error::GatewayError>>,
+    /// The first admin's password, when this start created the admin (printed once).
+    admin_password: Option<String>,
+}
+
+/// Creates the first admin if the cluster has none, then starts the gateway on `listen`,
+/// logging to `dir/gateway.log` as JSON lines.
+async fn start_gateway(
+    cluster: &LocalCluster,
+    dir: &Path,
+    listen: std::net::SocketAddr,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<DevGateway> {
+    use anyhow::Context as _;
+
+    let seeds = cluster.api_addresses();
+    let admin_password = create_dev_admin(&seeds).await?;
+    let keys = dir.join(GATEWAY_KEYS);
+    if !keys.exists() {
+        martelo_gateway::auth::keys::KeyRing::create_file(&keys)?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(GATEWAY_LOG))
+        .context("opening the gateway log")?;
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::sync::Mutex::new(log))
+        .try_init();
+    martelo_gateway::server::install_metrics_recorder()?;
+    let mut config = martelo_gateway::GatewayConfig {
+        cluster: seeds,
+        listen,
+        ..martelo_gateway::GatewayConfig::default()
+    };
+    config.tokens.key_file = Some(keys);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (use --gateway-listen)"))?;
+    let shutdown = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let (address, serving) = martelo_gateway::server::serve_on(config, listener, shutdown).await?;
+    Ok(DevGateway {
+        address,
+        serving: tokio::spawn(serving),
+        admin_password,
+    })
+}
+
+/// Creates the account `admin` with a random password if the cluster has no admin yet;
+/// returns the password then, `None` if an admin existed (a restarted dev cluster).
+async fn create_dev_admin(seeds: &[String]) -> anyhow::Result<Option<String>> {
+    use base64::Engine as _;
+
+    let password =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 18]>());
+    let roles = [martelo_engine::Role::Admin].into_iter().collect();
+    let admin = martelo_client::admin::Admin::default();
+    let registered = super::user::register_as_operator(
+        &admin,
+        seeds,
+        DEV_ADMIN,
+        "Administrator",
+        &password,
+        &roles,
+    )
+    .await?;
+    match registered {
+        Ok(_) => Ok(Some(password)),
+        Err(code) if matches!(code.as_str(), "admin_exists" | "username_taken") => Ok(None),
+        Err(code) => anyhow::bail!("creating the first admin: {}", code.as_str()),
+    }
+}
+
+fn print_dev_summary(cluster: &LocalCluster, dir: &Path, gateway: Option<&DevGateway>) {
     println!();
     println!("martelo dev cluster is up (directory {})", dir.display());
     for info in cluster.nodes() {
@@ -167,6 +292,22 @@ fn print_dev_summary(cluster: &LocalCluster, dir: &Path) {
         println!("  martelo auction show 1");
     } else {
         println!("  martelo auction show 1 --addr {first}");
+    }
+    if let Some(gateway) = gateway {
+        let url = format!("http://{}", gateway.address);
+        println!();
+        println!("gateway (log {})", dir.join(GATEWAY_LOG).display());
+        println!("  API docs  {url}/v1/docs");
+        println!("  WebSocket ws://{}/v1/ws", gateway.address);
+        match &gateway.admin_password {
+            Some(password) => {
+                println!("  first admin: username {DEV_ADMIN}, password {password}");
+                println!("  (shown once: the cluster stores only its hash)");
+            }
+            None => println!(
+                "  an admin exists already: its password was shown when this cluster first started"
+            ),
+        }
     }
     println!();
     println!("press Ctrl-C to stop every node cleanly");
@@ -220,6 +361,8 @@ mod tests {
         assert_eq!(defaults.base_port, 7001);
         assert_eq!(defaults.metrics_base_port, 9101);
         assert_eq!(defaults.binary, None);
+        assert_eq!(defaults.gateway_listen.to_string(), "127.0.0.1:8080");
+        assert!(!defaults.no_gateway);
         let given = Cli::parse_from(["martelo-dev", "--dir", "/tmp/d", "--nodes", "5"]).dev;
         assert_eq!(given.dir.as_deref(), Some(Path::new("/tmp/d")));
         assert_eq!(given.nodes, 5);

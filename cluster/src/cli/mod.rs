@@ -19,7 +19,8 @@
 //! - [`user`]: `user create` (hashes the password, proposes as the operator) and `user list`;
 //! - [`render`]: the text and JSON those commands print (everything but the status table);
 //! - [`status_table`]: the table `status` prints;
-//! - [`dev`]: `martelo dev`, a local cluster in the foreground.
+//! - [`dev`]: `martelo dev`, a local cluster (and a gateway) in the foreground;
+//! - [`gateway`]: `martelo gateway`, one gateway in the foreground.
 //!
 //! Output is written to a `Write` (stdout in [`AdminCommand::run`]), so the formatting
 //! functions ([`render_auction`], [`render_membership`]) are tested without a cluster.
@@ -39,6 +40,7 @@ pub mod auction;
 pub mod cluster;
 pub mod dev;
 pub mod error;
+pub mod gateway;
 pub mod membership;
 pub mod render;
 pub mod status_table;
@@ -52,6 +54,7 @@ pub use auction::{
 pub use cluster::{ClusterCommand, InitArgs, SnapshotArgs, StatusArgs};
 pub use dev::{DevArgs, run_dev};
 pub use error::{CliError, EXIT_CODES};
+pub use gateway::{GatewayArgs, run_gateway};
 pub use membership::{LeaderCommand, LeaderTransferArgs, NodeAddArgs, NodeCommand, NodeRemoveArgs};
 pub use render::{
     auction_list_json, format_timestamp, render_auction, render_auction_list, render_layout,

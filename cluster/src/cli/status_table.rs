@@ -199,8 +199,6 @@ fn format_rows(rows: &[Vec<String>]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use martelo_client::admin::fixtures::*;
     use martelo_client::admin::{ClusterStatus, HealthState};
 
@@ -208,13 +206,7 @@ mod tests {
 
     #[test]
     fn an_uninitialized_cluster_renders_as_such() {
-        let mut fresh = node(1, Vec::new());
-        fresh.initialized = false;
-        fresh.shard_count = 0;
-        let status = ClusterStatus::from_answers(
-            vec![("127.0.0.1:7001".into(), Ok(fresh))],
-            &BTreeMap::new(),
-        );
+        let status = uninitialized_cluster();
         assert_eq!(status.health.state, HealthState::NotInitialized);
         assert!(render_table(&status).contains("not initialized"));
     }

@@ -22,8 +22,12 @@ use clap::{Args, Subcommand};
 use martelo_client::admin::Admin;
 use martelo_client::client::{Client, ClientOptions, ReadConsistency};
 use martelo_client::error::ClientError;
-use martelo_engine::meta::{AccountStatus, DisplayName, PasswordHash, UserQuery, UserSummary};
-use martelo_engine::{Accepted, MetaAccepted, MetaAction, Reply, RequestId, Role, UserId};
+use martelo_engine::meta::{
+    AccountStatus, DisplayName, PasswordHash, UserQuery, UserSummary, Username,
+};
+use martelo_engine::{
+    Accepted, MetaAccepted, MetaAction, RejectCode, Reply, RequestId, Role, UserId,
+};
 use serde::Serialize;
 
 use super::args::{Connection, consistency_parser};
@@ -139,44 +143,37 @@ impl UserCreateArgs {
                 first_line(&text)
             }
         };
-        let password_hash = hash_password(&password)?;
         let roles = roles(self.admin, &self.roles);
-        let action = MetaAction::RegisterUser {
-            username: martelo_engine::meta::Username::fold(&self.username)
-                .map_err(|error| input(format!("--username: {error}")))?,
-            display_name: DisplayName::try_from(self.display_name.as_str())
-                .map_err(|error| input(format!("--display-name: {error}")))?,
-            password_hash,
-            roles: roles.clone(),
-        };
-        let proposed = admin
-            .propose_meta(&self.connection.addr, action, fresh_request_id()?)
-            .await
-            .map_err(|error| CliError::Failed(error.to_string()))?;
-        let (user, username) = match proposed.reply {
-            Reply::Accepted(Accepted::Meta(MetaAccepted::UserRegistered { user, username })) => {
-                (user, username)
-            }
-            Reply::Rejected(code) => {
+        let registered = register_as_operator(
+            admin,
+            &self.connection.addr,
+            &self.username,
+            &self.display_name,
+            &password,
+            &roles,
+        )
+        .await?;
+        let Registered {
+            user,
+            username,
+            replayed,
+        } = match registered {
+            Ok(created) => created,
+            Err(code) => {
                 return Err(CliError::Failed(format!(
                     "the meta group refused the account: {}{}",
                     code.as_str(),
                     advice(code.as_str())
                 )));
             }
-            other => {
-                return Err(CliError::Failed(format!(
-                    "unexpected reply to a registration: {other:?}"
-                )));
-            }
         };
-        let role_names: Vec<&'static str> = roles.iter().map(|role| role_name(*role)).collect();
+        let role_names: Vec<&'static str> = roles.iter().map(|role| role.as_str()).collect();
         if self.json {
             let created = Created {
                 user_id: user.0,
                 username: username.as_str(),
                 roles: role_names,
-                replayed: proposed.replayed,
+                replayed,
             };
             serde_json::to_writer_pretty(&mut *out, &created).map_err(std::io::Error::from)?;
             writeln!(out)?;
@@ -247,6 +244,54 @@ pub fn roles(admin: bool, listed: &[RoleArg]) -> BTreeSet<Role> {
     roles
 }
 
+/// A registration the meta group accepted.
+#[derive(Debug)]
+pub struct Registered {
+    pub user: UserId,
+    /// As stored: folded to lower case.
+    pub username: Username,
+    /// True when this request id had been applied before.
+    pub replayed: bool,
+}
+
+/// Registers an account as the operator (`RegisterUser` through the admin API): hashes
+/// the password, proposes, and returns the new user's id and stored username, or the meta
+/// group's rejection code. `user create` and `martelo dev` (its first admin) use it.
+pub async fn register_as_operator(
+    admin: &Admin,
+    seeds: &[String],
+    username: &str,
+    display_name: &str,
+    password: &str,
+    roles: &BTreeSet<Role>,
+) -> Result<Result<Registered, RejectCode>, CliError> {
+    let action = MetaAction::RegisterUser {
+        username: Username::fold(username)
+            .map_err(|error| input(format!("--username: {error}")))?,
+        display_name: DisplayName::try_from(display_name)
+            .map_err(|error| input(format!("--display-name: {error}")))?,
+        password_hash: hash_password(password)?,
+        roles: roles.clone(),
+    };
+    let proposed = admin
+        .propose_meta(seeds, action, fresh_request_id()?)
+        .await
+        .map_err(|error| CliError::Failed(error.to_string()))?;
+    match proposed.reply {
+        Reply::Accepted(Accepted::Meta(MetaAccepted::UserRegistered { user, username })) => {
+            Ok(Ok(Registered {
+                user,
+                username,
+                replayed: proposed.replayed,
+            }))
+        }
+        Reply::Rejected(code) => Ok(Err(code)),
+        other => Err(CliError::Failed(format!(
+            "unexpected reply to a registration: {other:?}"
+        ))),
+    }
+}
+
 /// Hashes `password` with argon2id (the crate's default parameters) into a PHC string.
 pub fn hash_password(password: &str) -> Result<PasswordHash, CliError> {
     if password.is_empty() {
@@ -300,14 +345,6 @@ fn advice(code: &str) -> &'static str {
     }
 }
 
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Bidder => "bidder",
-        Role::Seller => "seller",
-        Role::Admin => "admin",
-    }
-}
-
 fn status_name(status: &AccountStatus) -> &'static str {
     match status {
         AccountStatus::Active => "active",
@@ -321,7 +358,7 @@ pub fn listed(user: &UserSummary) -> ListedUser {
         user_id: user.id.0,
         username: user.username.as_str().to_owned(),
         display_name: user.display_name.as_str().to_owned(),
-        roles: user.roles.iter().map(|role| role_name(*role)).collect(),
+        roles: user.roles.iter().map(|role| role.as_str()).collect(),
         status: status_name(&user.status),
         created_at_us: user.created_at.0,
     }
@@ -334,7 +371,7 @@ pub fn render_users(users: &[UserSummary]) -> String {
         "ID", "USERNAME", "DISPLAY NAME", "ROLES", "STATUS", "CREATED"
     );
     for user in users {
-        let roles: Vec<&str> = user.roles.iter().map(|role| role_name(*role)).collect();
+        let roles: Vec<&str> = user.roles.iter().map(|role| role.as_str()).collect();
         text.push_str(&format!(
             "{:>8}  {:<32}  {:<24}  {:<20}  {:<9}  {}\n",
             user.id.0,

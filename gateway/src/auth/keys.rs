@@ -168,6 +168,39 @@ impl KeyRing {
         KeyRing::from_secrets(&file.current, secrets)
     }
 
+    /// Writes a new key file at `path` holding one random 32-byte key, created with mode
+    /// 0600 (never readable by others, even for a moment). Refuses to overwrite a file.
+    /// `martelo dev` and `martelo gateway --new-key-file` use it.
+    pub fn create_file(path: &Path) -> Result<(), KeyError> {
+        use std::io::Write as _;
+
+        let shown = path.display().to_string();
+        let secret: [u8; 32] = rand::random();
+        let kid = format!("k-{:08x}", rand::random::<u32>());
+        let encoded = base64::engine::general_purpose::STANDARD.encode(secret);
+        let text = format!(
+            "# martelo gateway token keys: `current` signs, every key verifies.\n\
+             current = \"{kid}\"\n[keys]\n\"{kid}\" = \"{encoded}\"\n"
+        );
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path).map_err(|error| KeyError::Unreadable {
+            path: shown.clone(),
+            reason: format!("cannot create it: {error}"),
+        })?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|error| KeyError::Unreadable {
+                path: shown,
+                reason: format!("cannot write it: {error}"),
+            })
+    }
+
     /// The id of the key that signs.
     pub fn current_kid(&self) -> &str {
         &self.current
@@ -190,6 +223,31 @@ mod tests {
     use super::*;
 
     const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0xMjM0NQ==";
+
+    #[test]
+    fn a_created_key_file_is_private_loads_and_is_never_overwritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keys.toml");
+        KeyRing::create_file(&path).expect("created");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path)
+                .expect("metadata")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let ring = KeyRing::load(Some(&path)).expect("loads");
+        assert!(
+            ring.current_kid().starts_with("k-"),
+            "{}",
+            ring.current_kid()
+        );
+        let before = std::fs::read(&path).expect("read");
+        assert!(KeyRing::create_file(&path).is_err(), "overwrote a key file");
+        assert_eq!(std::fs::read(&path).expect("read"), before);
+    }
 
     #[test]
     fn a_key_file_parses_and_debug_shows_ids_only() {

@@ -42,25 +42,6 @@ pub struct Claims {
     pub sid: Option<String>,
 }
 
-/// A role's name in tokens and JSON.
-pub fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Bidder => "bidder",
-        Role::Seller => "seller",
-        Role::Admin => "admin",
-    }
-}
-
-/// The role named `name`, if any.
-pub fn role_from_name(name: &str) -> Option<Role> {
-    match name {
-        "bidder" => Some(Role::Bidder),
-        "seller" => Some(Role::Seller),
-        "admin" => Some(Role::Admin),
-        _ => None,
-    }
-}
-
 /// A freshly signed access token. `Debug` hides the token.
 pub struct Issued {
     /// The compact JWT. Never log it.
@@ -105,10 +86,7 @@ pub fn issue(
         sub: user.0.to_string(),
         exp: expires_at,
         iat: now,
-        roles: roles
-            .iter()
-            .map(|role| role_name(*role).to_owned())
-            .collect(),
+        roles: roles.iter().map(|role| role.as_str().to_owned()).collect(),
         sid: session.map(|family| family.to_string()),
     };
     let mut header = Header::new(ALGORITHM);
@@ -166,7 +144,7 @@ pub fn verify(ring: &KeyRing, config: &TokenConfig, token: &str) -> Result<Verif
         .ok_or_else(|| invalid("malformed subject"))?;
     let mut roles = BTreeSet::new();
     for name in &claims.roles {
-        roles.insert(role_from_name(name).ok_or_else(|| invalid("unknown role"))?);
+        roles.insert(name.parse::<Role>().map_err(|_| invalid("unknown role"))?);
     }
     let session = match claims.sid.as_deref() {
         None => None,

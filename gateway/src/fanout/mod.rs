@@ -66,6 +66,22 @@ impl Delivered {
             frame: Utf8Bytes::from(frame),
         }
     }
+
+    /// A test event: `PriceCleared` as event `seq` of `auction`, in entry `seq` at time `seq`.
+    #[cfg(test)]
+    pub(crate) fn for_test(auction: u64, seq: u64) -> Arc<Delivered> {
+        use martelo_engine::AuctionEventKind;
+        Arc::new(Delivered::new(
+            AuctionEvent {
+                auction_id: AuctionId(auction),
+                seq,
+                at: Timestamp(seq),
+                kind: AuctionEventKind::PriceCleared,
+            },
+            seq,
+            Timestamp(seq),
+        ))
+    }
 }
 
 /// One WebSocket connection as the hub knows it.

@@ -194,21 +194,10 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
-    use martelo_engine::{AuctionEvent, AuctionEventKind, Timestamp};
-
     use super::*;
 
     fn event(auction: u64, seq: u64) -> Arc<Delivered> {
-        Arc::new(Delivered::new(
-            AuctionEvent {
-                auction_id: AuctionId(auction),
-                seq,
-                at: Timestamp(seq),
-                kind: AuctionEventKind::PriceCleared,
-            },
-            seq,
-            Timestamp(seq),
-        ))
+        Delivered::for_test(auction, seq)
     }
 
     fn seqs(queue: &mut Queue) -> Vec<(u64, Option<u64>)> {

@@ -170,21 +170,10 @@ impl ReplayStore {
 
 #[cfg(test)]
 mod tests {
-    use martelo_engine::{AuctionEvent, AuctionEventKind, Timestamp};
-
     use super::*;
 
     fn event(auction: u64, seq: u64) -> Arc<Delivered> {
-        Arc::new(Delivered::new(
-            AuctionEvent {
-                auction_id: AuctionId(auction),
-                seq,
-                at: Timestamp(seq),
-                kind: AuctionEventKind::PriceCleared,
-            },
-            seq,
-            Timestamp(seq),
-        ))
+        Delivered::for_test(auction, seq)
     }
 
     fn seqs(replay: Replay) -> Option<Vec<u64>> {

@@ -18,7 +18,6 @@ use martelo_engine::{
 use serde::{Deserialize, Serialize};
 
 use crate::auth::password::check_new_password;
-use crate::auth::tokens::{role_from_name, role_name};
 use crate::error::Problem;
 use crate::http::extract::{Authenticated, Json, traceparent};
 use crate::state::AppState;
@@ -61,10 +60,7 @@ impl From<&UserSummary> for UserJson {
 
 /// Roles as their JSON names, in order.
 pub fn role_names(roles: &BTreeSet<Role>) -> Vec<String> {
-    roles
-        .iter()
-        .map(|role| role_name(*role).to_owned())
-        .collect()
+    roles.iter().map(|role| role.as_str().to_owned()).collect()
 }
 
 /// A fresh random request id for a meta command the client gave no key for.
@@ -109,7 +105,7 @@ fn parse_signup_roles(names: Option<&[String]>) -> Result<BTreeSet<Role>, Proble
     };
     let mut roles = BTreeSet::new();
     for name in names {
-        match role_from_name(name) {
+        match name.parse::<Role>().ok() {
             Some(role @ (Role::Bidder | Role::Seller)) => {
                 roles.insert(role);
             }

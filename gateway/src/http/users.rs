@@ -20,7 +20,6 @@ use martelo_proto::Traceparent;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
-use crate::auth::tokens::role_from_name;
 use crate::error::Problem;
 use crate::http::accounts::{UserJson, fresh_request_id, parse_username, role_names, unexpected};
 use crate::http::extract::{Authenticated, IDEMPOTENCY_KEY, Json, Path, Query, traceparent};
@@ -351,8 +350,9 @@ async fn change_role(
     grant: bool,
 ) -> Result<axum::Json<RolesJson>, Problem> {
     require_admin(&principal)?;
-    let role = role_from_name(&role)
-        .ok_or_else(|| Problem::not_found(format!("no role {role:?}: bidder, seller or admin")))?;
+    let role = role
+        .parse::<Role>()
+        .map_err(|_| Problem::not_found(format!("no role {role:?}: bidder, seller or admin")))?;
     let user = UserId(user);
     let action = if grant {
         MetaAction::GrantRole { user, role }

@@ -3,17 +3,16 @@
 //! 127.0.0.1:0 in this process (the whole router: HTTP, WebSocket, limits), and a small JSON
 //! client on reqwest.
 //!
-//! The `martelo` binary comes from `MARTELO_BIN`, else `$CARGO_TARGET_DIR/debug/martelo`
-//! (else `target/debug/martelo`): build it first with
+//! The `martelo` binary comes from `martelo_devkit::martelo_bin` (`MARTELO_BIN`, else
+//! `$CARGO_TARGET_DIR/debug/martelo`, else `target/debug/martelo`): build it first with
 //! `cargo build -p martelo-cluster --bin martelo`.
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use martelo_client::admin::{Admin, AdminOptions};
-use martelo_devkit::{LocalCluster, LocalClusterConfig};
+use martelo_devkit::LocalCluster;
 use martelo_engine::meta::{DisplayName, PasswordHash, Username};
 use martelo_engine::{MetaAction, RequestId, Role};
 use martelo_gateway::GatewayConfig;
@@ -22,23 +21,10 @@ use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-/// The `martelo` binary the cluster runs.
-pub fn martelo_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("MARTELO_BIN") {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("debug").join("martelo");
-    assert!(
-        path.exists(),
-        "the martelo binary is not at {}: build it with `cargo build -p martelo-cluster \
-         --bin martelo` or set MARTELO_BIN",
-        path.display()
-    );
-    path
-}
+use common::start_cluster;
+
+#[path = "common.rs"]
+mod common;
 
 /// A started, initialized cluster.
 pub struct Cluster {
@@ -49,16 +35,7 @@ pub struct Cluster {
 impl Cluster {
     /// Three nodes, two shards.
     pub async fn start() -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("martelo-http-test-")
-            .tempdir()
-            .expect("temp dir");
-        println!("cluster data and logs: {}", dir.path().display());
-        let mut config = LocalClusterConfig::new(martelo_bin(), dir.path());
-        config.nodes = 3;
-        config.shard_count = 2;
-        let cluster = LocalCluster::start(config).await.expect("nodes start");
-        cluster.init().await.expect("cluster init");
+        let (cluster, dir) = start_cluster("martelo-http-test-", 3, 2, Vec::new()).await;
         Cluster { cluster, dir }
     }
 
@@ -135,6 +112,12 @@ impl Answer {
     /// The problem code, if the body is a problem.
     pub fn code(&self) -> &str {
         self.body["code"].as_str().unwrap_or_default()
+    }
+
+    /// Asserts that the call answered `status` with the problem `code`.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!((self.status, self.code()), (status, code), "{self:?}");
     }
 
     /// The `Set-Cookie` value of cookie `name`.
@@ -246,6 +229,18 @@ impl Gateway {
     }
 
     /// Signs in; the whole answer (tokens in the body, cookies in the headers).
+    /// `POST /v1/sessions/refresh` with `refresh_token` in the body.
+    pub async fn refresh(&self, refresh_token: &str) -> Answer {
+        self.call(
+            Method::POST,
+            "/v1/sessions/refresh",
+            None,
+            &[],
+            Some(json!({ "refresh_token": refresh_token })),
+        )
+        .await
+    }
+
     pub async fn login(&self, username: &str, password: &str) -> Answer {
         self.call(
             Method::POST,

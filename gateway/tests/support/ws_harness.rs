@@ -3,20 +3,19 @@
 //! 127.0.0.1:0, access tokens signed with the gateway's own key ring, and a small JSON
 //! WebSocket client on tokio-tungstenite.
 //!
-//! The `martelo` binary comes from `MARTELO_BIN`, else `$CARGO_TARGET_DIR/debug/martelo`
-//! (else `target/debug/martelo`): build it first with
+//! The `martelo` binary comes from `martelo_devkit::martelo_bin` (`MARTELO_BIN`, else
+//! `$CARGO_TARGET_DIR/debug/martelo`, else `target/debug/martelo`): build it first with
 //! `cargo build -p martelo-cluster --bin martelo`.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{SinkExt, StreamExt};
 use martelo_client::{Client, ClientOptions};
-use martelo_devkit::{LocalCluster, LocalClusterConfig};
+use martelo_devkit::LocalCluster;
 use martelo_engine::meta::FamilyId;
 use martelo_engine::{
     Accepted, Action, Actor, Amount, AuctionId, AuctionSpec, Currency, Description,
@@ -30,26 +29,13 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use common::start_cluster;
+
+#[path = "common.rs"]
+mod common;
+
 /// The seller of the auctions tests create.
 pub const SELLER: UserId = UserId(1);
-
-/// The `martelo` binary the cluster runs.
-pub fn martelo_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("MARTELO_BIN") {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("debug").join("martelo");
-    assert!(
-        path.exists(),
-        "the martelo binary is not at {}: build it with `cargo build -p martelo-cluster \
-         --bin martelo` or set MARTELO_BIN",
-        path.display()
-    );
-    path
-}
 
 /// A cluster and a gateway in front of it.
 pub struct Harness {
@@ -91,19 +77,13 @@ impl Default for Setup {
 impl Harness {
     /// Starts the cluster (initialized) and the gateway.
     pub async fn start(setup: Setup) -> Harness {
-        let dir = tempfile::Builder::new()
-            .prefix("martelo-ws-test-")
-            .tempdir()
-            .expect("temp dir");
-        println!("cluster data and logs: {}", dir.path().display());
-        let mut cluster_config = LocalClusterConfig::new(martelo_bin(), dir.path());
-        cluster_config.nodes = setup.nodes;
-        cluster_config.shard_count = setup.shards;
-        cluster_config.extra_args = vec!["--log-format".into(), "text".into()];
-        let cluster = LocalCluster::start(cluster_config)
-            .await
-            .expect("nodes start");
-        cluster.init().await.expect("cluster init");
+        let (cluster, dir) = start_cluster(
+            "martelo-ws-test-",
+            setup.nodes,
+            setup.shards,
+            vec!["--log-format".into(), "text".into()],
+        )
+        .await;
         let options = ClientOptions {
             deadline: Duration::from_secs(10),
             attempts_max: 64,

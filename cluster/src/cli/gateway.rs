@@ -1,0 +1,173 @@
+//! `martelo gateway`: runs one gateway (martelo-gateway) in the foreground.
+//!
+//! Settings come from the built-in defaults, then the TOML file (`--config`), then these
+//! flags ([`GatewayArgs::config`]); the gateway validates the result before it listens.
+//! The token keys come from a file (`--key-file`), never from a flag or the environment:
+//! `--new-key-file PATH` writes one (mode 0600) and exits.
+//!
+//! What does not live here: the gateway itself (the `martelo-gateway` crate).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use martelo_gateway::GatewayConfig;
+use martelo_gateway::auth::keys::KeyRing;
+
+use crate::node::config::LogFormat;
+
+/// `martelo gateway`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct GatewayArgs {
+    /// Cluster node addresses to start from (`HOST:PORT`, comma-separated); the gateway
+    /// learns the rest. [default: 127.0.0.1:7001, or the config file's `cluster`]
+    #[arg(
+        long,
+        env = "MARTELO_CLUSTER",
+        value_name = "ADDR[,ADDR]",
+        value_delimiter = ','
+    )]
+    pub cluster: Vec<String>,
+    /// Where to serve HTTP and WebSocket. [default: 127.0.0.1:8080, or the config file's]
+    #[arg(long, env = "MARTELO_GATEWAY_LISTEN", value_name = "HOST:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// A TOML file of gateway settings (see docs/OPERATIONS.md, "Gateway").
+    #[arg(long, env = "MARTELO_GATEWAY_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The token key ring file (mode 0600). Without one, tokens are signed with an
+    /// ephemeral key: fine for trying things out, wrong for more than one gateway.
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+    /// An Origin allowed to open WebSockets and use cookie sessions; repeat for several.
+    /// The gateway's own origin is always allowed.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+    /// Mark session cookies `Secure` (set this when clients reach the gateway over HTTPS).
+    #[arg(long)]
+    pub secure_cookies: bool,
+    /// Log format on stderr.
+    #[arg(long, env = "MARTELO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+    /// Write a new token key file at PATH (one random key, mode 0600) and exit.
+    #[arg(long, value_name = "PATH", exclusive = true)]
+    pub new_key_file: Option<PathBuf>,
+}
+
+impl GatewayArgs {
+    /// The effective configuration: defaults < `--config` file < flags. Not yet validated.
+    pub fn config(&self) -> anyhow::Result<GatewayConfig> {
+        let mut config = GatewayConfig::load(self.config.as_deref())?;
+        if !self.cluster.is_empty() {
+            config.cluster = self.cluster.clone();
+        }
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if self.key_file.is_some() {
+            config.tokens.key_file = self.key_file.clone();
+        }
+        config
+            .allowed_origins
+            .extend(self.allowed_origins.iter().cloned());
+        if self.secure_cookies {
+            config.tokens.secure_cookies = true;
+        }
+        Ok(config)
+    }
+}
+
+/// Runs `martelo gateway` until Ctrl-C or SIGTERM, then drains and stops.
+pub async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.new_key_file {
+        KeyRing::create_file(path)?;
+        println!("wrote a new token key file: {}", path.display());
+        return Ok(());
+    }
+    let config = args.config()?;
+    crate::node::telemetry::init_logs(args.log_format);
+    tracing::info!(
+        listen = %config.listen,
+        cluster = ?config.cluster,
+        "martelo gateway starting"
+    );
+    martelo_gateway::server::serve(config, shutdown_signal())
+        .await
+        .context("the gateway failed")?;
+    tracing::info!("martelo gateway stopped");
+    Ok(())
+}
+
+/// Resolves on the first Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut interrupt), Ok(mut terminate)) => {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers, only Ctrl-C through tokio's portable API.
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_the_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\ncluster = [\"127.0.0.1:7101\"]\n\
+             allowed_origins = [\"http://a.example\"]\n",
+        )
+        .expect("write");
+        let file_only = Cli::parse_from(["gw", "--config", path.to_str().expect("utf-8")])
+            .gateway
+            .config()
+            .expect("config");
+        assert_eq!(file_only.listen.port(), 9000);
+        assert_eq!(file_only.cluster, ["127.0.0.1:7101"]);
+        let flags = Cli::parse_from([
+            "gw",
+            "--config",
+            path.to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:9001",
+            "--cluster",
+            "127.0.0.1:1,127.0.0.1:2",
+            "--allowed-origin",
+            "http://b.example",
+            "--secure-cookies",
+        ])
+        .gateway
+        .config()
+        .expect("config");
+        assert_eq!(flags.listen.port(), 9001);
+        assert_eq!(flags.cluster, ["127.0.0.1:1", "127.0.0.1:2"]);
+        assert_eq!(
+            flags.allowed_origins,
+            ["http://a.example", "http://b.example"]
+        );
+        assert!(flags.tokens.secure_cookies);
+        let defaults = Cli::parse_from(["gw"]).gateway.config().expect("config");
+        assert_eq!(defaults.listen, GatewayConfig::default().listen);
+    }
+}
