@@ -1,7 +1,8 @@
 //! `martelo user create` and `martelo user list`: accounts in the meta group, for operators.
 //!
-//! `user create` hashes the password here, with argon2id and the argon2 crate's defaults
-//! (m=19456 KiB, t=2, p=1; the PHC string the gateway verifies logins with), and proposes
+//! `user create` hashes the password here with the gateway's own
+//! `martelo_gateway::auth::password::hash_phc` (argon2id, m=19456 KiB, t=2, p=1; the PHC
+//! string the gateway verifies logins with), and proposes
 //! `RegisterUser` as the operator through the admin API (`Admin::propose_meta`). The operator
 //! may create the first admin (`--admin`) while the cluster has no active admin; after that,
 //! admins create accounts through the gateway. The password is read from a file or stdin,
@@ -17,7 +18,6 @@ use std::collections::BTreeSet;
 use std::io::{Read as _, Write};
 use std::path::PathBuf;
 
-use argon2::{Argon2, PasswordHasher as _};
 use clap::{Args, Subcommand};
 use martelo_client::admin::Admin;
 use martelo_client::client::{Client, ClientOptions, ReadConsistency};
@@ -302,10 +302,8 @@ pub fn hash_password(password: &str) -> Result<PasswordHash, CliError> {
             "the password is longer than {PASSWORD_BYTES_MAX} bytes"
         )));
     }
-    let phc = Argon2::default()
-        .hash_password(password.as_bytes())
-        .map_err(|error| CliError::Failed(format!("cannot hash the password: {error}")))?
-        .to_string();
+    let phc = martelo_gateway::auth::password::hash_phc(password)
+        .map_err(|error| CliError::Failed(format!("cannot hash the password: {error}")))?;
     PasswordHash::try_from(phc)
         .map_err(|error| CliError::Failed(format!("the password hash is unusable: {error}")))
 }

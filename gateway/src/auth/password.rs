@@ -27,6 +27,17 @@ pub const PASSWORD_CHARS_MAX: usize = 128;
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bWFydGVsby1kdW1teS1zYWx0$\
                           3r+qK/0Wq8v0oJ2c1oQ1m3yQ9m0Wc2m3A9uQ4pS6Z7w";
 
+/// Hashes `password` with argon2id and the crate's default parameters (m=19456 KiB, t=2,
+/// p=1, a fresh random salt) into a PHC string: the one place the parameters are chosen.
+/// Slow (tens of milliseconds of a core): callers on an async runtime go through
+/// [`Passwords::hash`]; the `martelo user create` CLI calls it directly.
+pub fn hash_phc(password: &str) -> Result<String, String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|error| error.to_string())
+}
+
 /// Checks a new password's length: 8 to 128 characters.
 pub fn check_new_password(password: &str) -> Result<(), Problem> {
     let chars = password.chars().count();
@@ -77,17 +88,12 @@ impl Passwords {
     /// Hashes a new password (already length-checked) into a PHC string.
     pub async fn hash(&self, password: &str) -> Result<String, Problem> {
         let password = password.to_owned();
-        self.run(move || {
-            Argon2::default()
-                .hash_password(password.as_bytes())
-                .map(|hash| hash.to_string())
-                .map_err(|error| error.to_string())
-        })
-        .await?
-        .map_err(|error| {
-            tracing::error!(%error, "password hashing failed");
-            Problem::internal()
-        })
+        self.run(move || hash_phc(&password))
+            .await?
+            .map_err(|error| {
+                tracing::error!(%error, "password hashing failed");
+                Problem::internal()
+            })
     }
 
     /// Whether `password` matches the PHC string `hash`; `None` verifies against the dummy
