@@ -16,7 +16,7 @@ use serde::Serialize;
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
     /// Client API addresses of the cluster's nodes, `host:port,...`.
-    #[arg(long, value_delimiter = ',', required_unless_present = "local")]
+    #[arg(long, value_delimiter = ',', required_unless_present_any = ["local", "gateway"])]
     pub addr: Vec<String>,
     /// Start a local 3-node cluster in a temporary directory and run against it.
     #[arg(long, conflicts_with = "addr")]
@@ -57,6 +57,50 @@ pub struct BenchArgs {
     /// Deadline of one bid, retries through the client library included.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// How bids reach the cluster: `grpc` (the client library, straight to the nodes),
+    /// `http` (`POST /v1/auctions/{id}/bids` on a gateway) or `ws` (`bid` messages on one
+    /// gateway WebSocket per bidder).
+    #[arg(long = "target", value_enum, default_value_t = TargetKind::Grpc)]
+    pub target: TargetKind,
+    /// A running gateway (`http://host:port`) for `--target http|ws` and `--watchers`.
+    /// With `--local` the bench starts its own gateway instead.
+    #[arg(long, conflicts_with = "local")]
+    pub gateway: Option<String>,
+    /// WebSocket clients that watch the first (with `hot`, the only) auction during the
+    /// run, each measuring commit-to-receive latency and checking every event arrives in
+    /// seq order. Needs a gateway (`--local` or `--gateway`).
+    #[arg(long, default_value_t = 0)]
+    pub watchers: usize,
+    /// Watcher connections opened per second at most (the kernel's accept backlog is
+    /// finite: connect in waves).
+    #[arg(long, default_value_t = 1_000)]
+    pub watcher_connect_rate: u32,
+}
+
+/// Where the bids go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// gRPC through `martelo-client`, straight to the nodes.
+    Grpc,
+    /// HTTP/1.1 keep-alive through a gateway.
+    Http,
+    /// WebSocket `bid` messages through a gateway, one socket per bidder.
+    Ws,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Grpc => "grpc",
+            TargetKind::Http => "http",
+            TargetKind::Ws => "ws",
+        }
+    }
+
+    pub fn through_gateway(self) -> bool {
+        self != TargetKind::Grpc
+    }
 }
 
 /// What the bidders do.
@@ -122,6 +166,12 @@ pub const BIDDERS_MAX: usize = 1_000_000;
 pub const AUCTIONS_MAX: usize = 100_000;
 pub const RATE_MAX: f64 = 10_000_000.0;
 pub const DURATION_MAX: Duration = Duration::from_secs(24 * 3600);
+/// Most `--watchers`: each is a socket in this process, and `ulimit -n` bounds them first.
+pub const WATCHERS_MAX: usize = 50_000;
+/// Most `--bidders` through a gateway: each is an account, signed up and signed in with an
+/// argon2 hash (tens of milliseconds each) before the run.
+pub const GATEWAY_BIDDERS_MAX: usize = 10_000;
+pub const WATCHER_CONNECT_RATE_MAX: u32 = 100_000;
 const CONCURRENCY_CLOSED_DEFAULT: usize = 32;
 const IN_FLIGHT_OPEN_DEFAULT: usize = 1_024;
 
@@ -139,6 +189,11 @@ pub struct Plan {
     pub bidders: usize,
     pub auctions: usize,
     pub seed: u64,
+    /// `grpc`, `http` or `ws`.
+    pub target: TargetKind,
+    /// WebSocket watchers of the first auction (0: none).
+    pub watchers: usize,
+    pub watcher_connect_rate: u32,
 }
 
 fn as_seconds<S: serde::Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -148,8 +203,44 @@ fn as_seconds<S: serde::Serializer>(value: &Duration, serializer: S) -> Result<S
 impl BenchArgs {
     /// Checks the flags against each other and the limits, and fills in defaults.
     pub fn plan(&self) -> anyhow::Result<Plan> {
-        if !self.local && self.addr.iter().all(|addr| addr.trim().is_empty()) {
-            bail!("no cluster to run against: pass --addr HOST:PORT,... or --local");
+        let no_addr = self.addr.iter().all(|addr| addr.trim().is_empty());
+        let gateway_needed = self.target.through_gateway() || self.watchers > 0;
+        let gateway = self.gateway.as_deref().map(str::trim).unwrap_or_default();
+        if !self.local {
+            if self.target == TargetKind::Grpc && no_addr {
+                bail!("no cluster to run against: pass --addr HOST:PORT,... or --local");
+            }
+            if gateway_needed && gateway.is_empty() {
+                bail!(
+                    "--target {} and --watchers need a gateway: pass --gateway http://HOST:PORT \
+                     or --local",
+                    self.target.as_str()
+                );
+            }
+            let is_url = gateway.starts_with("http://") || gateway.starts_with("https://");
+            if !gateway.is_empty() && !is_url {
+                bail!("--gateway {gateway:?} must be an http:// or https:// URL");
+            }
+        }
+        if self.watchers > WATCHERS_MAX {
+            bail!(
+                "--watchers {} must be at most {WATCHERS_MAX}",
+                self.watchers
+            );
+        }
+        if !(1..=WATCHER_CONNECT_RATE_MAX).contains(&self.watcher_connect_rate) {
+            bail!(
+                "--watcher-connect-rate {} must be between 1 and {WATCHER_CONNECT_RATE_MAX}",
+                self.watcher_connect_rate
+            );
+        }
+        if self.target.through_gateway() && self.scenario == Scenario::Closing {
+            // The gateway takes soft-close windows in whole seconds; the closing scenario's
+            // are fractions of a second, so it would measure a different workload.
+            bail!(
+                "--scenario closing runs over --target grpc only (its soft-close windows are \
+                 below the gateway's one-second granularity)"
+            );
         }
         if self.duration.is_zero() || self.duration > DURATION_MAX {
             bail!(
@@ -191,6 +282,12 @@ impl BenchArgs {
         if !(1..=BIDDERS_MAX).contains(&bidders) {
             bail!("--bidders {bidders} must be between 1 and {BIDDERS_MAX}");
         }
+        if self.target.through_gateway() && bidders > GATEWAY_BIDDERS_MAX {
+            bail!(
+                "--bidders {bidders} must be at most {GATEWAY_BIDDERS_MAX} through a gateway \
+                 (each is an account signed up before the run)"
+            );
+        }
         let auctions = self.auctions.unwrap_or(self.scenario.default_auctions());
         if !(1..=AUCTIONS_MAX).contains(&auctions) {
             bail!("--auctions {auctions} must be between 1 and {AUCTIONS_MAX}");
@@ -204,6 +301,9 @@ impl BenchArgs {
             bidders,
             auctions,
             seed: self.seed,
+            target: self.target,
+            watchers: self.watchers,
+            watcher_connect_rate: self.watcher_connect_rate,
         })
     }
 }
@@ -299,5 +399,30 @@ mod tests {
         assert!(no_bidders.plan().is_err());
         let no_concurrency = parse(&["--local", "--concurrency", "0"]).expect("parses");
         assert!(no_concurrency.plan().is_err());
+    }
+
+    #[test]
+    fn gateway_targets_and_watchers_need_a_gateway() {
+        let plan = parse(&["--local", "--target", "ws", "--watchers", "5"])
+            .expect("parses")
+            .plan()
+            .expect("valid");
+        assert_eq!((plan.target, plan.watchers), (TargetKind::Ws, 5));
+        let remote = parse(&["--gateway", "http://127.0.0.1:8080", "--target", "http"])
+            .expect("parses without --addr");
+        assert_eq!(remote.plan().expect("valid").target, TargetKind::Http);
+        let no_gateway = parse(&["--addr", "127.0.0.1:1", "--target", "http"]).expect("parses");
+        let error = no_gateway.plan().expect_err("no gateway");
+        assert!(error.to_string().contains("--gateway"), "{error}");
+        let watchers = parse(&["--addr", "127.0.0.1:1", "--watchers", "3"]).expect("parses");
+        assert!(watchers.plan().is_err(), "watchers need a gateway");
+        let not_url = parse(&["--gateway", "127.0.0.1:8080", "--target", "ws"]).expect("parses");
+        assert!(not_url.plan().is_err());
+        let grpc_without_addr = parse(&["--gateway", "http://127.0.0.1:1"]).expect("parses");
+        assert!(grpc_without_addr.plan().is_err(), "grpc needs --addr");
+        let closing =
+            parse(&["--local", "--target", "http", "--scenario", "closing"]).expect("parses");
+        assert!(closing.plan().is_err());
+        assert!(parse(&["--local", "--gateway", "http://x"]).is_err());
     }
 }

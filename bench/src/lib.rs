@@ -9,7 +9,10 @@
 //!   BenchArgs ─plan()─▶ Plan
 //!       │
 //!   run: cluster (--addr, or LocalRun for --local) ─▶ ClusterTarget (martelo-client)
+//!       │   or, --target http|ws: a gateway (--gateway, or LocalGateway with --local)
+//!       │       ─▶ GatewaySession (accounts signed in) ─▶ HttpTarget / WsTarget
 //!       │   Workload: create auctions, then next_bid() / observe(reply)
+//!       │   --watchers N: Watchers subscribed to the first auction (own sockets)
 //!       │   scrape /metrics (before)
 //!       ├─▶ driver::drive: closed or open loop ─▶ Recorder (HdrHistogram, per second)
 //!       │   scrape /metrics (after)
@@ -23,23 +26,31 @@
 //! - [`driver`]: the closed and open loops; [`record`]: what is measured and how;
 //! - [`target`]: the seam between the loops and the cluster, with an in-process engine for
 //!   tests; [`cluster`]: the real one through `martelo-client`;
+//! - [`gateway`]: the local gateway process and the accounts; [`gateway_target`]: bids over
+//!   HTTP and WebSocket; [`wire`]: the gateway's JSON to and from decisions;
+//! - [`watchers`]: the WebSocket watchers, their seq checks and commit-to-receive latency;
 //! - [`report`], [`svg`]: the outputs; [`prometheus`]: scraping the nodes' metrics.
 //!
 //! Everything but `run` and `cluster` is pure or runs against the in-process engine, and is
 //! unit-tested beside its code. An end-to-end run needs the `martelo` binary: the ignored
-//! tests in `tests/local_cluster.rs` take it from `MARTELO_BIN`. The quick path (CI's smoke
+//! tests in `tests/local_cluster.rs` and `tests/through_gateway.rs` take it from
+//! `MARTELO_BIN`. The quick path (CI's smoke
 //! test) is `martelo bench --local --duration 5s --warmup 1s`; it exits non-zero when no bid
 //! was decided.
 
 pub mod args;
 pub mod cluster;
 pub mod driver;
+pub mod gateway;
+pub mod gateway_target;
 pub mod prometheus;
 pub mod record;
 pub mod report;
 pub mod rng;
 pub mod svg;
 pub mod target;
+pub mod watchers;
+pub mod wire;
 pub mod workload;
 
 use std::path::PathBuf;
@@ -54,21 +65,26 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-pub use args::{BenchArgs, LoadMode, Plan, Scenario};
+pub use args::{BenchArgs, LoadMode, Plan, Scenario, TargetKind};
 pub use report::Report;
 
-use cluster::{ClusterTarget, LocalRun};
+use cluster::LocalRun;
 use driver::{DriveSettings, Live, Window};
+use gateway::{LocalGateway, raise_open_files_limit, read_auction_seq};
+use gateway_target::connect_target;
 use martelo_types::metric_names::PROPOSE_BATCH_ENTRIES;
 use prometheus::HistogramTotals;
 use report::{BatchStats, SetupInfo, TargetInfo, Throughput};
 use target::{Decision, Target};
+use watchers::{WatcherSettings, Watchers, WatchersReport};
 use workload::Workload;
 
 /// Auction creations in flight at once during setup.
 const CREATE_CONCURRENCY: usize = 32;
 /// Deadline of one metrics scrape.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long watchers may take after the load to receive the last events.
+const WATCHERS_DRAIN: Duration = Duration::from_secs(10);
 /// How often the progress bar refreshes.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
@@ -142,11 +158,26 @@ async fn run_with(
                 .collect::<Vec<_>>(),
         ),
     };
-    let outcome = measure(plan, &addresses, &metrics_addresses, stop, setup_started).await;
+    let remote_gateway = args
+        .gateway
+        .as_deref()
+        .map(|base| base.trim().trim_end_matches('/').to_owned())
+        .filter(|base| !base.is_empty());
+    let outcome = with_gateway(
+        plan,
+        &binary,
+        local.as_ref(),
+        remote_gateway,
+        &addresses,
+        &metrics_addresses,
+        stop,
+        setup_started,
+    )
+    .await;
     if let Some(local) = local {
         local.stop().await;
     }
-    let measured = outcome?;
+    let (measured, gateway) = outcome?;
 
     let report = Report {
         format: report::REPORT_FORMAT,
@@ -155,6 +186,9 @@ async fn run_with(
             local: args.local,
             addresses,
             metrics_addresses,
+            kind: plan.target,
+            gateway_local: args.local && gateway.is_some(),
+            gateway,
         },
         started_at: report::rfc3339(started_unix),
         measured_s: measured.measured_s,
@@ -173,6 +207,7 @@ async fn run_with(
         raft_batch: measured.raft_batch,
         notes: measured.notes,
         seconds: measured.seconds,
+        watchers: measured.watchers,
     };
     let written = report.write(&out_dir)?;
     print!("{}", report.summary());
@@ -210,29 +245,81 @@ struct Measured {
     abandoned: u64,
     raft_batch: Option<BatchStats>,
     notes: Vec<String>,
+    watchers: Option<WatchersReport>,
+}
+
+/// Starts the local gateway when the run needs one (`--local` with a gateway target or
+/// watchers), measures, and stops it. Returns the gateway used, if any.
+#[allow(clippy::too_many_arguments)]
+async fn with_gateway(
+    plan: &Plan,
+    binary: &std::path::Path,
+    local: Option<&LocalRun>,
+    remote_gateway: Option<String>,
+    addresses: &[String],
+    metrics_addresses: &[String],
+    stop: &mut watch::Receiver<bool>,
+    setup_started: Instant,
+) -> anyhow::Result<(Measured, Option<String>)> {
+    let wanted = plan.target.through_gateway() || plan.watchers > 0;
+    let local_gateway = match local {
+        Some(local) if wanted => {
+            println!("starting a local gateway in front of it");
+            let started = until_stopped(
+                stop,
+                LocalGateway::start(binary, local.dir.path(), &local.api_addresses()),
+            )
+            .await?;
+            Some(started?)
+        }
+        _ => None,
+    };
+    let base = match &local_gateway {
+        Some(gateway) => Some(gateway.base().to_owned()),
+        None if wanted => remote_gateway,
+        None => None,
+    };
+    let measured = measure(
+        plan,
+        addresses,
+        metrics_addresses,
+        base.as_deref(),
+        stop,
+        setup_started,
+    )
+    .await;
+    if let Some(mut gateway) = local_gateway {
+        let running = gateway.is_running();
+        let log = gateway.log().to_owned();
+        gateway.stop().await;
+        if !running {
+            let tail = martelo_devkit::read_log_tail(&log, 20);
+            return Err(anyhow!(
+                "the local gateway exited during the run; log {}:\n{tail}",
+                log.display()
+            ));
+        }
+    }
+    Ok((measured?, base))
 }
 
 async fn measure(
     plan: &Plan,
     addresses: &[String],
     metrics_addresses: &[String],
+    gateway: Option<&str>,
     stop: &mut watch::Receiver<bool>,
     setup_started: Instant,
 ) -> anyhow::Result<Measured> {
-    if addresses.is_empty() {
-        bail!("no cluster address to connect to");
-    }
-    let target = until_stopped(
-        stop,
-        ClusterTarget::connect(addresses, plan.request_timeout),
-    )
-    .await??;
+    let nonce = run_nonce();
+    let (target, session) =
+        until_stopped(stop, connect_target(plan, addresses, gateway, nonce)).await??;
     let target = Arc::new(target);
     let workload = Arc::new(Workload::new(
         plan.scenario,
         plan.auctions,
         plan.bidders,
-        run_nonce(),
+        nonce,
     ));
     println!(
         "creating {} auction(s) for scenario {}",
@@ -254,8 +341,44 @@ async fn measure(
     };
 
     let mut notes = Vec::new();
+    // The watched auction, under the id the gateway knows it by.
+    let watched = match &session {
+        Some(session) => session.gateway_id(workload.auctions()[0].id),
+        None => Some(workload.auctions()[0].id.0),
+    };
+    let watchers = match (plan.watchers, gateway, watched) {
+        (0, ..) => None,
+        (count, Some(base), Some(auction)) => {
+            let limit = raise_open_files_limit()?;
+            if limit < count as u64 + 256 {
+                notes.push(format!(
+                    "watchers: the open-files limit is {limit}, below {count} watchers plus \
+                     room; expect connect failures"
+                ));
+            }
+            println!(
+                "opening {count} watchers of auction {auction} (at most {}/s)",
+                plan.watcher_connect_rate
+            );
+            let settings = WatcherSettings {
+                ws_url: gateway::ws_url(base),
+                auction,
+                count,
+                connect_per_s: plan.watcher_connect_rate,
+            };
+            Some((
+                until_stopped(stop, Watchers::open(settings)).await??,
+                base,
+                auction,
+            ))
+        }
+        _ => bail!("--watchers needs a gateway and a created auction"),
+    };
     let before = scrape_all(metrics_addresses, &mut notes).await;
     let window = Window::starting_now(plan.warmup, plan.duration);
+    if let Some((watchers, ..)) = &watchers {
+        watchers.start_measuring(wall_us_at(window.measure_start));
+    }
     let live = Arc::new(Live::default());
     println!(
         "running {} for {:.1} s after {:.1} s of warm-up (Ctrl-C stops early and keeps the report)",
@@ -285,6 +408,17 @@ async fn measure(
     let raft_batch = batch_stats(&before, &after, metrics_addresses.is_empty(), &mut notes);
 
     let ended = driven.stopped_at.unwrap_or(window.end).min(window.end);
+    let watchers = match watchers {
+        Some((watchers, base, auction)) => {
+            let final_seq = read_auction_seq(base, auction).await?;
+            Some(
+                watchers
+                    .finish(wall_us_at(ended), final_seq, WATCHERS_DRAIN)
+                    .await,
+            )
+        }
+        None => None,
+    };
     let measured = ended.saturating_duration_since(window.measure_start);
     let seconds = measured.as_secs() + u64::from(measured.subsec_nanos() > 0);
     let (totals, latency, rows) = driven.recorder.finish(seconds);
@@ -308,7 +442,19 @@ async fn measure(
         abandoned: driven.abandoned,
         raft_batch,
         notes,
+        watchers,
     })
+}
+
+/// The wall clock (µs since the epoch) at `instant`, for comparing with commit times.
+fn wall_us_at(instant: Instant) -> u64 {
+    let now = Instant::now();
+    let wall = watchers::now_us();
+    if instant >= now {
+        wall.saturating_add(instant.duration_since(now).as_micros() as u64)
+    } else {
+        wall.saturating_sub(now.duration_since(instant).as_micros() as u64)
+    }
 }
 
 /// Runs `work` unless Ctrl-C comes first, which is an error before the load starts.
@@ -625,6 +771,10 @@ mod tests {
             seed: 1,
             out: None,
             request_timeout: Duration::from_secs(5),
+            target: TargetKind::Grpc,
+            gateway: None,
+            watchers: 0,
+            watcher_connect_rate: 1_000,
         }
         .plan()
         .expect("valid");

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::args::{LoadMode, Plan};
+use crate::args::{LoadMode, Plan, TargetKind};
 use crate::record::{LatencySummary, SecondRow, Totals};
+use crate::watchers::WatchersReport;
 
 /// Bumped when a field changes meaning or disappears; adding fields keeps it.
 pub const REPORT_FORMAT: u32 = 1;
@@ -44,6 +45,8 @@ pub struct Report {
     /// Why `raft_batch` is missing or partial.
     pub notes: Vec<String>,
     pub seconds: Vec<SecondRow>,
+    /// `--watchers`: what the WebSocket watchers of the first auction saw.
+    pub watchers: Option<WatchersReport>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -52,6 +55,12 @@ pub struct TargetInfo {
     pub local: bool,
     pub addresses: Vec<String>,
     pub metrics_addresses: Vec<String>,
+    /// How the bids went: `grpc`, `http` or `ws`.
+    pub kind: TargetKind,
+    /// The gateway's base URL, when one was used (bids or watchers).
+    pub gateway: Option<String>,
+    /// True when the bench started that gateway itself, with its rate limits lifted.
+    pub gateway_local: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -156,9 +165,18 @@ impl Report {
         };
         let _ = writeln!(
             out,
-            "  target     {where_}{}",
+            "  target     {} to {where_}{}",
+            self.target.kind.as_str(),
             self.target.addresses.join(",")
         );
+        if let Some(gateway) = &self.target.gateway {
+            let local = if self.target.gateway_local {
+                " (started by the bench, rate limits lifted)"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "  gateway    {gateway}{local}");
+        }
         let t = &self.totals;
         let _ = writeln!(
             out,
@@ -236,6 +254,9 @@ impl Report {
                 let _ = writeln!(out, "  raft batch not measured");
             }
         }
+        if let Some(watchers) = &self.watchers {
+            watchers_summary(&mut out, watchers);
+        }
         for note in &self.notes {
             let _ = writeln!(out, "  note       {note}");
         }
@@ -266,6 +287,49 @@ impl Report {
             written.push(path);
         }
         Ok(written)
+    }
+}
+
+fn watchers_summary(out: &mut String, w: &WatchersReport) {
+    let _ = writeln!(
+        out,
+        "  watchers   {} of {} connected ({}), {} closed early, {} behind seq {} at the end",
+        w.connected,
+        w.requested,
+        by_count(&w.connect_failures).replace("none", "no failures"),
+        w.closed_early,
+        w.behind_at_end,
+        w.final_seq
+    );
+    let _ = writeln!(
+        out,
+        "  events     {} received ({} measured): {} gaps ({} events missing), {} duplicates, \
+         re-snapshots {}",
+        w.events_received,
+        w.events_measured,
+        w.gaps,
+        w.missing_events,
+        w.duplicates,
+        by_count(&w.resnapshots)
+    );
+    match &w.latency {
+        Some(latency) => {
+            let _ = writeln!(
+                out,
+                "  commit→ws  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (commit to receive)",
+                format_micros(latency.p50_us),
+                format_micros(latency.p90_us),
+                format_micros(latency.p99_us),
+                format_micros(latency.p999_us),
+                format_micros(latency.max_us),
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  commit→ws  no event was received during the measurement"
+            );
+        }
     }
 }
 
@@ -333,11 +397,17 @@ mod tests {
                 bidders: 16,
                 auctions: 1,
                 seed: 1,
+                target: TargetKind::Grpc,
+                watchers: 0,
+                watcher_connect_rate: 1_000,
             },
             target: TargetInfo {
                 local: true,
                 addresses: vec!["127.0.0.1:7001".into()],
                 metrics_addresses: vec!["127.0.0.1:9001".into()],
+                kind: TargetKind::Grpc,
+                gateway: None,
+                gateway_local: false,
             },
             started_at: rfc3339(1_700_000_000),
             measured_s: 2.0,
@@ -392,7 +462,36 @@ mod tests {
                     ..SecondRow::default()
                 },
             ],
+            watchers: None,
         }
+    }
+
+    #[test]
+    fn watchers_are_summarised_with_their_gaps_in_plain_sight() {
+        let mut report = sample();
+        let mut watchers = WatchersReport {
+            requested: 10,
+            connected: 9,
+            final_seq: 40,
+            events_received: 300,
+            events_measured: 250,
+            gaps: 2,
+            missing_events: 5,
+            ..WatchersReport::default()
+        };
+        watchers.connect_failures.insert("timeout".into(), 1);
+        watchers.resnapshots.insert("conflated".into(), 1);
+        report.watchers = Some(watchers);
+        let summary = report.summary();
+        assert!(
+            summary.contains("9 of 10 connected (timeout 1)"),
+            "{summary}"
+        );
+        assert!(summary.contains("2 gaps (5 events missing)"), "{summary}");
+        assert!(summary.contains("conflated 1"), "{summary}");
+        let value = serde_json::to_value(&report).expect("serialises");
+        assert_eq!(value["watchers"]["gaps"], 2);
+        assert_eq!(value["target"]["kind"], "grpc");
     }
 
     #[test]

@@ -90,6 +90,17 @@ pub enum LocalError {
         address: String,
         error: Box<ClientError>,
     },
+    /// A `martelo gateway` child did not become ready ([`crate::gateway::GatewayProcess`]).
+    #[error(
+        "gateway at {address} was not ready: {why}; last lines of {}:\n{log_tail}",
+        log_path.display()
+    )]
+    GatewayNotReady {
+        address: String,
+        why: String,
+        log_path: PathBuf,
+        log_tail: String,
+    },
     /// `InitCluster` (through the client's `Admin::init_cluster`) failed with an error that
     /// a retry cannot mend, or was still failing at the deadline.
     #[error("InitCluster on node {node_id} at {address}: {error}")]

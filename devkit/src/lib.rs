@@ -39,6 +39,7 @@
 //!   of [`LocalCluster`] (kill, stop, pause, resume, restart);
 //! - [`health`]: readiness, [`LocalCluster::init`], [`LocalCluster::wait_healthy`] and the
 //!   pure rule [`check_health`], all through the client's `Admin`;
+//! - [`gateway`]: [`GatewayProcess`], `martelo gateway` children in front of a cluster;
 //! - [`logs`]: the end of a node's log, quoted by errors;
 //! - [`error`]: the one error type, [`LocalError`];
 //! - this file: [`LocalCluster`] itself (start, add a node, look up nodes, drop).
@@ -51,6 +52,7 @@
 pub mod binary;
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod health;
 pub mod logs;
 pub mod ports;
@@ -72,6 +74,7 @@ pub use config::{
     SHARD_COUNT_MAX, STOP_TIMEOUT_DEFAULT,
 };
 pub use error::LocalError;
+pub use gateway::{GatewayProcess, write_key_file, write_key_file_with};
 pub use health::{ClusterHealth, HealthProblem, InitOutcome, check_health};
 pub use logs::read_log_tail;
 /// `--peers` syntax: `id=host:port` joined by commas, in the given order.

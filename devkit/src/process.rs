@@ -423,7 +423,9 @@ pub(crate) fn spawn_node(
 
 /// Whether an environment variable configures a node (`MARTELO_ID`, `MARTELO_ADVERTISE`, …).
 fn is_node_setting(name: &std::ffi::OsStr) -> bool {
-    name.as_encoded_bytes().starts_with(b"MARTELO_")
+    // Nodes also read `DATABASE_URL` (the sink's Postgres): a developer's shell must not give
+    // every local cluster a sink; `martelo dev` passes `--postgres` itself when it wants one.
+    name.as_encoded_bytes().starts_with(b"MARTELO_") || name == "DATABASE_URL"
 }
 
 #[cfg(test)]

@@ -25,7 +25,8 @@
 //! - [`follow`]: follows the meta group's committed events (suspensions, revoked sessions)
 //!   so that they take effect on open sockets and new bids within a second;
 //! - [`server`]: [`serve`] and [`serve_on`]: start-up and graceful shutdown;
-//! - `telemetry`: the `martelo_gateway_*` metric names.
+//! - `telemetry`: the `martelo_gateway_*` metric names;
+//! - [`web`]: the web UI's static files (`gateway/web/`), embedded and served.
 
 pub mod auth;
 pub mod config;
@@ -36,6 +37,7 @@ pub mod http;
 pub mod server;
 pub mod state;
 mod telemetry;
+pub mod web;
 pub mod ws;
 
 pub use config::GatewayConfig;

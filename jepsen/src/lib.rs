@@ -35,7 +35,10 @@
 //! - the runner: [`runner`] (orchestration, run directory), [`workload`] (clients and how
 //!   answers become records), [`nemesis`] (faults and their heals), [`proxy`] (per-link TCP
 //!   proxies for partitions), [`netns`] (root only: a private network namespace and
-//!   iptables rules instead of the proxies, `--net iptables`), [`collect`] (final state from the replicas), [`report`]
+//!   iptables rules instead of the proxies, `--net iptables`), [`api`] (how a client reaches
+//!   the cluster: gRPC, or HTTP through [`gateway`] processes with `--via gateway`, which
+//!   [`gateway_faults`] starts and kills),
+//!   [`collect`] (final state from the replicas), [`report`]
 //!   (summary and HTML/SVG). A new fault is a [`nemesis::NemesisKind`] with an inject and a
 //!   heal; a new operation type needs the history format, the model and the workload.
 //!
@@ -48,7 +51,10 @@ pub mod model;
 pub mod replicas;
 
 // The runner: a real cluster under faults.
+pub mod api;
 pub mod collect;
+pub mod gateway;
+pub mod gateway_faults;
 pub mod nemesis;
 pub mod netns;
 pub mod proxy;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use martelo_jepsen::nemesis::{NemesisKind, PartitionShape};
 use martelo_jepsen::netns::{self, NetMode};
-use martelo_jepsen::runner::{self, RunOptions};
+use martelo_jepsen::runner::{self, RunOptions, Via};
 
 #[derive(Debug, Parser)]
 #[command(name = "martelo-jepsen", about = "martelo's fault suite")]
@@ -99,6 +99,20 @@ struct RunArgs {
     /// `iptables`, DROP rules in a private network namespace made for the run (root only).
     #[arg(long, value_enum, default_value_t = NetMode::Proxy)]
     net: NetMode,
+    /// How workload clients reach the cluster: `grpc` (martelo-client, straight to the
+    /// nodes) or `gateway` (HTTP through `martelo gateway` processes, as bidders do).
+    #[arg(long, value_enum, default_value_t = Via::Grpc)]
+    via: Via,
+    /// With --via gateway: how many gateways (clients spread over them, retry on the next).
+    #[arg(long, default_value_t = 2)]
+    gateways: usize,
+    /// With --via gateway: bidder accounts to sign up; each bids at most once per auction.
+    #[arg(long, default_value_t = 150)]
+    gateway_bidders: usize,
+    /// With --via gateway: no kill -9 of gateways (by default, with two gateways or more and
+    /// any nemesis, one gateway is killed and restarted every interval).
+    #[arg(long)]
+    no_gateway_faults: bool,
     /// Internal: set by `--net iptables` on the copy of this run started inside the
     /// namespace NAME.
     #[arg(long, hide = true, value_name = "NAME")]
@@ -200,6 +214,15 @@ fn options(args: RunArgs) -> anyhow::Result<RunOptions> {
         "clients and auctions >= 1"
     );
     anyhow::ensure!(
+        args.via == Via::Grpc || (args.gateways >= 1 && args.gateway_bidders >= 1),
+        "--via gateway: --gateways and --gateway-bidders >= 1"
+    );
+    anyhow::ensure!(
+        args.via == Via::Grpc || args.net == NetMode::Proxy,
+        "--via gateway has not been tried with --net iptables yet: use --net proxy"
+    );
+    let nemeses = NemesisKind::parse_list(&args.nemesis)?;
+    anyhow::ensure!(
         args.window_min >= 1.0 && args.window_max >= args.window_min,
         "windows: 1 <= --window-min <= --window-max"
     );
@@ -226,7 +249,11 @@ fn options(args: RunArgs) -> anyhow::Result<RunOptions> {
         auctions: args.auctions,
         duration: Duration::from_secs_f64(args.duration.max(1.0)),
         rate: args.rate.max(1.0),
-        nemeses: NemesisKind::parse_list(&args.nemesis)?,
+        gateway_faults: args.via == Via::Gateway
+            && !args.no_gateway_faults
+            && args.gateways >= 2
+            && !nemeses.is_empty(),
+        nemeses,
         nemesis_interval: interval,
         fault_duration: fault,
         partition_shapes: args.partition,
@@ -239,6 +266,9 @@ fn options(args: RunArgs) -> anyhow::Result<RunOptions> {
         keep_data: args.keep_data,
         quiet: args.quiet,
         net: args.net,
+        via: args.via,
+        gateways: args.gateways,
+        gateway_bidders: args.gateway_bidders,
     })
 }
 

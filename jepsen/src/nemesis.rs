@@ -56,6 +56,9 @@ pub enum NemesisKind {
     Clock,
     Membership,
     Transfer,
+    /// kill -9 of a `martelo gateway` (`--via gateway`); injected by
+    /// [`crate::gateway_faults`], not by [`Nemesis`], and not part of `all`.
+    Gateway,
 }
 
 impl NemesisKind {
@@ -76,6 +79,7 @@ impl NemesisKind {
             NemesisKind::Clock => "clock",
             NemesisKind::Membership => "membership",
             NemesisKind::Transfer => "transfer",
+            NemesisKind::Gateway => "gateway",
         }
     }
 
@@ -310,6 +314,9 @@ impl Nemesis {
                 let (node, detail) = self.node_or_leader(rng).await;
                 self.cluster.pause(NodeId(node))?;
                 Ok((format!("SIGSTOP {detail}"), Heal::Resume(node)))
+            }
+            NemesisKind::Gateway => {
+                anyhow::bail!("gateway faults are injected by gateway_faults, not the nemesis")
             }
             NemesisKind::Partition => self.partition(rng).await,
             NemesisKind::Clock => self.clock(rng, duration).await,

@@ -40,6 +40,10 @@ pub struct RunInfo {
     /// proxies).
     #[serde(default)]
     pub net: String,
+    /// How workload clients reached the cluster: `grpc` or `gateway` (empty in runs from
+    /// before the option: gRPC).
+    #[serde(default)]
+    pub via: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -165,6 +169,9 @@ pub fn render_text(summary: &Summary) -> String {
             run.planted_bugs.join(",")
         }
     );
+    if !run.via.is_empty() {
+        let _ = writeln!(text, "clients via: {}", run.via);
+    }
     let _ = writeln!(
         text,
         "\nverdicts (checkers took {:.3} s):",
@@ -257,6 +264,7 @@ fn nemesis_color(event: &NemesisEvent) -> &'static str {
         Clock => "#bcbd22",
         Membership => "#17becf",
         Transfer => "#7f7f7f",
+        Gateway => "#2ca02c",
     }
 }
 

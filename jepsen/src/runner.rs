@@ -23,7 +23,9 @@ use anyhow::Context as _;
 use martelo_devkit::{LocalCluster, LocalClusterConfig, pick_free_ports};
 use martelo_types::NodeId;
 
+use crate::api::Target;
 use crate::checker::{self, linearizable::SearchLimits};
+use crate::gateway_faults::{self, Gateways};
 use crate::history::{self, ReadLimits};
 use crate::nemesis::{Nemesis, NemesisKind, PartitionShape};
 use crate::netns::{self, IptablesLinks, Links, NetMode};
@@ -61,6 +63,35 @@ pub struct RunOptions {
     /// How partitions are made. [`NetMode::Iptables`] expects this process to run inside
     /// the private network namespace `main` made for it (see [`crate::netns`]).
     pub net: NetMode,
+    /// How workload clients reach the cluster.
+    pub via: Via,
+    /// `martelo gateway` processes in front of the cluster with [`Via::Gateway`].
+    pub gateways: usize,
+    /// Bidder accounts signed up through the gateways with [`Via::Gateway`]; each bids at
+    /// most once per auction.
+    pub gateway_bidders: usize,
+    /// With [`Via::Gateway`]: also kill -9 one gateway for each fault's duration, half an
+    /// interval after each node fault starts (needs two gateways or more).
+    pub gateway_faults: bool,
+}
+
+/// How workload clients reach the cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    /// gRPC through `martelo-client`, straight to the nodes.
+    #[default]
+    Grpc,
+    /// HTTP through `martelo gateway` processes, as bidders do.
+    Gateway,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Grpc => "grpc",
+            Via::Gateway => "gateway",
+        }
+    }
 }
 
 /// Whether `binary node` accepts `flag` (hidden flags do not show in `--help`, so parse a
@@ -189,9 +220,36 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     cluster.init().await?;
     let seeds = cluster.api_addresses();
 
+    let run_tag = format!("j{:x}", options.seed % 0xffff_ffff);
+    let (target, gateways) = match options.via {
+        Via::Grpc => (Target::Grpc(seeds.clone()), None),
+        Via::Gateway => {
+            progress_line(
+                options.quiet,
+                &format!(
+                    "starting {} gateway(s), signing up {} bidders",
+                    options.gateways, options.gateway_bidders
+                ),
+            );
+            let gateways =
+                Gateways::start(&options.binary, &cluster_dir, &seeds, options.gateways).await?;
+            let signing_up = Instant::now();
+            let pool = gateways.sign_up(options.gateway_bidders, &run_tag).await?;
+            progress_line(
+                options.quiet,
+                &format!(
+                    "cluster up in {:.1} s; {} accounts signed up and in in {:.1} s",
+                    signing_up.duration_since(wall).as_secs_f64(),
+                    options.gateway_bidders + 1,
+                    signing_up.elapsed().as_secs_f64()
+                ),
+            );
+            (Target::Gateway(Arc::new(pool)), Some(Arc::new(gateways)))
+        }
+    };
+
     let start = Instant::now();
     let recorder = Arc::new(Recorder::create(&options.out.join("history.jsonl"), start)?);
-    let run_tag = format!("j{:x}", options.seed % 0xffff_ffff);
     let workload = Workload::start(
         WorkloadConfig {
             clients: options.clients,
@@ -205,7 +263,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
             deadline: Duration::from_secs(5),
             run_tag,
         },
-        seeds.clone(),
+        target,
         Arc::clone(&recorder),
     )
     .await?;
@@ -243,6 +301,18 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
                 .await;
         })
     };
+    let gateway_task = match (&gateways, options.gateway_faults) {
+        (Some(gateways), true) => Some(tokio::spawn(gateway_faults::run(
+            Arc::clone(gateways),
+            Arc::clone(&nemesis),
+            options.nemesis_interval,
+            options.fault_duration.min(options.nemesis_interval),
+            options.seed,
+            Arc::clone(&recorder),
+            Arc::clone(&nemesis_stop),
+        ))),
+        _ => None,
+    };
     let progress_stop = Arc::new(AtomicBool::new(false));
     let progress_task = {
         let recorder = Arc::clone(&recorder);
@@ -278,6 +348,14 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     progress_line(options.quiet, "workload done; healing every fault");
     nemesis_stop.store(true, Ordering::SeqCst);
     let _ = nemesis_task.await;
+    if let Some(task) = gateway_task {
+        let _ = task.await;
+    }
+    if let Some(gateways) = &gateways {
+        for error in gateways.heal_all().await {
+            notes.push(format!("heal: {error}"));
+        }
+    }
     shared.stop();
     for error in nemesis.heal_all().await {
         notes.push(format!("heal: {error}"));
@@ -349,6 +427,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
         notes.push("some replicas reported no state digest".to_owned());
     }
     let timeline = nemesis.timeline();
+    if let Some(gateways) = gateways {
+        gateways.stop_all().await;
+    }
     let stopped = cluster.stop_all().await;
     for (node, result) in stopped {
         if let Err(error) = result {
@@ -384,6 +465,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
             NetMode::Proxy => "proxy".to_owned(),
             NetMode::Iptables => "iptables".to_owned(),
         },
+        via: options.via.as_str().to_owned(),
         wall_s: 0.0,
     };
     progress_line(options.quiet, "checking");

@@ -10,42 +10,42 @@
 //! ```
 //!
 //! The workload stays inside the checker's model (`model.rs`): plain bids (no proxy maximum),
-//! a fixed increment, no reserve or buy-it-now, and every bid from a bidder id never used
-//! before, so the engine's "leader raises own maximum" rule never applies.
+//! a fixed increment, no reserve or buy-it-now, and no bidder bidding twice on one auction,
+//! so the engine's "leader raises own maximum" rule never applies. On the gRPC path every bid
+//! has a bidder id never used before; through the gateway (`--via gateway`) bidders are the
+//! signed-up accounts, each used at most once per auction (an auction every account has bid
+//! on gets reads only).
 //!
-//! How engine answers become history records:
+//! Clients reach the cluster through [`crate::api::Api`], gRPC or HTTP; both answer in the
+//! same words, mapped to records here. How answers become history records:
 //! - accepted bid: `ok` `accepted: true`; rejected as too low or auction closed: `ok`
 //!   `accepted: false` (the engine applied it and said no, which the model explains);
 //! - rejected as `auction_not_open` (its end passed but the leader's `Close` is not applied
 //!   yet): `fail`. Rejections change no state, so `fail` ("no effect") is true; the model has
 //!   no clock and could not explain the rejection otherwise;
-//! - `ProposeError::Unknown`: `info`, and the client continues as a fresh process;
-//!   `ProposeError::NotApplied`: `fail`;
+//! - `ProposeError::Unknown` (HTTP: 503 `outcome_unknown`, `timeout`, no answer, after
+//!   retries with the same key): `info`, and the client continues as a fresh process;
+//!   `ProposeError::NotApplied` (HTTP: 503 `unavailable`, 429, with no unknown attempt
+//!   before): `fail`;
 //! - a read that got no answer: `fail` (a read has no effect either way).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
 use std::io::BufWriter;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use martelo_client::{Client, ClientErrorCode, ClientOptions, ProposeError, ReadConsistency};
-use martelo_engine::{
-    Accepted, Action, Actor, Amount, AuctionId, AuctionResult, AuctionSpec, Currency, Description,
-    IncrementPolicy, Micros, RejectCode, Reply, Request, RequestId, Role, SoftClose, SoftCloseMode,
-    Timestamp, Title, UserId,
-};
-use martelo_proto::ErrorCode;
+use martelo_client::{Client, ClientOptions};
 
+use crate::api::{Api, BidOutcome, CreateOutcome, NewAuction, ReadOutcome, Target, home_seeds};
 use crate::generate::Rng;
 use crate::history::{
-    AuctionView, BidRequest, CloseOutcome, EventType, Function, HistoryWriter, ReadLimits, Record,
-    Terms, TopBid, Value,
+    BidRequest, EventType, Function, HistoryWriter, ReadLimits, Record, Terms, Value,
 };
 
-/// The seller of every auction; bidders get ids from [`FIRST_BIDDER`] up, one per bid.
-const SELLER: u64 = 1;
+/// On the gRPC path bidders get ids from here up, one per bid (the seller is
+/// [`crate::api::GRPC_SELLER`]).
 const FIRST_BIDDER: u64 = 1_000;
 /// Process ids of auction keepers and close observers start here; workers use `0..clients`
 /// and take fresh ids from the same counter after an `info`.
@@ -55,7 +55,7 @@ const CLOSE_POLL: Duration = Duration::from_millis(250);
 /// How often a worker reconnects through its home node (see [`work`]).
 const RECONNECT_EVERY: Duration = Duration::from_secs(2);
 /// Auctions start this far in the past, so clock skew never makes a bid early.
-const START_MARGIN: Micros = Micros::from_secs(60);
+const START_MARGIN: Duration = Duration::from_secs(60);
 
 /// What the workload does.
 #[derive(Clone, Debug)]
@@ -203,6 +203,8 @@ struct AuctionSlot {
 struct AmountState {
     used: HashSet<u64>,
     highest: u64,
+    /// Bidders (of a limited set, the gateway's accounts) that have bid here already.
+    bidders: BTreeSet<u64>,
 }
 
 impl AuctionSlot {
@@ -222,6 +224,18 @@ impl AuctionSlot {
             }
         }
     }
+
+    /// A bidder of `pool` that has not bid on this auction yet (from a random start), or
+    /// `None` when every one has: a bidder bids at most once per auction.
+    fn next_bidder(&self, pool: &[u64], rng: &mut Rng) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let start = rng.below(pool.len() as u64) as usize;
+        let bidder = (0..pool.len())
+            .map(|offset| pool[(start + offset) % pool.len()])
+            .find(|bidder| !state.bidders.contains(bidder))?;
+        state.bidders.insert(bidder);
+        Some(bidder)
+    }
 }
 
 /// What every task shares.
@@ -229,7 +243,9 @@ impl AuctionSlot {
 pub struct Shared {
     config: WorkloadConfig,
     recorder: Arc<Recorder>,
-    seeds: Vec<String>,
+    target: Target,
+    /// The bidders a limited target allows (`None`: a fresh id per bid).
+    bidder_pool: Option<Vec<u64>>,
     /// Auctions open for bids, by slot.
     active: Mutex<Vec<Option<Arc<AuctionSlot>>>>,
     /// Every auction ever created or attempted, with its terms.
@@ -269,6 +285,15 @@ impl Shared {
         Some(Arc::clone(open[rng.below(open.len() as u64) as usize]))
     }
 
+    /// The bidder of the next bid on `auction`: a fresh id, or an account of the pool that
+    /// has not bid there yet (`None` when all have).
+    fn pick_bidder(&self, auction: &AuctionSlot, rng: &mut Rng) -> Option<u64> {
+        match &self.bidder_pool {
+            None => Some(self.next_bidder.fetch_add(1, Ordering::Relaxed)),
+            Some(pool) => auction.next_bidder(pool, rng),
+        }
+    }
+
     /// Every auction id the workload created or tried to create, with its terms.
     pub fn auctions(&self) -> BTreeMap<u64, Terms> {
         self.all.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -293,6 +318,13 @@ impl Shared {
             .filter(|slot| !slot.closed.load(Ordering::Relaxed))
             .count()
     }
+
+    fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            deadline: self.config.deadline,
+            ..ClientOptions::default()
+        }
+    }
 }
 
 /// The workload's tasks.
@@ -303,22 +335,20 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Connects one client per worker (each with its own leader cache, so a stale cache on
-    /// one client can show a deposed leader's answers) and starts every task.
+    /// Connects one client per worker (each with its own leader cache on the gRPC path, so a
+    /// stale cache on one client can show a deposed leader's answers; each with its own home
+    /// gateway on the gateway path) and starts every task.
     pub async fn start(
         config: WorkloadConfig,
-        seeds: Vec<String>,
+        target: Target,
         recorder: Arc<Recorder>,
     ) -> anyhow::Result<Workload> {
-        let options = ClientOptions {
-            deadline: config.deadline,
-            ..ClientOptions::default()
-        };
         let slots = config.auctions;
         let clients = config.clients;
         let shared = Arc::new(Shared {
             recorder,
-            seeds: seeds.clone(),
+            bidder_pool: target.bidders(),
+            target,
             active: Mutex::new(vec![None; slots]),
             all: Mutex::new(BTreeMap::new()),
             next_process: AtomicU64::new(FIRST_SPARE_PROCESS),
@@ -329,18 +359,17 @@ impl Workload {
             abandon: AtomicBool::new(false),
             config,
         });
+        let options = shared.client_options();
         let mut tasks = Vec::new();
         for slot in 0..slots {
-            let client = connect(&seeds, options).await?;
+            let client = shared.target.connect(0, options).await?;
             let shared = Arc::clone(&shared);
             tasks.push(tokio::spawn(keep_auction(shared, client, slot)));
         }
         for worker in 0..clients {
-            let mut home = seeds.clone();
-            home.rotate_left(worker % seeds.len().max(1));
-            let client = connect(&home, options).await?;
+            let client = shared.target.connect(worker, options).await?;
             let shared = Arc::clone(&shared);
-            tasks.push(tokio::spawn(work(shared, client, worker, home, options)));
+            tasks.push(tokio::spawn(work(shared, client, worker)));
         }
         Ok(Workload { shared, tasks })
     }
@@ -354,42 +383,26 @@ impl Workload {
     }
 }
 
-async fn connect(seeds: &[String], options: ClientOptions) -> anyhow::Result<Client> {
-    let mut last = None;
-    for _ in 0..20 {
-        match Client::connect(seeds, options).await {
-            Ok(client) => return Ok(client),
-            Err(error) => last = Some(error),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    Err(anyhow::anyhow!(
-        "cannot connect a client to {seeds:?}: {}",
-        last.map(|error| error.to_string()).unwrap_or_default()
-    ))
-}
-
-fn wall_clock() -> Timestamp {
-    let micros = SystemTime::now()
+fn wall_clock_us() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
-    Timestamp(micros)
+        .unwrap_or(0)
 }
 
-fn micros(duration: Duration) -> Micros {
-    Micros(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX))
-}
-
-fn request_id(text: &str) -> RequestId {
-    RequestId::try_from(text).expect("run tags and counters make short ASCII request ids")
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Keeps slot `slot` filled with an open auction until the workload stops.
-async fn keep_auction(shared: Arc<Shared>, client: Client, slot: usize) {
+async fn keep_auction(shared: Arc<Shared>, client: Api, slot: usize) {
     let mut rng = Rng::new(shared.config.seed ^ (0x5eed_0000 + slot as u64));
     while !shared.stopping.load(Ordering::SeqCst) {
-        let id = shared.next_auction.fetch_add(1, Ordering::Relaxed);
+        // The request id is drawn first: through the gateway it also names the auction.
+        let request = shared.request_id();
+        let id = client
+            .auction_id_for(&request)
+            .unwrap_or_else(|| shared.next_auction.fetch_add(1, Ordering::Relaxed));
         let terms = Terms {
             starting_price: 100 + rng.below(100),
             increment: 5 + rng.below(6),
@@ -405,7 +418,16 @@ async fn keep_auction(shared: Arc<Shared>, client: Client, slot: usize) {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, terms);
-        if !create_auction(&shared, &client, id, terms, window).await {
+        let now = wall_clock_us();
+        let auction = NewAuction {
+            id,
+            terms,
+            start_us: now.saturating_sub(micros(START_MARGIN)),
+            end_us: now + micros(window),
+            soft_window_us: micros(window / 4),
+            extension_total_max_us: micros(window / 2),
+        };
+        if !create_auction(&shared, &client, &auction, &request).await {
             continue;
         }
         let auction = Arc::new(AuctionSlot {
@@ -424,77 +446,38 @@ async fn keep_auction(shared: Arc<Shared>, client: Client, slot: usize) {
     }
 }
 
-/// Creates auction `id`, resending the same request id after an unknown outcome, until it
-/// is known to exist (true) or known not to (false, also when the workload stops).
+/// Creates `auction`, resending the same request id after an unknown outcome, until it is
+/// known to exist (true) or known not to (false, also when the workload stops).
 async fn create_auction(
     shared: &Shared,
-    client: &Client,
-    id: u64,
-    terms: Terms,
-    window: Duration,
+    client: &Api,
+    auction: &NewAuction,
+    request: &str,
 ) -> bool {
-    let request = shared.request_id();
-    let now = wall_clock();
-    let soft_window = micros(window / 4);
-    let spec = AuctionSpec {
-        title: Title::try_from(format!("jepsen auction {id}")).expect("a short ASCII title"),
-        description: Description::try_from("").expect("an empty description is allowed"),
-        currency: Currency::try_from("USD").expect("a valid currency"),
-        starting_price: Amount(terms.starting_price),
-        reserve_price: None,
-        buy_now_price: None,
-        increment: IncrementPolicy::Fixed(Amount(terms.increment)),
-        start: Timestamp(now.0.saturating_sub(START_MARGIN.0)),
-        end: now.plus(micros(window)),
-        soft_close: Some(SoftClose {
-            window: soft_window,
-            mode: SoftCloseMode::AddToEnd(soft_window),
-            total_extension_max: Some(micros(window / 2)),
-        }),
-    };
-    let engine_request = Request {
-        actor: Actor {
-            user: UserId(SELLER),
-            role: Role::Seller,
-        },
-        request_id: request_id(&request),
-        action: Action::CreateAuction {
-            auction_id: AuctionId(id),
-            spec,
-        },
-    };
     loop {
         let event = Event {
             process: shared.fresh_process(),
             f: Function::CreateAuction,
-            auction: id,
-            request: &request,
+            auction: auction.id,
+            request,
         };
-        shared.recorder.invoke(&event, Some(Value::Terms(terms)));
-        match client.propose(engine_request.clone()).await {
-            Ok(proposed) => match proposed.reply {
-                Reply::Accepted(Accepted::AuctionCreated { .. }) => {
-                    shared.recorder.ok(&event, None);
-                    return true;
-                }
-                Reply::Rejected(RejectCode::AuctionExists) => {
-                    shared.recorder.ok(&event, Some(Value::AlreadyExists));
-                    return true;
-                }
-                other => {
-                    shared
-                        .recorder
-                        .fail(&event, format!("create answered {other:?}"));
-                    return false;
-                }
-            },
-            Err(ProposeError::NotApplied { code, message }) => {
-                shared.recorder.fail(&event, format!("{code}: {message}"));
+        shared
+            .recorder
+            .invoke(&event, Some(Value::Terms(auction.terms)));
+        match client.create_auction(auction, request).await {
+            CreateOutcome::Created => {
+                shared.recorder.ok(&event, None);
+                return true;
+            }
+            CreateOutcome::AlreadyExists => {
+                shared.recorder.ok(&event, Some(Value::AlreadyExists));
+                return true;
+            }
+            CreateOutcome::Failed(why) => {
+                shared.recorder.fail(&event, why);
                 return false;
             }
-            Err(error @ ProposeError::Unknown { .. }) => {
-                shared.recorder.info(&event, error.to_string());
-            }
+            CreateOutcome::Unknown(why) => shared.recorder.info(&event, why),
         }
         if shared.stopping.load(Ordering::SeqCst) {
             return false;
@@ -503,34 +486,9 @@ async fn create_auction(
     }
 }
 
-fn outcome_of(result: &AuctionResult) -> Option<CloseOutcome> {
-    match result {
-        AuctionResult::Sold { winner, price, .. } => Some(CloseOutcome::Sold(TopBid {
-            amount: price.0,
-            bidder: winner.0,
-        })),
-        AuctionResult::Unsold { .. } => Some(CloseOutcome::Unsold),
-        AuctionResult::Cancelled { .. } => None,
-    }
-}
-
-/// The history's view of an engine view.
-fn view_of(view: &martelo_engine::AuctionView) -> AuctionView {
-    let outcome = view
-        .closed
-        .as_ref()
-        .and_then(|closed| outcome_of(&closed.result));
-    AuctionView {
-        price: view.price.map(|price| price.0),
-        leader: view.leading_bidder.map(|bidder| bidder.0),
-        closed: view.closed.is_some(),
-        outcome,
-    }
-}
-
 /// Records the auction's close as an observation: invoked now (the close may take effect
 /// any time from here, skewed clocks included), `ok` once a linearizable read shows it.
-async fn observe_close(shared: &Shared, client: &Client, auction: &AuctionSlot) {
+async fn observe_close(shared: &Shared, client: &Api, auction: &AuctionSlot) {
     let request = shared.request_id();
     let event = Event {
         process: shared.fresh_process(),
@@ -545,16 +503,14 @@ async fn observe_close(shared: &Shared, client: &Client, auction: &AuctionSlot) 
             // No completion: the close stays pending, which the checker reads as info.
             return;
         }
-        if let Ok(read) = client
-            .read_auction(AuctionId(auction.id), ReadConsistency::Linearizable)
-            .await
-            && let Some(closed) = &read.view.closed
+        if let ReadOutcome::View(view) = client.read(auction.id).await
+            && view.closed
         {
-            match outcome_of(&closed.result) {
+            match view.outcome {
                 Some(outcome) => shared.recorder.ok(&event, Some(Value::Closed { outcome })),
                 None => shared
                     .recorder
-                    .info(&event, format!("closed as {:?}", closed.result)),
+                    .info(&event, "closed without an outcome (cancelled)".to_owned()),
             }
             shared
                 .recorder
@@ -570,18 +526,13 @@ async fn observe_close(shared: &Shared, client: &Client, auction: &AuctionSlot) 
 
 /// One worker: bids and reads on open auctions at its share of the rate.
 ///
-/// Every [`RECONNECT_EVERY`] the worker reconnects through its home node (the seeds rotated
-/// by its index), as a long-lived client re-resolving the cluster would: its leader cache
-/// then reflects what that node believes. So during a partition some workers follow the
-/// majority's new leader while others keep asking a deposed one, which is what lets stale
-/// reads and unreplicated acknowledgements show up in the history.
-async fn work(
-    shared: Arc<Shared>,
-    mut client: Client,
-    worker: usize,
-    home: Vec<String>,
-    options: ClientOptions,
-) {
+/// On the gRPC path, every [`RECONNECT_EVERY`] the worker reconnects through its home node
+/// (the seeds rotated by its index), as a long-lived client re-resolving the cluster would:
+/// its leader cache then reflects what that node believes. So during a partition some
+/// workers follow the majority's new leader while others keep asking a deposed one, which is
+/// what lets stale reads and unreplicated acknowledgements show up in the history. On the
+/// gateway path each gateway's own client does that, and the worker keeps its home gateway.
+async fn work(shared: Arc<Shared>, mut client: Api, worker: usize) {
     let mut rng = Rng::new(shared.config.seed ^ (0xc11e_0000 + worker as u64));
     let mut process = worker as u64;
     let per_worker = (shared.config.rate / shared.config.clients.max(1) as f64).max(0.1);
@@ -589,10 +540,13 @@ async fn work(
     let mut connected = Instant::now();
     while !shared.stopping.load(Ordering::SeqCst) {
         let started = Instant::now();
-        if connected.elapsed() >= RECONNECT_EVERY {
+        if let Target::Grpc(seeds) = &shared.target
+            && connected.elapsed() >= RECONNECT_EVERY
+        {
             connected = Instant::now();
-            if let Ok(fresh) = Client::connect(&home, options).await {
-                client = fresh;
+            let home = home_seeds(seeds, worker);
+            if let Ok(fresh) = Client::connect(&home, shared.client_options()).await {
+                client = Api::Grpc(fresh);
             }
         }
         match shared.pick_active(&mut rng) {
@@ -600,27 +554,32 @@ async fn work(
             Some(auction) if rng.percent(shared.config.read_percent) => {
                 let _answered = read(&shared, &client, process, auction.id).await;
             }
-            Some(auction) => {
-                let amount = auction.next_amount(&mut rng);
-                let bidder = shared.next_bidder.fetch_add(1, Ordering::Relaxed);
-                let request = shared.request_id();
-                let mut answer = bid(
-                    &shared, &client, process, &auction, amount, bidder, &request,
-                )
-                .await;
-                // At-least-once delivery: the same request id again, as a second attempt of
-                // the same logical operation. A correct system answers it the same way.
-                if answer == BidAnswer::Ok && rng.percent(shared.config.resend_percent) {
-                    answer = bid(
+            Some(auction) => match shared.pick_bidder(&auction, &mut rng) {
+                // Every account has bid on this auction: read it instead.
+                None => {
+                    let _answered = read(&shared, &client, process, auction.id).await;
+                }
+                Some(bidder) => {
+                    let amount = auction.next_amount(&mut rng);
+                    let request = shared.request_id();
+                    let mut answer = bid(
                         &shared, &client, process, &auction, amount, bidder, &request,
                     )
                     .await;
+                    // At-least-once delivery: the same request id again, as a second attempt of
+                    // the same logical operation. A correct system answers it the same way.
+                    if answer == BidAnswer::Ok && rng.percent(shared.config.resend_percent) {
+                        answer = bid(
+                            &shared, &client, process, &auction, amount, bidder, &request,
+                        )
+                        .await;
+                    }
+                    if answer == BidAnswer::Info {
+                        // The operation may still be in flight: continue as a new process.
+                        process = shared.fresh_process();
+                    }
                 }
-                if answer == BidAnswer::Info {
-                    // The operation may still be in flight: continue as a new process.
-                    process = shared.fresh_process();
-                }
-            }
+            },
         }
         if let Some(rest) = pause.checked_sub(started.elapsed()) {
             tokio::time::sleep(rest).await;
@@ -637,7 +596,7 @@ enum BidAnswer {
 
 async fn bid(
     shared: &Shared,
-    client: &Client,
+    client: &Api,
     process: u64,
     auction: &AuctionSlot,
     amount: u64,
@@ -653,62 +612,40 @@ async fn bid(
     shared
         .recorder
         .invoke(&event, Some(Value::Bid(BidRequest { amount, bidder })));
-    let engine_request = Request {
-        actor: Actor {
-            user: UserId(bidder),
-            role: Role::Bidder,
-        },
-        request_id: request_id(request),
-        action: Action::PlaceBid {
-            auction_id: AuctionId(auction.id),
-            amount: Amount(amount),
-            max: None,
-        },
-    };
-    match client.propose(engine_request).await {
-        Ok(proposed) => match proposed.reply {
-            Reply::Accepted(Accepted::Bid { .. }) => {
-                shared
-                    .recorder
-                    .ok(&event, Some(Value::BidReply { accepted: true }));
-                BidAnswer::Ok
+    match client.bid(auction.id, amount, bidder, request).await {
+        BidOutcome::Accepted => {
+            shared
+                .recorder
+                .ok(&event, Some(Value::BidReply { accepted: true }));
+            BidAnswer::Ok
+        }
+        BidOutcome::Refused => {
+            shared
+                .recorder
+                .ok(&event, Some(Value::BidReply { accepted: false }));
+            BidAnswer::Ok
+        }
+        BidOutcome::Rejected(code) => {
+            if code == "auction_not_open" && auction.nominal_end <= Instant::now() {
+                // Past its end: stop bidding on it.
+                auction.ended.store(true, Ordering::Relaxed);
             }
-            Reply::Rejected(
-                RejectCode::BidTooLow | RejectCode::AuctionClosed | RejectCode::MaxNotRaised,
-            ) => {
-                shared
-                    .recorder
-                    .ok(&event, Some(Value::BidReply { accepted: false }));
-                BidAnswer::Ok
-            }
-            Reply::Rejected(code) => {
-                if code == RejectCode::AuctionNotOpen && auction.nominal_end <= Instant::now() {
-                    // Past its end: stop bidding on it.
-                    auction.ended.store(true, Ordering::Relaxed);
-                }
-                shared.recorder.fail(&event, code.as_str().to_owned());
-                BidAnswer::Fail
-            }
-            Reply::Accepted(other) => {
-                shared
-                    .recorder
-                    .info(&event, format!("unexpected reply {other:?}"));
-                BidAnswer::Info
-            }
-        },
-        Err(ProposeError::NotApplied { code, message }) => {
-            shared.recorder.fail(&event, format!("{code}: {message}"));
+            shared.recorder.fail(&event, code);
             BidAnswer::Fail
         }
-        Err(error @ ProposeError::Unknown { .. }) => {
-            shared.recorder.info(&event, error.to_string());
+        BidOutcome::NotApplied(why) => {
+            shared.recorder.fail(&event, why);
+            BidAnswer::Fail
+        }
+        BidOutcome::Unknown(why) => {
+            shared.recorder.info(&event, why);
             BidAnswer::Info
         }
     }
 }
 
 /// One linearizable read, recorded; true when it got an answer.
-pub async fn read(shared: &Shared, client: &Client, process: u64, auction: u64) -> bool {
+pub async fn read(shared: &Shared, client: &Api, process: u64, auction: u64) -> bool {
     let request = shared.request_id();
     let event = Event {
         process,
@@ -717,21 +654,17 @@ pub async fn read(shared: &Shared, client: &Client, process: u64, auction: u64) 
         request: &request,
     };
     shared.recorder.invoke(&event, None);
-    match client
-        .read_auction(AuctionId(auction), ReadConsistency::Linearizable)
-        .await
-    {
-        Ok(read) => {
-            let view = view_of(&read.view);
+    match client.read(auction).await {
+        ReadOutcome::View(view) => {
             shared.recorder.ok(&event, Some(Value::State(view)));
             true
         }
-        Err(error) if error.code() == ClientErrorCode::Server(ErrorCode::AuctionNotFound) => {
+        ReadOutcome::NotFound => {
             shared.recorder.ok(&event, Some(Value::NotFound));
             true
         }
-        Err(error) => {
-            shared.recorder.fail(&event, error.to_string());
+        ReadOutcome::Failed(why) => {
+            shared.recorder.fail(&event, why);
             false
         }
     }
@@ -740,11 +673,7 @@ pub async fn read(shared: &Shared, client: &Client, process: u64, auction: u64) 
 /// After healing: one read of every auction the workload touched, each retried until it
 /// answers (or `deadline` passes), recorded like any read.
 pub async fn final_reads(shared: &Shared, deadline: Instant) -> anyhow::Result<()> {
-    let options = ClientOptions {
-        deadline: shared.config.deadline,
-        ..ClientOptions::default()
-    };
-    let client = connect(&shared.seeds, options).await?;
+    let client = shared.target.connect(0, shared.client_options()).await?;
     for auction in shared.auctions().into_keys() {
         loop {
             let process = shared.fresh_process();

@@ -19,16 +19,14 @@
 //! - a crate's own rules: that crate's unit tests and `tests/` folder (engine, client, ...).
 //!
 //! The helpers below start clusters through `martelo-devkit`'s `LocalCluster` and gateways
-//! as `martelo gateway` child processes. Cargo gives `CARGO_BIN_EXE_martelo` only to the
+//! as `martelo gateway` child processes (`martelo_devkit::GatewayProcess`). Cargo gives `CARGO_BIN_EXE_martelo` only to the
 //! crate that builds the binary, so the binary comes from `MARTELO_BIN`, else
 //! `$CARGO_TARGET_DIR/debug/martelo` (build it with `cargo build -p martelo-cluster --bin
 //! martelo`), as the fault suite does.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
-
+pub use martelo_devkit::GatewayProcess;
 use martelo_devkit::{LocalCluster, LocalClusterConfig, martelo_bin};
+use std::path::{Path, PathBuf};
 
 /// Starts and initializes a cluster of `nodes` nodes and `shards` auction shards in `dir`.
 pub async fn spawn_cluster(dir: &Path, nodes: usize, shards: u32) -> LocalCluster {
@@ -45,89 +43,22 @@ pub async fn spawn_cluster(dir: &Path, nodes: usize, shards: u32) -> LocalCluste
     cluster
 }
 
-/// A `martelo gateway` child process; killed when dropped.
-#[derive(Debug)]
-pub struct GatewayProcess {
-    /// `http://127.0.0.1:PORT`.
-    pub base: String,
-    /// `127.0.0.1:PORT`.
-    pub address: String,
-    /// Its log file (JSON lines on stderr).
-    pub log: PathBuf,
-    child: tokio::process::Child,
-}
-
-impl GatewayProcess {
-    /// Starts `martelo gateway` against `seeds` with the token key file `key_file`, logging
-    /// to `dir/gateway-NAME.log`, and waits until `/healthz` answers.
-    pub async fn start(dir: &Path, name: &str, seeds: &[String], key_file: &Path) -> Self {
-        let port = martelo_devkit::ports::pick_free_ports(1).expect("a free port")[0];
-        let address = format!("127.0.0.1:{port}");
-        let log = dir.join(format!("gateway-{name}.log"));
-        let stderr = std::fs::File::create(&log).expect("gateway log");
-        let child = tokio::process::Command::new(martelo_bin())
-            .arg("gateway")
-            .arg("--cluster")
-            .arg(seeds.join(","))
-            .arg("--listen")
-            .arg(&address)
-            .arg("--key-file")
-            .arg(key_file)
-            .env_remove("MARTELO_CLUSTER")
-            .env_remove("MARTELO_GATEWAY_LISTEN")
-            .env_remove("MARTELO_GATEWAY_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("martelo gateway starts");
-        let gateway = GatewayProcess {
-            base: format!("http://{address}"),
-            address,
-            log,
-            child,
-        };
-        gateway.must_become_healthy().await;
-        gateway
-    }
-
-    async fn must_become_healthy(&self) {
-        let http = reqwest::Client::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let answer = http.get(format!("{}/healthz", self.base)).send().await;
-            if answer.is_ok_and(|answer| answer.status().is_success()) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "gateway {} did not answer /healthz within 30 s; log:\n{}",
-                self.base,
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-/// Writes a new token key file in `dir` with `martelo gateway --new-key-file`, shared by
-/// every gateway of a test (tokens from one are accepted by the others).
+/// Writes a new token key file in `dir`, shared by every gateway of a test (tokens from one
+/// are accepted by the others).
 pub async fn must_write_key_file(dir: &Path) -> PathBuf {
-    let path = dir.join("gateway-keys.toml");
-    let status = tokio::process::Command::new(martelo_bin())
-        .arg("gateway")
-        .arg("--new-key-file")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .status()
+    martelo_devkit::write_key_file(dir)
         .await
-        .expect("martelo gateway --new-key-file runs");
-    assert!(status.success(), "--new-key-file failed: {status}");
-    path
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Starts a `martelo gateway` child against `seeds` and waits until it is ready.
+pub async fn must_start_gateway(
+    dir: &Path,
+    name: &str,
+    seeds: &[String],
+    key_file: &Path,
+) -> GatewayProcess {
+    GatewayProcess::start(dir, name, seeds, key_file, &[])
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use martelo_tests::{GatewayProcess, must_write_key_file, spawn_cluster};
+use martelo_tests::{GatewayProcess, must_start_gateway, must_write_key_file, spawn_cluster};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -102,8 +102,8 @@ async fn a_bid_through_either_gateway_reaches_a_watcher_on_the_other() {
     let cluster = spawn_cluster(dir.path(), 3, 2).await;
     let seeds = cluster.api_addresses();
     let keys = must_write_key_file(dir.path()).await;
-    let mut one = GatewayProcess::start(dir.path(), "one", &seeds, &keys).await;
-    let mut two = GatewayProcess::start(dir.path(), "two", &seeds, &keys).await;
+    let mut one = must_start_gateway(dir.path(), "one", &seeds, &keys).await;
+    let mut two = must_start_gateway(dir.path(), "two", &seeds, &keys).await;
     let http = reqwest::Client::new();
 
     // Accounts and the auction through gateway one.

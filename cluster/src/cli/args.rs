@@ -74,19 +74,19 @@ pub(super) fn consistency_parser() -> impl clap::builder::TypedValueParser<Value
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::AdminCommand;
+    use crate::cli::Command;
     use crate::cli::tests::parse;
 
     #[test]
     fn addr_takes_a_comma_separated_list_and_defaults_to_the_local_node() {
-        let AdminCommand::Status(args) = parse(&["status", "--addr", "a:1,b:2", "--json"]) else {
+        let Command::Status(args) = parse(&["status", "--addr", "a:1,b:2", "--json"]) else {
             panic!("status");
         };
         assert_eq!(args.connection.addr, vec!["a:1", "b:2"]);
         assert!(args.json);
         // The default applies when neither --addr nor MARTELO_ADDR is set.
         if std::env::var_os("MARTELO_ADDR").is_none() {
-            let AdminCommand::Status(args) = parse(&["status"]) else {
+            let Command::Status(args) = parse(&["status"]) else {
                 panic!("status");
             };
             assert_eq!(args.connection.addr, vec!["127.0.0.1:7001"]);

@@ -236,19 +236,18 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::cli::AdminCommand;
+    use crate::cli::Command;
     use crate::cli::tests::{TestCli, parse};
 
     #[test]
     fn auction_show_takes_an_id_a_consistency_and_how_many_bids() {
-        let AdminCommand::Auction(AuctionCommand::Show(show)) =
+        let Command::Auction(AuctionCommand::Show(show)) =
             parse(&["auction", "show", "42", "--consistency", "local"])
         else {
             panic!("auction show");
         };
         assert_eq!((show.id, show.consistency), (42, ReadConsistency::Local));
-        let AdminCommand::Auction(AuctionCommand::Show(show)) = parse(&["auction", "show", "7"])
-        else {
+        let Command::Auction(AuctionCommand::Show(show)) = parse(&["auction", "show", "7"]) else {
             panic!("auction show");
         };
         assert_eq!(show.bids, BidsShown::Last(20));
@@ -257,7 +256,7 @@ mod tests {
             ("all", BidsShown::All),
             ("0", BidsShown::All),
         ] {
-            let AdminCommand::Auction(AuctionCommand::Show(show)) =
+            let Command::Auction(AuctionCommand::Show(show)) =
                 parse(&["auction", "show", "7", "--bids", flag])
             else {
                 panic!("auction show");
@@ -271,7 +270,7 @@ mod tests {
 
     #[test]
     fn auction_list_parses_status_window_limit_and_cursor() {
-        let AdminCommand::Auction(AuctionCommand::List(list)) = parse(&[
+        let Command::Auction(AuctionCommand::List(list)) = parse(&[
             "auction",
             "list",
             "--status",
@@ -298,7 +297,7 @@ mod tests {
         let filter_of = |args: &[&str]| {
             let mut argv = vec!["auction", "list"];
             argv.extend_from_slice(args);
-            let AdminCommand::Auction(AuctionCommand::List(list)) = parse(&argv) else {
+            let Command::Auction(AuctionCommand::List(list)) = parse(&argv) else {
                 panic!("auction list");
             };
             list.filter()

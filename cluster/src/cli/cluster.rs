@@ -194,12 +194,12 @@ impl SnapshotArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::AdminCommand;
+    use crate::cli::Command;
     use crate::cli::tests::parse;
 
     #[test]
     fn cluster_init_takes_repeated_nodes() {
-        let AdminCommand::Cluster(ClusterCommand::Init(args)) = parse(&[
+        let Command::Cluster(ClusterCommand::Init(args)) = parse(&[
             "cluster",
             "init",
             "--shard-count",

@@ -1,4 +1,10 @@
 //! `martelo dev`: a local cluster in the foreground, on embedded defaults.
+//!
+//! The nodes' Postgres sink: `DATABASE_URL` when set; otherwise a private Postgres in the
+//! dev directory (`DIR/postgres`, on a free loopback port, trust auth, database `martelo`)
+//! when `initdb` and `pg_ctl` are found on PATH or under `/usr/lib/postgresql/*/bin` (run as
+//! the `postgres` user through `runuser` when `martelo dev` runs as root, since `initdb`
+//! refuses root); otherwise no sink, said once. See [`dev_postgres`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -72,6 +78,13 @@ pub async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     if let Some(format) = std::env::var_os("MARTELO_LOG_FORMAT").and_then(|f| f.into_string().ok())
     {
         config.env.push(("MARTELO_LOG_FORMAT".to_owned(), format));
+    }
+    let postgres = dev_postgres(&dir).await;
+    println!("{}", postgres.describe());
+    if let Some(url) = postgres.url() {
+        config
+            .extra_args
+            .extend(["--postgres".to_owned(), url.to_owned()]);
     }
 
     println!(
@@ -173,6 +186,239 @@ pub async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         dir.display(),
         dir.display()
     );
+    Ok(())
+}
+
+/// Where `martelo dev`'s nodes write their sink.
+#[derive(Debug)]
+pub enum DevPostgres {
+    /// `DATABASE_URL`, used as it is.
+    External(martelo_sink::PostgresUrl),
+    /// A Postgres this process started in the dev directory, stopped with it.
+    Private {
+        url: String,
+        data_dir: PathBuf,
+        pg_ctl: PathBuf,
+        as_postgres_user: bool,
+    },
+    /// No sink, and why.
+    Off(String),
+}
+
+impl DevPostgres {
+    /// The URL to give the nodes, if the sink is on.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            DevPostgres::External(url) => Some(url.expose()),
+            DevPostgres::Private { url, .. } => Some(url),
+            DevPostgres::Off(_) => None,
+        }
+    }
+
+    /// One line for the developer.
+    pub fn describe(&self) -> String {
+        match self {
+            DevPostgres::External(url) => format!("sink: Postgres from DATABASE_URL ({url})"),
+            DevPostgres::Private { url, data_dir, .. } => format!(
+                "sink: a private Postgres in {} at {url}",
+                data_dir.display()
+            ),
+            DevPostgres::Off(why) => format!("sink off: {why}; running without the Postgres sink"),
+        }
+    }
+
+    /// Stops a private Postgres (fast shutdown); nothing for the others. Also on drop, so
+    /// every way out of `run_dev` stops it (after the nodes: `cluster` is declared later).
+    pub fn stop(&mut self) {
+        if !matches!(self, DevPostgres::Private { .. }) {
+            return;
+        }
+        let DevPostgres::Private {
+            data_dir,
+            pg_ctl,
+            as_postgres_user,
+            ..
+        } = &*self
+        else {
+            return;
+        };
+        let mut stop = postgres_command(pg_ctl, *as_postgres_user);
+        stop.arg("-D")
+            .arg(data_dir)
+            .args(["-m", "fast", "-w", "stop"]);
+        match stop.output() {
+            Ok(output) if output.status.success() => println!("private Postgres stopped"),
+            Ok(output) => println!(
+                "the private Postgres did not stop: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+            Err(error) => println!("the private Postgres did not stop: {error}"),
+        }
+        *self = DevPostgres::Off("stopped".to_owned());
+    }
+}
+
+impl Drop for DevPostgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Picks the dev cluster's Postgres: `DATABASE_URL`, else a private one in `dir/postgres`
+/// when `initdb` and `pg_ctl` are found, else none.
+pub async fn dev_postgres(dir: &Path) -> DevPostgres {
+    if let Some(url) = std::env::var_os("DATABASE_URL").and_then(|url| url.into_string().ok()) {
+        return match martelo_sink::PostgresUrl::try_from(url.clone()) {
+            Ok(url) => DevPostgres::External(url),
+            Err(error) => DevPostgres::Off(format!(
+                "DATABASE_URL ({}) is not usable: {error}",
+                martelo_sink::redact(&url)
+            )),
+        };
+    }
+    let Some(bin) = postgres_bin_dir() else {
+        return DevPostgres::Off(
+            "no DATABASE_URL, and no initdb/pg_ctl on PATH or under /usr/lib/postgresql/*/bin \
+             (install PostgreSQL or set DATABASE_URL to turn it on)"
+                .to_owned(),
+        );
+    };
+    match start_private_postgres(dir, &bin).await {
+        Ok(postgres) => postgres,
+        Err(error) => DevPostgres::Off(format!(
+            "the private Postgres did not start ({error:#}); see {}",
+            dir.join("postgres").join("server.log").display()
+        )),
+    }
+}
+
+/// A directory holding both `initdb` and `pg_ctl`: PATH first, then the newest
+/// `/usr/lib/postgresql/<version>/bin`.
+fn postgres_bin_dir() -> Option<PathBuf> {
+    let holds_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    if let Some(path) = std::env::var_os("PATH")
+        && let Some(dir) = std::env::split_paths(&path).find(|dir| holds_both(dir))
+    {
+        return Some(dir);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, bin)| holds_both(bin))
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+/// A command that runs `program` as this user, or as `postgres` through `runuser` (root).
+fn postgres_command(program: &Path, as_postgres_user: bool) -> std::process::Command {
+    if as_postgres_user {
+        let mut command = std::process::Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        std::process::Command::new(program)
+    }
+}
+
+fn run_checked(mut command: std::process::Command, what: &str) -> anyhow::Result<()> {
+    let output = command
+        .output()
+        .map_err(|error| anyhow::anyhow!("{what}: {error}"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(())
+}
+
+/// Initializes `dir/postgres` once, starts it on a free loopback port, and makes sure the
+/// database `martelo` exists.
+async fn start_private_postgres(dir: &Path, bin: &Path) -> anyhow::Result<DevPostgres> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+
+    let data_dir = dir.join("postgres");
+    let as_postgres_user = std::fs::metadata("/proc/self").is_ok_and(|meta| meta.uid() == 0);
+    let (initdb, pg_ctl) = (bin.join("initdb"), bin.join("pg_ctl"));
+    if !data_dir.join("PG_VERSION").exists() {
+        std::fs::create_dir_all(&data_dir)?;
+        if as_postgres_user {
+            // initdb refuses root: the data belongs to `postgres`, which must be able to
+            // reach it through the (0700) dev directory.
+            let mut permissions = std::fs::metadata(dir)?.permissions();
+            permissions.set_mode(permissions.mode() | 0o711);
+            std::fs::set_permissions(dir, permissions)?;
+            let mut chown = std::process::Command::new("chown");
+            chown.arg("postgres:").arg(&data_dir);
+            run_checked(chown, "chown postgres DIR/postgres")?;
+        }
+        let mut init = postgres_command(&initdb, as_postgres_user);
+        init.arg("-D").arg(&data_dir).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-instructions",
+        ]);
+        run_checked(init, "initdb")?;
+    }
+    let mut status = postgres_command(&pg_ctl, as_postgres_user);
+    status.arg("-D").arg(&data_dir).arg("status");
+    if status.output().is_ok_and(|output| output.status.success()) {
+        // Left running by a run that did not stop cleanly: restart it on a fresh port.
+        let mut stop = postgres_command(&pg_ctl, as_postgres_user);
+        stop.arg("-D")
+            .arg(&data_dir)
+            .args(["-m", "fast", "-w", "stop"]);
+        run_checked(stop, "pg_ctl stop")?;
+    }
+    let port = martelo_devkit::pick_free_ports(1)?
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("no free port"))?;
+    let mut start = postgres_command(&pg_ctl, as_postgres_user);
+    start
+        .arg("-D")
+        .arg(&data_dir)
+        .arg("-l")
+        .arg(data_dir.join("server.log"))
+        .args(["-w", "-t", "30", "-o"])
+        .arg(format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -k {}",
+            data_dir.display()
+        ))
+        .arg("start");
+    run_checked(start, "pg_ctl start")?;
+    let server = format!("postgres://postgres@127.0.0.1:{port}");
+    let url = format!("{server}/martelo");
+    create_database(&server).await?;
+    Ok(DevPostgres::Private {
+        url,
+        data_dir,
+        pg_ctl,
+        as_postgres_user,
+    })
+}
+
+async fn create_database(server: &str) -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+
+    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres")).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'martelo')")
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        sqlx::query("CREATE DATABASE martelo")
+            .execute(&mut admin)
+            .await?;
+    }
+    admin.close().await?;
     Ok(())
 }
 
@@ -297,6 +543,7 @@ fn print_dev_summary(cluster: &LocalCluster, dir: &Path, gateway: Option<&DevGat
         let url = format!("http://{}", gateway.address);
         println!();
         println!("gateway (log {})", dir.join(GATEWAY_LOG).display());
+        println!("  web UI    {url}/");
         println!("  API docs  {url}/v1/docs");
         println!("  WebSocket ws://{}/v1/ws", gateway.address);
         match &gateway.admin_password {

@@ -173,12 +173,15 @@ mod tests {
     use martelo_client::admin::GroupChange;
 
     use super::*;
-    use crate::cli::AdminCommand;
     use crate::cli::tests::parse;
+    use crate::cli::{Command, NodeCli};
 
     #[test]
     fn node_add_and_remove_parse_their_flags() {
-        let AdminCommand::Node(NodeCommand::Add(add)) = parse(&[
+        let Command::Node(NodeCli {
+            membership: Some(NodeCommand::Add(add)),
+            ..
+        }) = parse(&[
             "node",
             "add",
             "--id",
@@ -190,15 +193,18 @@ mod tests {
             "--group",
             "3",
             "--learner-only",
-        ]) else {
+        ])
+        else {
             panic!("node add");
         };
         assert_eq!(
             (add.id, add.groups.clone(), add.learner_only),
             (NodeId(4), vec![0, 3], true)
         );
-        let AdminCommand::Node(NodeCommand::Remove(remove)) =
-            parse(&["node", "remove", "--id", "2", "--force"])
+        let Command::Node(NodeCli {
+            membership: Some(NodeCommand::Remove(remove)),
+            ..
+        }) = parse(&["node", "remove", "--id", "2", "--force"])
         else {
             panic!("node remove");
         };

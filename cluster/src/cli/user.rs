@@ -396,12 +396,12 @@ pub fn created_user_id(output: &str) -> Option<UserId> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::AdminCommand;
+    use crate::cli::Command;
     use crate::cli::tests::parse;
 
     #[test]
     fn create_takes_the_password_from_a_file_or_stdin_never_from_a_flag() {
-        let AdminCommand::User(UserCommand::Create(args)) = parse(&[
+        let Command::User(UserCommand::Create(args)) = parse(&[
             "user",
             "create",
             "--cluster",
@@ -419,7 +419,7 @@ mod tests {
         assert_eq!(args.connection.addr.len(), 2);
         assert!(args.admin);
         assert_eq!(args.password_file, Some(PathBuf::from("/tmp/pw")));
-        let AdminCommand::User(UserCommand::Create(args)) = parse(&[
+        let Command::User(UserCommand::Create(args)) = parse(&[
             "user",
             "create",
             "--username",

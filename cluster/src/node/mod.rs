@@ -27,6 +27,8 @@
 //!   metrics, a group's gauge sampler.
 //! - [`metric_names`]: every metric name the node exports, with its type, labels and meaning.
 //! - `balance`: the leader balancer, and which voter takes over a group a leader gives up.
+//! - `sink`: copies the committed events of the groups this node leads into Postgres
+//!   (`--postgres` / `DATABASE_URL`; martelo-sink does the writing).
 //!
 //! Stopping (SIGTERM, Ctrl-C), in [`run`]: hand off the groups this node leads, all at once
 //! and each for at most [`HANDOFF_WAIT`]; stop taking requests; let in-flight ones finish for
@@ -43,6 +45,7 @@ pub mod metric_names;
 mod propose;
 pub mod raft_transport;
 mod registry;
+mod sink;
 mod skew;
 pub mod telemetry;
 mod timers;
@@ -116,6 +119,17 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     tokio::spawn(telemetry::sample_node(Arc::downgrade(&registry)).instrument(node_span.clone()));
     if registry.config().leader_balance {
         tokio::spawn(balance::run(Arc::downgrade(&registry)).instrument(node_span.clone()));
+    }
+    match registry.config().postgres.clone() {
+        Some(url) => {
+            let pool = martelo_sink::connect_url(&url).context("the sink's Postgres URL")?;
+            tracing::info!(postgres = %url, "sink on: copying led groups' events to Postgres");
+            tokio::spawn(sink::run(Arc::downgrade(&registry), pool).instrument(node_span.clone()));
+        }
+        None => tracing::info!(
+            "sink off: no --postgres or DATABASE_URL, so committed events are not copied to \
+             Postgres"
+        ),
     }
     let request_span = node_span.clone();
     let in_flight = Arc::new(InFlight::default());

@@ -113,6 +113,7 @@ pub fn router(state: AppState) -> Router {
     spawn_pruning(&state, governor.clone());
     let api = routes()
         .merge(crate::ws::router())
+        .merge(crate::web::router())
         .merge(SwaggerUi::new("/v1/docs").url("/v1/openapi.json", openapi::document()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

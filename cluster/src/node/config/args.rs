@@ -84,6 +84,11 @@ pub struct NodeArgs {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader_balance: Option<bool>,
+    /// Postgres URL of the sink's read and audit model (`postgres://user@host:port/db`);
+    /// without it the node runs with the sink off [env: DATABASE_URL, or MARTELO_POSTGRES].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<String>,
     #[command(flatten)]
     pub raft: RaftArgs,
     #[command(flatten)]

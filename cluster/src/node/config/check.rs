@@ -135,6 +135,12 @@ pub fn check(settings: Settings, layers: &Layers) -> Result<NodeConfig, ConfigEr
         None => checker.missing("data_dir"),
     };
     let peers = checker.nodes("peers", &settings.peers);
+    let postgres = settings.postgres.as_ref().and_then(|url| {
+        match martelo_sink::PostgresUrl::try_from(url.clone()) {
+            Ok(url) => Some(url),
+            Err(error) => checker.refuse("postgres", martelo_sink::redact(url), error.to_string()),
+        }
+    });
     let shard_count = match ShardCount::try_from(settings.shard_count) {
         Ok(shard_count) => Some(shard_count),
         Err(_) => checker.refuse(
@@ -181,6 +187,7 @@ pub fn check(settings: Settings, layers: &Layers) -> Result<NodeConfig, ConfigEr
                 log_format: settings.log_format,
                 source_address: settings.source_address,
                 leader_balance: settings.leader_balance,
+                postgres,
                 raft: settings.raft,
                 store: settings.store,
                 test: TestConfig {

@@ -58,6 +58,8 @@ pub struct NodeConfig {
     pub source_address: Option<IpAddr>,
     /// Whether the node balances leadership of its groups (`super::balance`).
     pub leader_balance: bool,
+    /// The sink's database; `None`: the sink is off.
+    pub postgres: Option<martelo_sink::PostgresUrl>,
     pub raft: RaftSettings,
     pub store: StoreSettings,
     /// The fault suite's knobs; all off on a production node.
@@ -116,6 +118,7 @@ impl NodeConfig {
             log_format: self.log_format,
             source_address: self.source_address,
             leader_balance: self.leader_balance,
+            postgres: self.postgres.as_ref().map(|url| url.expose().to_owned()),
             raft: self.raft.clone(),
             store: self.store.clone(),
             test: TestSettings {

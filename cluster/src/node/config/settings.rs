@@ -50,6 +50,10 @@ pub struct Settings {
     /// Whether the node moves leadership of the groups it leads beyond its fair share to
     /// voters that lead fewer, every few seconds. Default: true.
     pub leader_balance: bool,
+    /// Postgres URL for the sink (`postgres://user@host:port/db`). Default: none, and the
+    /// sink is off. Also `DATABASE_URL`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<String>,
     /// `[raft]`: timings and sizes of every group's openraft instance.
     pub raft: RaftSettings,
     /// `[store]`: the node's RocksDB store.
@@ -73,6 +77,7 @@ impl Default for Settings {
             log_format: LogFormat::Json,
             source_address: None,
             leader_balance: true,
+            postgres: None,
             raft: RaftSettings::default(),
             store: StoreSettings::default(),
             test: TestSettings::default(),
@@ -235,6 +240,7 @@ pub const KEYS: &[&str] = &[
     "log_format",
     "source_address",
     "leader_balance",
+    "postgres",
     "raft.heartbeat_ms",
     "raft.election_timeout_min_ms",
     "raft.election_timeout_max_ms",

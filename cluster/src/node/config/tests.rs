@@ -427,6 +427,7 @@ fn every_setting_is_listed_with_a_flag_and_a_variable() {
         data_dir: Some("/d".into()),
         metrics_listen: Some("a:2".into()),
         source_address: Some(std::net::IpAddr::from([127, 0, 0, 1])),
+        postgres: Some("postgres://h/d".into()),
         test: TestSettings {
             clock_offset_file: Some("/f".into()),
             plant_bug: Some("stale-read".into()),
@@ -536,4 +537,31 @@ fn the_admin_api_address_check_uses_the_shared_parser() {
     assert!(check_address("node address", "127.0.0.1:7001").is_ok());
     let error = check_address("node address", "nowhere").expect_err("refused");
     assert!(error.to_string().starts_with("node address:"), "{error}");
+}
+
+#[test]
+fn postgres_is_checked_and_never_shown_with_its_password() {
+    let on = NodeArgs {
+        postgres: Some("postgres://sink:s3cret@127.0.0.1:5432/martelo".into()),
+        ..args()
+    };
+    let config = resolve(&on, &[])
+        .expect("valid")
+        .postgres
+        .expect("the sink is on");
+    assert!(config.expose().contains("s3cret"));
+    assert!(!format!("{config:?} {config}").contains("s3cret"));
+    let from_environment = resolve(&args(), &[("MARTELO_POSTGRES", "postgres://h/d")])
+        .expect("valid")
+        .postgres
+        .expect("set by MARTELO_POSTGRES");
+    assert_eq!(from_environment.expose(), "postgres://h/d");
+    let wrong = NodeArgs {
+        postgres: Some("mysql://root:s3cret@db/x".into()),
+        ..args()
+    };
+    let shown = refusal(&wrong, &[]);
+    assert!(shown.contains("postgres"), "{shown}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(resolve(&args(), &[]).expect("valid").postgres.is_none());
 }

@@ -1,0 +1,229 @@
+// The one WebSocket (`/v1/ws`) of the page: it carries every auction the page watches.
+//
+// - Resume: each subscription remembers the last seq it applied; after a reconnect it
+//   subscribes with `after_seq`, and the server answers `resumed` + the missed events or a
+//   fresh snapshot. Events at or below the last seq are dropped (never a duplicate row); an
+//   event that skips a seq makes the subscription start over from a snapshot (never a
+//   silent gap).
+// - Clock: `time`, `snapshot`, `resumed` and `pong` carry the server's time; countdowns use
+//   serverNowUs(), never the viewer's clock alone.
+// - State for the connection indicator: `live`, `reconnecting`, `offline`. The browser's
+//   `offline` event drops the socket at once; `online` reconnects without waiting.
+// - Credentials: the access cookie at connect. Sign-in and sign-out restart the socket;
+//   close code 4003 (token expired) refreshes the session first; 4001 means suspended.
+
+import { refresh, session } from './api.js';
+
+const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 5000];
+const SILENCE_MS = 5000; // the server ticks `time` every second: 5 s of silence is a dead link
+const METRICS_MAX = 500;
+
+/** Update-latency samples (ms from a WS message to its DOM write), read by the browser tests. */
+export const metrics = { updates: [] };
+export function recordUpdate(receivedAt) {
+  metrics.updates.push(performance.now() - receivedAt);
+  if (metrics.updates.length > METRICS_MAX) metrics.updates.shift();
+}
+
+class Live {
+  constructor() {
+    this.socket = null;
+    this.subs = new Map();
+    this.state = 'connecting';
+    this.offsetUs = 0;
+    this.attempt = 0;
+    this.timer = null;
+    this.lastHeard = 0;
+    this.stateListeners = new Set();
+    this.closeListeners = new Set();
+  }
+
+  start() {
+    window.addEventListener('online', () => this.reconnectNow());
+    window.addEventListener('offline', () => this.goOffline());
+    setInterval(() => this.watchdog(), 1000);
+    this.connect();
+  }
+
+  setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    for (const listener of this.stateListeners) listener(state);
+  }
+
+  connect() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    let socket;
+    try {
+      socket = new WebSocket(`${scheme}://${location.host}/v1/ws`);
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    this.socket = socket;
+    this.lastHeard = performance.now();
+    socket.onopen = () => {
+      if (this.socket !== socket) return;
+      this.attempt = 0;
+      this.lastHeard = performance.now();
+      this.setState('live');
+      for (const [auction, sub] of this.subs) this.sendSubscribe(auction, sub);
+    };
+    socket.onmessage = (message) => {
+      if (this.socket !== socket) return;
+      this.lastHeard = performance.now();
+      this.onMessage(message.data, performance.now());
+    };
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.onClose(event);
+    };
+  }
+
+  async onClose(event) {
+    for (const listener of this.closeListeners) listener(event.code);
+    if (event.code === 4003) {
+      // The access token expired while the socket was open: rotate, then come back.
+      await refresh();
+    } else if (event.code === 4001 && session.user) {
+      // Suspended: keep showing who is signed in, marked, so the page can say why bids fail.
+      session.set({ ...session.user, status: 'suspended' });
+    } else if (event.code === 4002) {
+      session.set(null, { expired: true });
+    }
+    this.scheduleReconnect();
+  }
+
+  scheduleReconnect() {
+    this.setState(navigator.onLine === false ? 'offline' : 'reconnecting');
+    const base = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    this.attempt += 1;
+    if (this.attempt > BACKOFF_MS.length) this.setState('offline');
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.connect(), base / 2 + Math.random() * base / 2);
+  }
+
+  reconnectNow() {
+    this.attempt = 0;
+    if (!this.socket) this.connect();
+    else if (this.socket.readyState === WebSocket.OPEN) this.setState('live');
+  }
+
+  /**
+   * The browser lost the network: an open socket may still look open for a long while (no
+   * FIN arrives), so drop it now and resume with `after_seq` once the network is back.
+   */
+  goOffline() {
+    const old = this.socket;
+    this.socket = null;
+    if (old) old.close(1000);
+    this.scheduleReconnect();
+  }
+
+  /** Drops the socket when the server has been silent too long (a half-open link). */
+  watchdog() {
+    if (this.socket && this.socket.readyState === WebSocket.OPEN
+      && performance.now() - this.lastHeard > SILENCE_MS) {
+      this.restart();
+    }
+  }
+
+  /** A new socket (after sign-in or sign-out: the credentials changed). */
+  restart() {
+    const old = this.socket;
+    this.socket = null;
+    if (old) old.close(1000);
+    this.attempt = 0;
+    this.setState('reconnecting');
+    this.connect();
+  }
+
+  send(message) {
+    if (this.socket?.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify(message));
+      return true;
+    }
+    return false;
+  }
+
+  /** Watches `auction`; `handler` gets snapshot, resumed, event, notice and error calls. */
+  subscribe(auction, handler) {
+    const sub = { handler, lastSeq: null, resync: false };
+    this.subs.set(auction, sub);
+    this.sendSubscribe(auction, sub);
+  }
+
+  unsubscribe(auction) {
+    if (this.subs.delete(auction)) this.send({ type: 'unsubscribe', auction });
+  }
+
+  sendSubscribe(auction, sub) {
+    const message = { type: 'subscribe', auction };
+    if (sub.lastSeq !== null) message.after_seq = sub.lastSeq;
+    this.send(message);
+  }
+
+  serverNowUs() {
+    return Date.now() * 1000 + this.offsetUs;
+  }
+
+  onMessage(text, receivedAt) {
+    let message;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (typeof message.server_time_us === 'number') {
+      this.offsetUs = message.server_time_us - Date.now() * 1000;
+    }
+    const sub = message.auction !== undefined ? this.subs.get(message.auction) : undefined;
+    switch (message.type) {
+      case 'snapshot':
+        if (!sub) return;
+        sub.lastSeq = message.seq;
+        sub.handler.snapshot(message, receivedAt);
+        break;
+      case 'resumed':
+        sub?.handler.resumed?.(message);
+        break;
+      case 'event':
+        if (!sub || sub.resync) return;
+        if (sub.lastSeq !== null && message.seq <= sub.lastSeq) return;
+        if (sub.lastSeq !== null && message.seq !== sub.lastSeq + 1) {
+          // A hole: start over from a snapshot rather than show a history with a gap.
+          sub.resync = true;
+          sub.lastSeq = null;
+          this.send({ type: 'unsubscribe', auction: message.auction });
+          return;
+        }
+        sub.lastSeq = message.seq;
+        sub.handler.event(message, receivedAt);
+        break;
+      case 'unsubscribed':
+        if (sub?.resync) {
+          sub.resync = false;
+          this.sendSubscribe(message.auction, sub);
+        }
+        break;
+      case 'notice':
+        sub?.handler.notice?.(message);
+        break;
+      case 'error':
+        if (sub) {
+          sub.handler.error?.(message);
+          if (message.code === 'subscription_failed') {
+            setTimeout(() => this.subs.get(message.auction) === sub && this.sendSubscribe(message.auction, sub), 1000);
+          }
+        }
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+export const live = new Live();

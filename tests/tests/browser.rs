@@ -1,0 +1,154 @@
+//! The web UI in a real browser: a real 3-node cluster, a real `martelo gateway` process
+//! serving the embedded UI, the first admin created by `martelo user create --admin`, and
+//! the Playwright scenarios of `tests/browser/` (Python Playwright driving Debian's
+//! Chromium headless) run against it. Any failing scenario fails this test with the
+//! suite's output and the gateway's log.
+//!
+//! While the suite runs, this test serves its requests to kill and restart the gateway
+//! (same port, same key file): the suite touches `restart-gateway` in `MARTELO_CONTROL_DIR`
+//! and waits for `gateway-restarted`.
+//!
+//! Needs, besides the `martelo` binary: `/usr/bin/chromium` (`apt-get install chromium`)
+//! and Playwright for Python (`pip install -r tests/browser/requirements.txt`). A missing
+//! one fails the test with that command, never a silent skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use martelo_devkit::martelo_bin;
+use martelo_tests::{must_start_gateway, must_write_key_file, spawn_cluster};
+use tokio::io::AsyncWriteExt as _;
+
+const ADMIN: &str = "admin";
+const ADMIN_PASSWORD: &str = "the browser tests' admin password";
+/// The whole browser run is a couple of minutes; past this something hangs.
+const SUITE_DEADLINE: Duration = Duration::from_secs(600);
+
+fn python() -> String {
+    std::env::var("MARTELO_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("MARTELO_CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from)
+}
+
+fn browser_suite() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+/// Fails with the install command when Playwright, pytest or Chromium is missing.
+async fn must_have_playwright() {
+    let probe = tokio::process::Command::new(python())
+        .args(["-c", "import playwright.sync_api, pytest"])
+        .output()
+        .await;
+    let ok = probe.as_ref().is_ok_and(|output| output.status.success());
+    assert!(
+        ok,
+        "Playwright for Python is missing (the browser tests need it). Install it with:\n  \
+         pip install -r {}\n{}",
+        browser_suite().join("requirements.txt").display(),
+        probe.map_or_else(
+            |error| error.to_string(),
+            |output| String::from_utf8_lossy(&output.stderr).into_owned()
+        )
+    );
+    assert!(
+        chromium().exists(),
+        "no Chromium at {}: apt-get install chromium (or set MARTELO_CHROMIUM)",
+        chromium().display()
+    );
+}
+
+/// Creates the first admin through the operator CLI, as an operator would.
+async fn must_create_admin(seeds: &[String]) {
+    let mut child = tokio::process::Command::new(martelo_bin())
+        .args(["user", "create", "--addr", &seeds.join(",")])
+        .args(["--username", ADMIN, "--display-name", "Admin", "--admin"])
+        .arg("--password-stdin")
+        .env_remove("MARTELO_ADDR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("martelo user create starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(format!("{ADMIN_PASSWORD}\n").as_bytes())
+        .await
+        .expect("password written");
+    drop(stdin);
+    let output = child.wait_with_output().await.expect("user create ends");
+    assert!(
+        output.status.success(),
+        "martelo user create --admin failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_ui_passes_its_browser_scenarios_against_a_real_cluster() {
+    must_have_playwright().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = spawn_cluster(dir.path(), 3, 2).await;
+    let seeds = cluster.api_addresses();
+    let key_file = must_write_key_file(dir.path()).await;
+    let mut gateway = must_start_gateway(dir.path(), "web", &seeds, &key_file).await;
+    must_create_admin(&seeds).await;
+
+    let control = dir.path().join("control");
+    std::fs::create_dir(&control).expect("control dir");
+    let stdout_path = dir.path().join("pytest.out");
+    let stderr_path = dir.path().join("pytest.err");
+    let mut suite = tokio::process::Command::new(python())
+        .args(["-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"])
+        .arg(browser_suite())
+        .env("MARTELO_URL", &gateway.base)
+        .env("MARTELO_ADMIN_USER", ADMIN)
+        .env("MARTELO_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("MARTELO_CHROMIUM", chromium())
+        .env("MARTELO_CONTROL_DIR", &control)
+        .current_dir(browser_suite())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("pytest starts");
+    // Serve the suite's requests to restart the gateway while it runs.
+    let deadline = tokio::time::Instant::now() + SUITE_DEADLINE;
+    let status = loop {
+        if let Some(status) = suite.try_wait().expect("pytest status") {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the browser suite ran past {SUITE_DEADLINE:?}; so far:\n{}",
+            std::fs::read_to_string(&stdout_path).unwrap_or_default()
+        );
+        let request = control.join("restart-gateway");
+        if request.exists() {
+            std::fs::remove_file(&request).expect("request consumed");
+            gateway
+                .restart()
+                .await
+                .unwrap_or_else(|error| panic!("the gateway did not restart: {error}"));
+            std::fs::write(control.join("gateway-restarted"), b"").expect("answer written");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    println!("{stdout}");
+    assert!(
+        status.success(),
+        "browser scenarios failed ({status}):\n{stdout}\n{stderr}\n--- gateway log (tail) ---\n{}",
+        martelo_devkit::read_log_tail(&gateway.log, 60)
+    );
+    assert!(
+        stdout.contains(" passed"),
+        "pytest ran no scenario:\n{stdout}"
+    );
+}
