@@ -58,6 +58,49 @@ fn unknown_auction() -> Decision {
     }
 }
 
+/// A bench bid on its way to the gateway: the auction (the bench's id and its id at the
+/// gateway), the bench bidder who sends it, the amount and the optional proxy maximum (minor units).
+#[derive(Debug)]
+struct RoutedBid {
+    auction_id: AuctionId,
+    bidder: usize,
+    gateway_id: u64,
+    amount: u64,
+    max: Option<u64>,
+}
+
+/// Routes `request` for either target: a bid by one of the `bidders` bench bidders on an
+/// auction that `session` created, or else the decision itself (auctions are created over
+/// HTTP as the bench's seller; any other action, or a bid by another user, is unsupported).
+async fn route_bid(
+    session: &GatewaySession,
+    bidders: usize,
+    request: &Request,
+) -> Result<RoutedBid, Decision> {
+    let Action::PlaceBid {
+        auction_id,
+        amount,
+        max,
+    } = &request.action
+    else {
+        return Err(match request.action {
+            Action::CreateAuction { .. } => session.create(request).await,
+            _ => unsupported(),
+        });
+    };
+    let bidder = bidder_index(request.actor.user, bidders).ok_or_else(unsupported)?;
+    let gateway_id = session
+        .gateway_id(*auction_id)
+        .ok_or_else(unknown_auction)?;
+    Ok(RoutedBid {
+        auction_id: *auction_id,
+        bidder,
+        gateway_id,
+        amount: amount.0,
+        max: max.map(|max| max.0),
+    })
+}
+
 /// Bids over HTTP/1.1 with keep-alive; reqwest pools the connections (one per bid in
 /// flight at most).
 #[derive(Debug)]
@@ -68,31 +111,21 @@ pub struct HttpTarget {
 impl Target for HttpTarget {
     async fn propose(&self, request: Request) -> Decision {
         let session = &self.session;
-        let Action::PlaceBid {
-            auction_id,
-            amount,
-            max,
-        } = &request.action
-        else {
-            return match request.action {
-                Action::CreateAuction { .. } => session.create(&request).await,
-                _ => unsupported(),
-            };
+        let bid = match route_bid(session, session.bidder_tokens.len(), &request).await {
+            Ok(bid) => bid,
+            Err(decision) => return decision,
         };
-        let Some(bidder) = bidder_index(request.actor.user, session.bidder_tokens.len()) else {
-            return unsupported();
-        };
-        let Some(gateway_id) = session.gateway_id(*auction_id) else {
-            return unknown_auction();
-        };
-        let body = match max {
-            Some(max) => json!({"amount": amount.0, "max": max.0}),
-            None => json!({"amount": amount.0}),
+        let body = match bid.max {
+            Some(max) => json!({"amount": bid.amount, "max": max}),
+            None => json!({"amount": bid.amount}),
         };
         let sent = session
             .http
-            .post(format!("{}/v1/auctions/{gateway_id}/bids", session.base))
-            .bearer_auth(&session.bidder_tokens[bidder])
+            .post(format!(
+                "{}/v1/auctions/{}/bids",
+                session.base, bid.gateway_id
+            ))
+            .bearer_auth(&session.bidder_tokens[bid.bidder])
             .header("idempotency-key", request.request_id.as_str())
             .json(&body)
             .send()
@@ -107,7 +140,7 @@ impl Target for HttpTarget {
         };
         let status = answer.status().as_u16();
         match answer.bytes().await {
-            Ok(bytes) => wire::http_decision(*auction_id, status, &bytes),
+            Ok(bytes) => wire::http_decision(bid.auction_id, status, &bytes),
             Err(error) => Decision::Unknown {
                 code: transport_code(&error),
             },
@@ -269,24 +302,11 @@ fn spawn_bidder(socket: Socket, tasks: &mut JoinSet<()>) -> WsBidder {
 
 impl Target for WsTarget {
     async fn propose(&self, request: Request) -> Decision {
-        let Action::PlaceBid {
-            auction_id,
-            amount,
-            max,
-        } = &request.action
-        else {
-            return match request.action {
-                Action::CreateAuction { .. } => self.session.create(&request).await,
-                _ => unsupported(),
-            };
+        let bid = match route_bid(&self.session, self.bidders.len(), &request).await {
+            Ok(bid) => bid,
+            Err(decision) => return decision,
         };
-        let Some(bidder) = bidder_index(request.actor.user, self.bidders.len()) else {
-            return unsupported();
-        };
-        let Some(gateway_id) = self.session.gateway_id(*auction_id) else {
-            return unknown_auction();
-        };
-        let socket = &self.bidders[bidder];
+        let socket = &self.bidders[bid.bidder];
         let deadline = tokio::time::Instant::now() + self.request_timeout;
         let _slot = match tokio::time::timeout_at(deadline, socket.slots.acquire()).await {
             Ok(Ok(slot)) => slot,
@@ -300,15 +320,16 @@ impl Target for WsTarget {
         };
         let request_id = request.request_id.as_str().to_owned();
         let mut message = json!({
-            "type": "bid", "auction": gateway_id, "request_id": request_id, "amount": amount.0,
+            "type": "bid", "auction": bid.gateway_id, "request_id": request_id,
+            "amount": bid.amount,
         });
-        if let Some(max) = max {
-            message["max"] = json!(max.0);
+        if let Some(max) = bid.max {
+            message["max"] = json!(max);
         }
         let (reply_to, answer) = oneshot::channel();
         match socket.pending.lock() {
             Ok(mut pending) => {
-                pending.insert(request_id.clone(), (*auction_id, reply_to));
+                pending.insert(request_id.clone(), (bid.auction_id, reply_to));
             }
             Err(_) => return unsupported(),
         }

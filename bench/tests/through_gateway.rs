@@ -9,15 +9,10 @@
 //! These assert what a run produced (bids decided, no unexpected codes, no gaps), never how
 //! fast: speed is for the benchmark itself (docs/PERFORMANCE.md).
 
-use clap::Parser;
-use martelo_bench::BenchArgs;
-use serde_json::Value;
+mod support;
 
-#[derive(Debug, Parser)]
-struct Cli {
-    #[command(flatten)]
-    bench: BenchArgs,
-}
+use serde_json::Value;
+use support::must_run_and_read_report;
 
 /// Error and unknown codes a short healthy run may show: none. (Rejections such as
 /// `bid_too_low` are decisions, counted apart.)
@@ -25,25 +20,6 @@ const EXPECTED_ERROR_CODES: [&str; 0] = [];
 
 /// Rejections that concurrent bidders on one hot auction cause by racing each other.
 const RACE_REJECTIONS: [&str; 2] = ["bid_too_low", "max_not_raised"];
-
-fn must_run_and_read_report(flags: &[&str]) -> Value {
-    let out = tempfile::tempdir().expect("temporary directory");
-    let out_flag = out.path().to_string_lossy().into_owned();
-    let argv = ["bench", "--local", "--out", out_flag.as_str()]
-        .into_iter()
-        .chain(flags.iter().copied());
-    let args = Cli::try_parse_from(argv).expect("flags parse").bench;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime
-        .block_on(martelo_bench::run(args, martelo_devkit::martelo_bin()))
-        .expect("the bench runs");
-    let json = std::fs::read_to_string(out.path().join("report.json")).expect("report.json");
-    assert!(out.path().join("plot.svg").is_file(), "plot.svg written");
-    serde_json::from_str(&json).expect("valid JSON")
-}
 
 fn must_have_decided_bids_and_no_unexpected_codes(report: &Value, kind: &str) {
     assert_eq!(report["target"]["kind"], kind, "{report:#}");
@@ -79,11 +55,12 @@ fn must_have_decided_bids_and_no_unexpected_codes(report: &Value, kind: &str) {
     }
 }
 
-#[test]
-fn bids_over_http_through_a_local_gateway_are_decided() {
+/// A short run of 16 bidders in flight over `target` (`http` or `ws`), judged by
+/// [`must_have_decided_bids_and_no_unexpected_codes`].
+fn must_decide_bids_over(target: &str) {
     let report = must_run_and_read_report(&[
         "--target",
-        "http",
+        target,
         "--concurrency",
         "16",
         "--bidders",
@@ -93,24 +70,17 @@ fn bids_over_http_through_a_local_gateway_are_decided() {
         "--warmup",
         "1s",
     ]);
-    must_have_decided_bids_and_no_unexpected_codes(&report, "http");
+    must_have_decided_bids_and_no_unexpected_codes(&report, target);
+}
+
+#[test]
+fn bids_over_http_through_a_local_gateway_are_decided() {
+    must_decide_bids_over("http");
 }
 
 #[test]
 fn bids_over_websockets_through_a_local_gateway_are_decided() {
-    let report = must_run_and_read_report(&[
-        "--target",
-        "ws",
-        "--concurrency",
-        "16",
-        "--bidders",
-        "4",
-        "--duration",
-        "3s",
-        "--warmup",
-        "1s",
-    ]);
-    must_have_decided_bids_and_no_unexpected_codes(&report, "ws");
+    must_decide_bids_over("ws");
 }
 
 #[test]
