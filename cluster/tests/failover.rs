@@ -4,30 +4,10 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use martelo_engine::{AuctionId, UserId};
-use martelo_types::NodeId;
 use support::*;
-
-/// Waits until some node other than `old` leads `group`, as the nodes report it.
-async fn new_leader(test: &TestCluster, group: u64, old: NodeId) -> NodeId {
-    eventually(Duration::from_secs(10), "a new leader", || async {
-        for node in test.cluster.node_ids() {
-            if node == old || !test.cluster.is_running(node) {
-                continue;
-            }
-            let status = test.cluster.status(node).await.ok()?;
-            let group_status = status.groups.iter().find(|g| g.group_id == group)?;
-            if group_status.role() == martelo_proto::RaftRole::Leader {
-                return Some(node);
-            }
-        }
-        None
-    })
-    .await
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_a_leader_loses_no_acknowledged_bid() {
@@ -38,42 +18,11 @@ async fn killing_a_leader_loses_no_acknowledged_bid() {
     let leader = client.leader_of(group).expect("leader").node_id;
 
     // Bidders keep bidding through the crash; every acknowledged bid is recorded.
-    // Request id -> (bidder, the bid id the acknowledgement named). A retry answered from the
-    // idempotency record names the first attempt's bid, so the id, not the log index of the
-    // answering entry, identifies the bid.
-    let acknowledged: Arc<Mutex<BTreeMap<String, (u64, u32)>>> = Arc::default();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut bidders = Vec::new();
-    for bidder in 0..3u64 {
-        let client = client.clone();
-        let acknowledged = Arc::clone(&acknowledged);
-        let stop = Arc::clone(&stop);
-        bidders.push(tokio::spawn(async move {
-            let mut round = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                round += 1;
-                let request_id = format!("b{bidder}-{round}");
-                // Amounts are unique per bid so each one can be found in the history.
-                let amount = 1_000 + round * 100 + bidder;
-                // Unknown outcomes (errors) may or may not be applied: they prove nothing.
-                if let Ok(proposed) = bid(&client, 1, 10 + bidder, amount, &request_id).await
-                    && let martelo_engine::Reply::Accepted(martelo_engine::Accepted::Bid {
-                        bid_id,
-                        ..
-                    }) = proposed.reply
-                {
-                    acknowledged
-                        .lock()
-                        .expect("lock")
-                        .insert(request_id, (10 + bidder, bid_id.0));
-                }
-            }
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let load = Load::start(&client, &[1], 3);
+    load.must_accept(10, Duration::from_secs(15)).await;
     test.cluster.kill(leader).expect("kill -9 the leader");
     let killed_at = Instant::now();
-    let successor = new_leader(&test, group.0, leader).await;
+    let successor = must_find_leader(&test, group.0, Some(leader)).await;
     let election = killed_at.elapsed();
     // The new leader serves: a fresh write through it succeeds.
     let probe = bid(&client, 1, 99, 1, "probe-after-kill")
@@ -86,17 +35,13 @@ async fn killing_a_leader_loses_no_acknowledged_bid() {
         served < Duration::from_secs(2) + Duration::from_millis(500),
         "{served:?}"
     );
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for bidder in bidders {
-        bidder.await.expect("bidder task");
-    }
+    load.must_accept(5, Duration::from_secs(15)).await;
+    let acknowledged = load.stop().await;
     test.cluster
         .restart(leader)
         .await
         .expect("restart the killed node");
 
-    let acknowledged = acknowledged.lock().expect("lock").clone();
     assert!(
         acknowledged.len() > 10,
         "too few bids acknowledged: {}",
@@ -115,7 +60,7 @@ async fn killing_a_leader_loses_no_acknowledged_bid() {
             }
         })
         .await;
-        for (request_id, (bidder, bid_id)) in &acknowledged {
+        for (request_id, Acknowledged { bidder, bid_id, .. }) in &acknowledged {
             let bid = view.bids.get(*bid_id as usize);
             assert!(
                 bid.is_some_and(|bid| bid.bidder == UserId(*bidder) && !bid.voided),

@@ -20,11 +20,14 @@ use crate::{POLL_INTERVAL_MAX, martelo_bin, ports};
 pub const GATEWAY_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Environment variables the gateway reads, removed from the child so that the caller's shell
-/// cannot change what a test or a bench starts.
-const GATEWAY_ENV: [&str; 3] = [
+/// cannot change what a test or a bench starts. The Postgres ones would give every gateway a
+/// history database; a caller that wants one passes it in the gateway's config file.
+const GATEWAY_ENV: [&str; 5] = [
     "MARTELO_CLUSTER",
     "MARTELO_GATEWAY_LISTEN",
     "MARTELO_GATEWAY_CONFIG",
+    "MARTELO_POSTGRES",
+    "DATABASE_URL",
 ];
 
 /// A `martelo gateway` child process; killed when dropped.

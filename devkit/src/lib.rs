@@ -41,6 +41,8 @@
 //!   pure rule [`check_health`], all through the client's `Admin`;
 //! - [`gateway`]: [`GatewayProcess`], `martelo gateway` children in front of a cluster;
 //! - [`logs`]: the end of a node's log, quoted by errors;
+//! - [`postgres`]: [`PrivatePostgres`], a Postgres server of our own on a free loopback port
+//!   (the sink of `martelo dev`, and tests that stop, restart or crash Postgres);
 //! - [`error`]: the one error type, [`LocalError`];
 //! - this file: [`LocalCluster`] itself (start, add a node, look up nodes, drop).
 //!
@@ -56,6 +58,7 @@ pub mod gateway;
 pub mod health;
 pub mod logs;
 pub mod ports;
+pub mod postgres;
 pub mod process;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -80,6 +83,7 @@ pub use logs::read_log_tail;
 /// `--peers` syntax: `id=host:port` joined by commas, in the given order.
 pub use martelo_types::format_peers;
 pub use ports::pick_free_ports;
+pub use postgres::{PostgresError, PrivatePostgres, postgres_bin_dir};
 pub use process::NodeInfo;
 
 use crate::logs::LOG_TAIL_LINES_MAX;

@@ -21,7 +21,8 @@ compile_error!(
      `--features planted-bugs`, or without `--release`"
 );
 
-/// The bugs that can be planted. The engine plants the first two; the node the others.
+/// The bugs that can be planted. The engine plants the first two, the node the next two,
+/// and the sink (`martelo-sink`'s `write_batch`) the last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Bug {
     /// The engine ignores its idempotency records: a resent request runs again (breaks I2).
@@ -33,14 +34,19 @@ pub enum Bug {
     /// A node that believes it leads serves linearizable reads from its own state, without
     /// confirming leadership, so a deposed leader serves stale reads (I8).
     StaleRead,
+    /// The sink commits a batch's cursor move in its own transaction, before the batch's
+    /// rows, so a Postgres crash (or a node crash) between the two commits loses the rows
+    /// for good: the sink resumes after the cursor (breaks I6).
+    SinkCursorOutsideTx,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 4] = [
+    pub const ALL: [Bug; 5] = [
         Bug::SkipDedupe,
         Bug::BidAfterClose,
         Bug::AckBeforeCommit,
         Bug::StaleRead,
+        Bug::SinkCursorOutsideTx,
     ];
 
     /// The name used on the command line.
@@ -50,6 +56,7 @@ impl Bug {
             Bug::BidAfterClose => "bid-after-close",
             Bug::AckBeforeCommit => "ack-before-commit",
             Bug::StaleRead => "stale-read",
+            Bug::SinkCursorOutsideTx => "sink-cursor-outside-tx",
         }
     }
 

@@ -26,6 +26,25 @@ pub struct GatewayConfig {
     pub tokens: TokenConfig,
     pub limits: LimitConfig,
     pub rate: RateConfig,
+    /// The sink's Postgres database, for the history and audit routes (`--postgres`, env
+    /// `MARTELO_POSTGRES` or `DATABASE_URL`). Without one those routes answer 503
+    /// `history_unavailable`; everything else works. `Debug` and logs never show its password.
+    #[serde(deserialize_with = "postgres_url")]
+    pub postgres: Option<martelo_sink::PostgresUrl>,
+}
+
+/// Reads `postgres = "postgres://…"` from the file, checked as a [`martelo_sink::PostgresUrl`].
+fn postgres_url<'de, D>(deserializer: D) -> Result<Option<martelo_sink::PostgresUrl>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let url = Option::<String>::deserialize(deserializer)?;
+    url.map(|url| {
+        martelo_sink::PostgresUrl::try_from(url).map_err(|error| {
+            serde::de::Error::custom(format!("postgres: {error} ({})", error.code()))
+        })
+    })
+    .transpose()
 }
 
 /// Access and refresh tokens.
@@ -76,6 +95,8 @@ pub struct LimitConfig {
     pub password_queue_max: usize,
     /// Open WebSocket connections at once.
     pub ws_connections_max: usize,
+    /// Postgres connections the history and audit routes share (the read pool).
+    pub history_connections_max: u32,
 }
 
 /// Rate limits (token buckets).
@@ -105,6 +126,7 @@ impl Default for GatewayConfig {
             tokens: TokenConfig::default(),
             limits: LimitConfig::default(),
             rate: RateConfig::default(),
+            postgres: None,
         }
     }
 }
@@ -135,6 +157,7 @@ impl Default for LimitConfig {
             password_hash_concurrency: 1,
             password_queue_max: 64,
             ws_connections_max: 15_000,
+            history_connections_max: 4,
         }
     }
 }
@@ -228,6 +251,9 @@ impl GatewayConfig {
                 return setting(name, "must be at least 1");
             }
         }
+        if !(1..=64).contains(&limits.history_connections_max) {
+            return setting("limits.history_connections_max", "between 1 and 64");
+        }
         if limits.body_bytes_max > 1024 * 1024 {
             return setting("limits.body_bytes_max", "at most 1 MiB");
         }
@@ -254,6 +280,19 @@ impl GatewayConfig {
         Ok(())
     }
 
+    /// Sets the history database from a flag or the environment (the CLI's `--postgres`),
+    /// refusing a URL that is not a Postgres URL; the error shows it without its password.
+    pub fn set_postgres(&mut self, url: &str) -> Result<(), ConfigError> {
+        let url = martelo_sink::PostgresUrl::try_from(url.to_owned()).map_err(|error| {
+            ConfigError::Setting {
+                setting: "postgres",
+                reason: format!("{}: {error}", martelo_sink::redact(url)),
+            }
+        })?;
+        self.postgres = Some(url);
+        Ok(())
+    }
+
     /// Every HTTP request's deadline.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.limits.request_timeout_ms)
@@ -267,6 +306,20 @@ mod tests {
     #[test]
     fn the_defaults_are_valid() {
         GatewayConfig::default().validate().expect("valid defaults");
+    }
+
+    #[test]
+    fn a_postgres_flag_is_checked_and_never_shown_with_its_password() {
+        let mut config = GatewayConfig::default();
+        let error = config
+            .set_postgres("mysql://u:hidden@h/db")
+            .expect_err("not postgres");
+        assert!(!error.to_string().contains("hidden"), "{error}");
+        config
+            .set_postgres("postgres://u:hidden@127.0.0.1/db")
+            .expect("postgres");
+        assert!(!format!("{config:?}").contains("hidden"));
+        assert!(config.postgres.is_some());
     }
 
     #[test]
@@ -293,6 +346,18 @@ mod tests {
         assert_eq!(config.listen.port(), 9999);
         assert_eq!(config.limits.ws_send_queue, 7);
         assert_eq!(config.limits.body_bytes_max, 16 * 1024, "untouched default");
+        std::fs::write(
+            &path,
+            "postgres = \"postgres://reader:s3cret@127.0.0.1:5432/martelo\"\n",
+        )
+        .expect("write");
+        let config = GatewayConfig::load(Some(&path)).expect("loads");
+        let shown = format!("{config:?}");
+        assert!(shown.contains("reader:***@127.0.0.1"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        std::fs::write(&path, "postgres = \"mysql://x\"\n").expect("write");
+        let error = GatewayConfig::load(Some(&path)).expect_err("not postgres");
+        assert!(error.to_string().contains("postgres_url_scheme"), "{error}");
         std::fs::write(&path, "listen_on = \"127.0.0.1:1\"\n").expect("write");
         let error = GatewayConfig::load(Some(&path)).expect_err("unknown key");
         assert!(error.to_string().contains("listen_on"), "{error}");

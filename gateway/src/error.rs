@@ -68,6 +68,10 @@ pub mod codes {
     /// The request took longer than the gateway's request timeout. A change may still have
     /// been applied: retry with the same `Idempotency-Key`.
     pub const TIMEOUT: &str = "timeout";
+    /// The history and audit routes cannot answer: this gateway has no Postgres configured
+    /// (`--postgres`), or the sink's database is unreachable or failed the query. The
+    /// auction routes are unaffected.
+    pub const HISTORY_UNAVAILABLE: &str = "history_unavailable";
 }
 
 /// Why a gateway could not start or stopped serving.
@@ -94,7 +98,7 @@ pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,
     /// A short, fixed sentence for the code.
-    pub title: Cow<'static, str>,
+    pub title: &'static str,
     /// The HTTP status, repeated.
     pub status: u16,
     /// What went wrong in this request, for people.
@@ -116,7 +120,7 @@ impl Problem {
         let code = code.into();
         Problem {
             kind: format!("urn:martelo:problem:{code}"),
-            title: Cow::Borrowed(status.canonical_reason().unwrap_or("Error")),
+            title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: detail.into(),
             code,

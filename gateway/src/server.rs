@@ -51,7 +51,20 @@ pub async fn build_state(config: GatewayConfig) -> Result<AppState, GatewayError
     let client = Client::connect(&config.cluster, ClientOptions::default()).await?;
     let hub = Hub::new(client.clone(), &config.limits);
     let meta = MetaFollower::start(client.clone());
+    // Lazy: the gateway starts while Postgres is down, and the history routes answer 503
+    // until it is back.
+    let history = match &config.postgres {
+        Some(url) => Some(
+            martelo_sink::query::connect_reader(url, config.limits.history_connections_max)
+                .map_err(|error| crate::config::ConfigError::Setting {
+                    setting: "postgres",
+                    reason: format!("{url}: {error}"),
+                })?,
+        ),
+        None => None,
+    };
     Ok(AppState::new(Shared {
+        history,
         passwords: Passwords::new(&config.limits),
         limiters: Limiters::new(&config.rate),
         keys,

@@ -32,6 +32,9 @@ pub struct Shared {
     pub passwords: Passwords,
     /// Per-user and failed-sign-in rate limiters.
     pub limiters: Limiters,
+    /// The sink's Postgres (a small lazy read pool), when the gateway was given one: the
+    /// history and audit routes read it.
+    pub history: Option<martelo_sink::query::PgPool>,
 }
 
 impl AppState {

@@ -29,3 +29,10 @@ pub const META_APPLIED_INDEX: &str = "martelo_gateway_meta_applied_index";
 pub const PASSWORD_HASHES_IN_FLIGHT: &str = "martelo_gateway_password_hashes_in_flight";
 /// Counter: sign-ins, label `result` (`ok`, `bad_credentials`, `suspended`, `throttled`).
 pub const LOGINS_TOTAL: &str = "martelo_gateway_logins_total";
+/// Histogram, seconds: one history or audit query against Postgres, label `query`
+/// (`bid_history`, `closed_auctions`, `user_bids`, `user_wins`, `audit`).
+pub const HISTORY_QUERY_SECONDS: &str = "martelo_gateway_history_query_seconds";
+/// Counter: history or audit queries that failed, labels `query` and `code` (the query
+/// error's code: `invalid_cursor`, `invalid_limit`, `invalid_filter`, `database`; or
+/// `history_unavailable` when the gateway has no Postgres).
+pub const HISTORY_QUERY_ERRORS_TOTAL: &str = "martelo_gateway_history_query_errors_total";

@@ -36,6 +36,8 @@ pub const APP_ROUTES: &[&str] = &[
     "/sell",
     "/mine",
     "/admin",
+    "/admin/audit",
+    "/activity",
     "/auctions/{id}",
     "/auctions/{id}/edit",
 ];
@@ -191,6 +193,8 @@ mod tests {
             "/auctions/42",
             "/auctions/42/edit",
             "/admin",
+            "/admin/audit",
+            "/activity",
         ] {
             let response = get(path, None).await;
             assert_eq!(response.status(), StatusCode::OK, "{path}");

@@ -138,6 +138,18 @@ fn bid_requests(history: &[Record]) -> BTreeMap<(u64, u64), String> {
         .collect()
 }
 
+/// `auctions` sorted into their Raft groups.
+pub fn auctions_by_group(auctions: &BTreeSet<u64>, shards: ShardCount) -> BTreeMap<u64, Vec<u64>> {
+    let mut by_group: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for &auction in auctions {
+        by_group
+            .entry(group_of(AuctionId(auction), shards).0)
+            .or_default()
+            .push(auction);
+    }
+    by_group
+}
+
 /// Collects the final state. `notes` gets what could not be collected.
 pub async fn collect(
     nodes: &BTreeMap<u64, String>,
@@ -165,13 +177,7 @@ pub async fn collect(
         }
     };
     let requests = bid_requests(history);
-    let mut by_group: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-    for &auction in auctions {
-        by_group
-            .entry(group_of(AuctionId(auction), shards).0)
-            .or_default()
-            .push(auction);
-    }
+    let by_group = auctions_by_group(auctions, shards);
     let mut final_state = FinalState::default();
     for &group in &groups {
         let Some(view) = group_view(&statuses, group) else {
@@ -289,22 +295,23 @@ async fn read_log(
     }
 }
 
-/// The logs of every auction in `logs`, from the replica's local view of each: accepted,
-/// unvoided bids in log order, then the close; a bid stamped after the close goes after it.
-async fn rebuild_from_views(
+/// The engine's view of each of `auctions` (all of `group`) on the node at `address`, read
+/// with `consistency`; an auction the engine does not know is left out.
+pub async fn read_views(
     address: &str,
     group: u64,
-    requests: &BTreeMap<(u64, u64), String>,
-    logs: &mut BTreeMap<u64, Vec<LogEntry>>,
-) -> anyhow::Result<()> {
+    auctions: impl IntoIterator<Item = u64>,
+    consistency: ReadConsistency,
+) -> anyhow::Result<BTreeMap<u64, martelo_engine::AuctionView>> {
     let channel = connect(address, Some(RPC_TIMEOUT)).await?;
     let mut client = client_api_client(channel);
-    for (&auction, log) in logs.iter_mut() {
+    let mut views = BTreeMap::new();
+    for auction in auctions {
         let response = client
             .read_auction(ReadAuctionRequest {
                 group_id: group,
                 auction_id: auction,
-                consistency: ReadConsistency::Local.into(),
+                consistency: consistency.into(),
                 traceparent: String::new(),
             })
             .await?
@@ -325,6 +332,25 @@ async fn rebuild_from_views(
             _,
             { martelo_proto::AUCTION_VIEW_BYTES_MAX },
         >("auction view", &view.state)?;
+        views.insert(auction, view);
+    }
+    Ok(views)
+}
+
+/// The logs of every auction in `logs`, from the replica's local view of each: accepted,
+/// unvoided bids in log order, then the close; a bid stamped after the close goes after it.
+async fn rebuild_from_views(
+    address: &str,
+    group: u64,
+    requests: &BTreeMap<(u64, u64), String>,
+    logs: &mut BTreeMap<u64, Vec<LogEntry>>,
+) -> anyhow::Result<()> {
+    let auctions: Vec<u64> = logs.keys().copied().collect();
+    let views = read_views(address, group, auctions, ReadConsistency::Local).await?;
+    for (auction, view) in views {
+        let Some(log) = logs.get_mut(&auction) else {
+            continue;
+        };
         let closed_at = view.closed.as_ref().map(|closed| closed.at);
         let mut close_pushed = false;
         for bid in view.bids.iter().filter(|bid| !bid.voided) {
@@ -433,6 +459,20 @@ pub async fn wait_groups_led(
 pub fn leaders(statuses: &BTreeMap<u64, StatusResponse>, shard_count: u32) -> BTreeMap<u64, u64> {
     (1..=u64::from(shard_count))
         .filter_map(|group| group_view(statuses, group).map(|view| (group, view.leader)))
+        .collect()
+}
+
+/// `group` -> (its leader, the leader's commit index), for each of `groups` that has a
+/// leader among the answering nodes.
+pub fn leaders_and_commits(
+    statuses: &BTreeMap<u64, StatusResponse>,
+    groups: impl IntoIterator<Item = u64>,
+) -> BTreeMap<u64, (u64, u64)> {
+    groups
+        .into_iter()
+        .filter_map(|group| {
+            group_view(statuses, group).map(|view| (group, (view.leader, view.committed)))
+        })
         .collect()
 }
 

@@ -9,8 +9,9 @@
 //! ```text
 //!   runner::run ─► LocalCluster (martelo node × N, --test-dial-override via proxy::LinkProxies)
 //!        ├─► workload (C clients, K auctions) ──► history.jsonl (workload::Recorder)
-//!        ├─► nemesis (kill, pause, partition, clock, membership, transfer; healed each time)
+//!        ├─► nemesis (kill, pause, partition, clock, membership, transfer, postgres; healed)
 //!        └─► heal all ─► final reads ─► collect (Subscribe + Status digests) ─► final.json
+//!                                   └─► with --sink: catch-up wait + I6 compare ─► sink.json
 //!                                                     │
 //!                        checker::check_all ◄─────────┘ ─► report (summary, report.html)
 //! ```
@@ -38,7 +39,8 @@
 //!   iptables rules instead of the proxies, `--net iptables`), [`api`] (how a client reaches
 //!   the cluster: gRPC, or HTTP through [`gateway`] processes with `--via gateway`, which
 //!   [`gateway_faults`] starts and kills),
-//!   [`collect`] (final state from the replicas), [`report`]
+//!   [`collect`] (final state from the replicas), [`sink`] (`--sink`: the run's Postgres,
+//!   the sink's catch-up and the I6 comparison behind [`checker::sink`]), [`report`]
 //!   (summary and HTML/SVG). A new fault is a [`nemesis::NemesisKind`] with an inject and a
 //!   heal; a new operation type needs the history format, the model and the workload.
 //!
@@ -60,4 +62,5 @@ pub mod netns;
 pub mod proxy;
 pub mod report;
 pub mod runner;
+pub mod sink;
 pub mod workload;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use martelo_jepsen::nemesis::{NemesisKind, PartitionShape};
 use martelo_jepsen::netns::{self, NetMode};
 use martelo_jepsen::runner::{self, RunOptions, Via};
+use martelo_jepsen::sink::SinkMode;
 
 #[derive(Debug, Parser)]
 #[command(name = "martelo-jepsen", about = "martelo's fault suite")]
@@ -60,7 +61,8 @@ struct RunArgs {
     #[arg(long, default_value_t = 200.0)]
     rate: f64,
     /// Faults: a comma-separated list of kill, pause, partition, clock, membership,
-    /// transfer, or `all`, or `none`.
+    /// transfer, postgres (needs --sink private), or `all` (postgres included with
+    /// --sink private), or `none`.
     #[arg(long, default_value = "all")]
     nemesis: String,
     /// Seconds from one fault's start to the next.
@@ -113,6 +115,12 @@ struct RunArgs {
     /// any nemesis, one gateway is killed and restarted every interval).
     #[arg(long)]
     no_gateway_faults: bool,
+    /// The nodes' Postgres sink: `off` (default), `private` (a Postgres server of the run's
+    /// own in <out>/postgres, which the postgres nemesis restarts), or a server URL
+    /// `postgres://user@host:port` (the run creates a fresh database there). With a sink,
+    /// the I6 checker compares Postgres with the Raft state after the run.
+    #[arg(long, default_value = "off")]
+    sink: String,
     /// Internal: set by `--net iptables` on the copy of this run started inside the
     /// namespace NAME.
     #[arg(long, hide = true, value_name = "NAME")]
@@ -221,7 +229,8 @@ fn options(args: RunArgs) -> anyhow::Result<RunOptions> {
         args.via == Via::Grpc || args.net == NetMode::Proxy,
         "--via gateway has not been tried with --net iptables yet: use --net proxy"
     );
-    let nemeses = NemesisKind::parse_list(&args.nemesis)?;
+    let sink: SinkMode = args.sink.parse()?;
+    let nemeses = NemesisKind::parse_list(&args.nemesis, sink == SinkMode::Private)?;
     anyhow::ensure!(
         args.window_min >= 1.0 && args.window_max >= args.window_min,
         "windows: 1 <= --window-min <= --window-max"
@@ -269,6 +278,7 @@ fn options(args: RunArgs) -> anyhow::Result<RunOptions> {
         via: args.via,
         gateways: args.gateways,
         gateway_bidders: args.gateway_bidders,
+        sink,
     })
 }
 

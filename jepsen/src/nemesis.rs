@@ -9,10 +9,14 @@
 //! | `clock`      | skew one or two nodes, or strobe one (offset file)           | offset 0      |
 //! | `membership` | remove a follower from one group                             | add it back   |
 //! | `transfer`   | move a group's leadership to another voter                   | nothing to do |
+//! | `postgres`   | stop (fast shutdown) or kill -9 the run's private Postgres   | start it, 1–5 s later |
 //!
 //! Partitions cut directed peer links through [`Links`]: the TCP proxies of [`crate::proxy`]
 //! (default), or iptables DROP rules in a private network namespace ([`crate::netns`],
 //! `--net iptables`, root only), where each partition is also probed with a TCP connect.
+//!
+//! The `postgres` fault needs `--sink private` (the run's own Postgres, [`crate::sink`]); it
+//! is in `all` only then. Its heal comes after its own random 1–5 s, not the fault duration.
 //!
 //! Clock faults write the node's `--test-clock-offset-file`, which the node re-reads about every
 //! 50 ms. When the binary has no such flag they fall back to restarting the node with
@@ -34,21 +38,32 @@ use crate::collect;
 use crate::generate::Rng;
 use crate::netns::{self, Links};
 use crate::proxy::{cut_between, cut_except};
+use crate::sink::PrivateSinkDatabase;
 
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "snake_case")]
+/// Declares a choice that is a command-line value and a snake_case JSON word (the nemesis
+/// kinds and partition shapes), with one derive list for both.
+macro_rules! choice_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($body:tt)* }) => {
+        $(#[$meta])*
+        #[derive(
+            Clone,
+            Copy,
+            Debug,
+            PartialEq,
+            Eq,
+            PartialOrd,
+            Ord,
+            Hash,
+            Serialize,
+            Deserialize,
+            clap::ValueEnum,
+        )]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($body)* }
+    };
+}
+
+choice_enum! {
 pub enum NemesisKind {
     Kill,
     Pause,
@@ -59,6 +74,10 @@ pub enum NemesisKind {
     /// kill -9 of a `martelo gateway` (`--via gateway`); injected by
     /// [`crate::gateway_faults`], not by [`Nemesis`], and not part of `all`.
     Gateway,
+    /// Restart of the run's private Postgres (`--sink private`): fast shutdown or kill -9,
+    /// down for 1 to 5 s, started again. Part of `all` only with `--sink private`.
+    Postgres,
+}
 }
 
 impl NemesisKind {
@@ -80,16 +99,32 @@ impl NemesisKind {
             NemesisKind::Membership => "membership",
             NemesisKind::Transfer => "transfer",
             NemesisKind::Gateway => "gateway",
+            NemesisKind::Postgres => "postgres",
         }
     }
 
     /// Parses `kill,pause,...` or `all`; `none` or an empty string is no nemesis.
-    pub fn parse_list(text: &str) -> anyhow::Result<Vec<NemesisKind>> {
+    /// `private_postgres`: the run has a Postgres of its own to restart (`--sink private`),
+    /// so `all` includes `postgres` and `postgres` may be named.
+    pub fn parse_list(text: &str, private_postgres: bool) -> anyhow::Result<Vec<NemesisKind>> {
         let mut kinds = BTreeSet::new();
         for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
             match word {
-                "all" => kinds.extend(NemesisKind::ALL),
+                "all" => {
+                    kinds.extend(NemesisKind::ALL);
+                    if private_postgres {
+                        kinds.insert(NemesisKind::Postgres);
+                    }
+                }
                 "none" => {}
+                "postgres" => {
+                    anyhow::ensure!(
+                        private_postgres,
+                        "the postgres nemesis restarts the run's own Postgres: it needs \
+                         --sink private"
+                    );
+                    kinds.insert(NemesisKind::Postgres);
+                }
                 other => {
                     let kind = NemesisKind::ALL
                         .into_iter()
@@ -97,7 +132,7 @@ impl NemesisKind {
                         .ok_or_else(|| {
                             anyhow::anyhow!(
                                 "unknown nemesis {other:?}; expected kill, pause, partition, \
-                                 clock, membership, transfer, all or none"
+                                 clock, membership, transfer, postgres, all or none"
                             )
                         })?;
                     kinds.insert(kind);
@@ -108,26 +143,14 @@ impl NemesisKind {
     }
 }
 
+choice_enum! {
 /// Partition shapes, picked at random when partitions are on (or forced).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "snake_case")]
 pub enum PartitionShape {
     MajorityMinority,
     IsolatedLeader,
     Bridge,
     Ring,
+}
 }
 
 /// One fault in the timeline: when it started and was healed (ns since the run's start, the
@@ -162,6 +185,8 @@ pub struct Nemesis {
     removed: Mutex<BTreeSet<(u64, u64, Option<u64>)>>,
     /// Nodes restarted with a `--test-clock-offset-ms` (fallback clock nemesis).
     offset_restarts: Mutex<BTreeSet<u64>>,
+    /// The run's private Postgres, for the `postgres` fault ([`Nemesis::with_postgres`]).
+    postgres: Option<Arc<PrivateSinkDatabase>>,
 }
 
 /// What must be undone.
@@ -173,7 +198,20 @@ enum Heal {
     Clock(Vec<u64>, Option<Arc<AtomicBool>>),
     /// Add the node back to the group, then remove the spare added for the change.
     ReAdd(u64, u64, Option<u64>),
+    /// Start the private Postgres again, after it was down for this long.
+    StartPostgres(Duration),
     Nothing,
+}
+
+impl Heal {
+    /// How long the fault lasts before this heal: the run's fault duration, except for a
+    /// Postgres restart, which draws its own downtime.
+    fn after(&self, fault_duration: Duration) -> Duration {
+        match self {
+            Heal::StartPostgres(down) => *down,
+            _ => fault_duration,
+        }
+    }
 }
 
 impl Nemesis {
@@ -202,7 +240,14 @@ impl Nemesis {
             shapes,
             removed: Mutex::new(BTreeSet::new()),
             offset_restarts: Mutex::new(BTreeSet::new()),
+            postgres: None,
         }
+    }
+
+    /// Gives the nemesis the run's private Postgres to restart (`postgres` faults).
+    pub fn with_postgres(mut self, postgres: Arc<PrivateSinkDatabase>) -> Nemesis {
+        self.postgres = Some(postgres);
+        self
     }
 
     fn node_ids(&self) -> Vec<u64> {
@@ -282,7 +327,7 @@ impl Nemesis {
                 timeline.len() - 1
             };
             if !matches!(heal, Heal::Nothing) {
-                let _stopped = sleep_unless(duration, stop).await;
+                let _stopped = sleep_unless(heal.after(duration), stop).await;
             }
             let healed = self.heal(heal).await;
             let mut timeline = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
@@ -317,6 +362,20 @@ impl Nemesis {
             }
             NemesisKind::Gateway => {
                 anyhow::bail!("gateway faults are injected by gateway_faults, not the nemesis")
+            }
+            NemesisKind::Postgres => {
+                let postgres = self
+                    .postgres
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("the run has no private Postgres"))?;
+                let down = Duration::from_millis(1_000 + rng.below(4_001));
+                let kill = rng.percent(50);
+                postgres.go_down(kill).await?;
+                let how = if kill { "kill -9" } else { "fast shutdown" };
+                Ok((
+                    format!("postgres {how}, down {:.1} s", down.as_secs_f64()),
+                    Heal::StartPostgres(down),
+                ))
             }
             NemesisKind::Partition => self.partition(rng).await,
             NemesisKind::Clock => self.clock(rng, duration).await,
@@ -631,6 +690,11 @@ impl Nemesis {
                 self.reset_clocks(&nodes).await?;
             }
             Heal::ReAdd(group, node, spare) => self.re_add(group, node, spare).await?,
+            Heal::StartPostgres(_) => {
+                if let Some(postgres) = &self.postgres {
+                    postgres.come_back().await?;
+                }
+            }
             Heal::Nothing => {}
         }
         Ok(())
@@ -698,6 +762,11 @@ impl Nemesis {
                 errors.push(format!("re-add node {node} to group {group}: {error}"));
             }
         }
+        if let Some(postgres) = &self.postgres
+            && let Err(error) = postgres.come_back().await
+        {
+            errors.push(format!("postgres: {error}"));
+        }
         errors
     }
 }
@@ -731,11 +800,44 @@ mod tests {
     #[test]
     fn nemesis_lists_parse_with_all_and_none() {
         assert_eq!(
-            NemesisKind::parse_list("kill, partition").expect("valid"),
+            NemesisKind::parse_list("kill, partition", false).expect("valid"),
             vec![NemesisKind::Kill, NemesisKind::Partition]
         );
-        assert_eq!(NemesisKind::parse_list("all").expect("valid").len(), 6);
-        assert!(NemesisKind::parse_list("none").expect("valid").is_empty());
-        assert!(NemesisKind::parse_list("flood").is_err());
+        assert_eq!(
+            NemesisKind::parse_list("all", false).expect("valid").len(),
+            6
+        );
+        assert!(
+            NemesisKind::parse_list("none", false)
+                .expect("valid")
+                .is_empty()
+        );
+        assert!(NemesisKind::parse_list("flood", false).is_err());
+    }
+
+    #[test]
+    fn postgres_is_in_all_only_with_a_private_postgres() {
+        let all = NemesisKind::parse_list("all", true).expect("valid");
+        assert_eq!(all.len(), 7);
+        assert!(all.contains(&NemesisKind::Postgres));
+        assert!(
+            !NemesisKind::parse_list("all", false)
+                .expect("valid")
+                .contains(&NemesisKind::Postgres)
+        );
+        assert_eq!(
+            NemesisKind::parse_list("postgres,kill", true).expect("valid"),
+            vec![NemesisKind::Kill, NemesisKind::Postgres]
+        );
+        let refused = NemesisKind::parse_list("postgres", false).expect_err("no private db");
+        assert!(refused.to_string().contains("--sink private"), "{refused}");
+    }
+
+    #[test]
+    fn a_postgres_restart_lasts_its_own_downtime() {
+        let fault = Duration::from_secs(6);
+        let down = Duration::from_millis(1_500);
+        assert_eq!(Heal::StartPostgres(down).after(fault), down);
+        assert_eq!(Heal::Links.after(fault), fault);
     }
 }

@@ -44,6 +44,9 @@ pub struct RunInfo {
     /// before the option: gRPC).
     #[serde(default)]
     pub via: String,
+    /// The sink's database: `private`, `server`, or empty (no sink, no I6 verdict).
+    #[serde(default)]
+    pub sink: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -172,6 +175,13 @@ pub fn render_text(summary: &Summary) -> String {
     if !run.via.is_empty() {
         let _ = writeln!(text, "clients via: {}", run.via);
     }
+    if !run.sink.is_empty() {
+        let _ = writeln!(
+            text,
+            "sink: Postgres ({}), checked against Raft (I6)",
+            run.sink
+        );
+    }
     let _ = writeln!(
         text,
         "\nverdicts (checkers took {:.3} s):",
@@ -265,6 +275,7 @@ fn nemesis_color(event: &NemesisEvent) -> &'static str {
         Membership => "#17becf",
         Transfer => "#7f7f7f",
         Gateway => "#2ca02c",
+        Postgres => "#1f77b4",
     }
 }
 

@@ -9,6 +9,8 @@
 //!     summary.json    verdicts, counts, checker runtime (+ run.json's content)
 //!     summary.txt     the same for people
 //!     report.html     latency and throughput plots with nemesis bands
+//!     sink.json       with --sink: cursors, rows compared and differences (I6)
+//!     postgres/       with --sink private: the run's Postgres (its log: server.log)
 //!     cluster/        node-<id>.log of every node (data dirs removed unless --keep-data)
 //! ```
 
@@ -32,6 +34,7 @@ use crate::netns::{self, IptablesLinks, Links, NetMode};
 use crate::proxy::LinkProxies;
 use crate::replicas::{FINAL_STATE_BYTES_MAX, FinalState};
 use crate::report::{self, RunInfo, Summary};
+use crate::sink::{SINK_STATE_BYTES_MAX, SinkDatabase, SinkMode, SinkState};
 use crate::workload::{self, Recorder, Workload, WorkloadConfig};
 
 /// Everything `run` needs.
@@ -73,6 +76,8 @@ pub struct RunOptions {
     /// With [`Via::Gateway`]: also kill -9 one gateway for each fault's duration, half an
     /// interval after each node fault starts (needs two gateways or more).
     pub gateway_faults: bool,
+    /// Where the nodes' Postgres sink writes (`--sink`); with it, the I6 checker runs.
+    pub sink: SinkMode,
 }
 
 /// How workload clients reach the cluster.
@@ -205,6 +210,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
             .extra_args
             .extend(["--test-plant-bug".to_owned(), bug.clone()]);
     }
+    let sink_database = SinkDatabase::start(&options.sink, &options.out, options.seed).await?;
+    if let Some(database) = &sink_database {
+        config
+            .extra_args
+            .extend(["--postgres".to_owned(), database.url.clone()]);
+    }
     config.ready_timeout = Duration::from_secs(60);
     config.healthy_timeout = Duration::from_secs(60);
     progress_line(
@@ -269,14 +280,18 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     .await?;
     let shared = Arc::clone(&workload.shared);
 
-    let nemesis = Arc::new(Nemesis::new(
+    let mut nemesis = Nemesis::new(
         Arc::clone(&cluster),
         Arc::clone(&links),
         options.shard_count,
         clock_files,
         base_args,
         options.partition_shapes.clone(),
-    ));
+    );
+    if let Some(private) = sink_database.as_ref().and_then(|db| db.private.clone()) {
+        nemesis = nemesis.with_postgres(private);
+    }
+    let nemesis = Arc::new(nemesis);
     let nemesis_stop = Arc::new(AtomicBool::new(false));
     let nemesis_task = {
         let nemesis = Arc::clone(&nemesis);
@@ -426,6 +441,24 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     {
         notes.push("some replicas reported no state digest".to_owned());
     }
+    let sink_state = match &sink_database {
+        Some(database) => {
+            progress_line(
+                options.quiet,
+                "waiting for the sink to catch up; comparing Postgres with Raft (I6)",
+            );
+            let label = options.sink.label();
+            let state =
+                crate::sink::check_sink(database, label, &nodes, options.shard_count, &auctions)
+                    .await;
+            std::fs::write(
+                options.out.join("sink.json"),
+                serde_json::to_vec_pretty(&state)?,
+            )?;
+            Some(state)
+        }
+        None => None,
+    };
     let timeline = nemesis.timeline();
     if let Some(gateways) = gateways {
         gateways.stop_all().await;
@@ -439,6 +472,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
     drop(nemesis);
     drop(cluster);
     drop(links);
+    if let Some(database) = &sink_database {
+        database.stop().await;
+    }
     if !options.keep_data {
         for id in nodes.keys() {
             let _ = std::fs::remove_dir_all(cluster_dir.join(format!("node-{id}")));
@@ -466,10 +502,18 @@ pub async fn run(options: RunOptions) -> anyhow::Result<Summary> {
             NetMode::Iptables => "iptables".to_owned(),
         },
         via: options.via.as_str().to_owned(),
+        sink: options.sink.label().to_owned(),
         wall_s: 0.0,
     };
     progress_line(options.quiet, "checking");
-    let summary = check_records(&options.out, &records, &final_state, &mut run, wall)?;
+    let summary = check_records(
+        &options.out,
+        &records,
+        &final_state,
+        sink_state.as_ref(),
+        &mut run,
+        wall,
+    )?;
     progress_line(options.quiet, &report::render_text(&summary));
     progress_line(
         options.quiet,
@@ -487,17 +531,22 @@ fn read_records(dir: &Path) -> anyhow::Result<Vec<history::Record>> {
     )?)
 }
 
-/// Runs the checkers and writes `run.json`, `summary.*` and `report.html`.
+/// Runs the checkers (the sink checker too when the run had a sink) and writes `run.json`,
+/// `summary.*` and `report.html`.
 fn check_records(
     dir: &Path,
     records: &[history::Record],
     final_state: &FinalState,
+    sink_state: Option<&SinkState>,
     run: &mut RunInfo,
     wall: Instant,
 ) -> anyhow::Result<Summary> {
     let operations = history::pair(records)?;
     let started = Instant::now();
-    let verdicts = checker::check_all(&operations, final_state, SearchLimits::default());
+    let mut verdicts = checker::check_all(&operations, final_state, SearchLimits::default());
+    if let Some(sink_state) = sink_state {
+        verdicts.push(checker::sink::check(sink_state));
+    }
     let checker_seconds = started.elapsed().as_secs_f64();
     if run.wall_s == 0.0 {
         run.wall_s = wall.elapsed().as_secs_f64();
@@ -518,8 +567,28 @@ pub fn check_dir(dir: &Path) -> anyhow::Result<Summary> {
         Ok(bytes) => serde_json::from_slice(&bytes)?,
         Err(_) => RunInfo::default(),
     };
+    // A run with a sink wrote sink.json; one that should have and did not is not a pass.
+    let sink_path = dir.join("sink.json");
+    let sink_state = if sink_path.exists() {
+        Some(SinkState::read(&sink_path, SINK_STATE_BYTES_MAX)?)
+    } else if !run.sink.is_empty() {
+        Some(SinkState {
+            database: run.sink.clone(),
+            unchecked: Some("the run had a sink but wrote no sink.json".to_owned()),
+            ..SinkState::default()
+        })
+    } else {
+        None
+    };
     let wall = Instant::now();
-    check_records(dir, &records, &final_state, &mut run, wall)
+    check_records(
+        dir,
+        &records,
+        &final_state,
+        sink_state.as_ref(),
+        &mut run,
+        wall,
+    )
 }
 
 #[cfg(test)]
@@ -559,6 +628,44 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("summary.txt")).expect("text");
         assert!(text.starts_with("martelo-jepsen: VALID"), "{text}");
         assert!(dir.path().join("summary.json").exists());
+    }
+
+    #[test]
+    fn check_dir_judges_the_sink_and_a_missing_sink_json_is_not_a_pass() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_run(dir.path(), 9);
+        let run = RunInfo {
+            sink: "private".into(),
+            ..RunInfo::default()
+        };
+        std::fs::write(
+            dir.path().join("run.json"),
+            serde_json::to_vec(&run).expect("serializes"),
+        )
+        .expect("run.json");
+        let sink_verdict = |summary: &Summary| {
+            summary
+                .verdicts
+                .iter()
+                .find(|verdict| verdict.checker == "sink")
+                .map(|verdict| verdict.validity.clone())
+        };
+        let summary = check_dir(dir.path()).expect("checks");
+        assert_eq!(sink_verdict(&summary).as_deref(), Some("invalid"));
+        assert!(!summary.valid);
+        let mut state = SinkState {
+            database: "private".into(),
+            rows_compared: 12,
+            ..SinkState::default()
+        };
+        let sink_json = dir.path().join("sink.json");
+        std::fs::write(&sink_json, serde_json::to_vec(&state).expect("serializes")).expect("w");
+        let summary = check_dir(dir.path()).expect("checks");
+        assert_eq!(sink_verdict(&summary).as_deref(), Some("valid"));
+        assert!(summary.valid, "{summary:?}");
+        state.violations = vec!["Missing: auction 3: bid 0 missing in Postgres".into()];
+        std::fs::write(&sink_json, serde_json::to_vec(&state).expect("serializes")).expect("w");
+        assert!(!check_dir(dir.path()).expect("checks").valid);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 mod support;
 
-use support::{martelo_bin, must_run, planted_bin, text, validity};
+use support::{SKIP_DEDUPE_RUN, martelo_bin, must_be_caught, must_run, planted_bin, text};
 
 #[test]
 fn a_short_mixed_fault_run_passes() {
@@ -59,13 +59,7 @@ fn must_catch(bug: &str, checker: &str, args: &[&str]) {
     let mut all = vec!["--nodes", "3", "--shards", "2", "--plant-bug", bug];
     all.extend_from_slice(args);
     let (code, summary, _dir) = must_run(planted_bin(), &all);
-    assert_eq!(
-        validity(&summary, checker),
-        "invalid",
-        "planted {bug} not caught by {checker}: {}",
-        text(&summary)
-    );
-    assert_eq!(code, 1);
+    must_be_caught(code, &summary, bug, checker);
 }
 
 #[test]
@@ -79,18 +73,7 @@ fn planted_ack_before_commit_is_caught_as_lost_bids() {
 
 #[test]
 fn planted_skip_dedupe_is_caught_as_a_duplicate() {
-    must_catch(
-        "skip-dedupe",
-        "duplicate",
-        &[
-            "--duration",
-            "15",
-            "--nemesis",
-            "none",
-            "--resend-percent",
-            "50",
-        ],
-    );
+    must_catch("skip-dedupe", "duplicate", SKIP_DEDUPE_RUN);
 }
 
 #[test]

@@ -12,7 +12,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{martelo_bin, must_run, planted_bin, text, validity};
+use support::{SKIP_DEDUPE_RUN, martelo_bin, must_be_caught, must_run, planted_bin, text};
 
 const VIA_GATEWAY: &[&str] = &["--nodes", "3", "--shards", "2", "--via", "gateway"];
 
@@ -72,27 +72,11 @@ fn planted_skip_dedupe_through_the_gateway_is_caught_as_a_duplicate() {
         planted_bin(),
         &[
             VIA_GATEWAY,
-            &[
-                "--plant-bug",
-                "skip-dedupe",
-                "--duration",
-                "15",
-                "--nemesis",
-                "none",
-                "--resend-percent",
-                "50",
-                "--gateway-bidders",
-                "60",
-            ],
+            &["--plant-bug", "skip-dedupe", "--gateway-bidders", "60"],
+            SKIP_DEDUPE_RUN,
         ]
         .concat(),
     );
     assert_eq!(summary["run"]["via"], "gateway", "{}", text(&summary));
-    assert_eq!(
-        validity(&summary, "duplicate"),
-        "invalid",
-        "planted skip-dedupe not caught through the gateway: {}",
-        text(&summary)
-    );
-    assert_eq!(code, 1);
+    must_be_caught(code, &summary, "skip-dedupe", "duplicate");
 }

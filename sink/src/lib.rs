@@ -22,8 +22,13 @@
 pub mod metric_names;
 pub mod plan;
 pub mod policy;
+pub mod query;
 mod record;
+mod sql_time;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod url;
+pub mod verify;
 mod write;
 
 pub use record::SinkRecord;

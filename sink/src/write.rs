@@ -11,6 +11,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::sql_time::{micros, ts};
+
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
@@ -27,25 +29,6 @@ pub const POOL_CONNECTIONS_MAX: u32 = 4;
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Statement timeout of the sink's sessions: a stuck Postgres fails the batch, which retries.
 pub const STATEMENT_TIMEOUT_MS: u32 = 30_000;
-
-/// The expression that turns a bound `bigint` of microseconds into `timestamptz`, exactly
-/// (an interval counts microseconds; no float on the way).
-macro_rules! ts {
-    ($param:literal) => {
-        concat!(
-            "('epoch'::timestamptz + ",
-            $param,
-            " * interval '1 microsecond')"
-        )
-    };
-}
-
-/// And back: `timestamptz` to `bigint` microseconds (`extract` is numeric: exact).
-macro_rules! micros {
-    ($column:literal) => {
-        concat!("(extract(epoch from ", $column, ") * 1000000)::bigint")
-    };
-}
 
 /// Another writer moved the group's cursor: this writer is not (or no longer) the group's
 /// sink and must stop. Nothing of its batch was written.
@@ -221,6 +204,9 @@ pub async fn write_batch(
         }
         .into());
     }
+    if martelo_engine::planted::active(martelo_engine::planted::Bug::SinkCursorOutsideTx) {
+        tx = planted_cursor_outside_tx(pool, tx).await?;
+    }
     let events: usize = records.iter().map(|record| record.events.len()).sum();
     if events > 0 {
         let before = load_auctions(&mut tx, &plan::touched_auctions(records)).await?;
@@ -232,6 +218,31 @@ pub async fn write_batch(
         cursor: covered,
         events,
     })
+}
+
+/// How long the planted `sink-cursor-outside-tx` holds the rows' transaction open, after
+/// the cursor committed and before any row is written.
+const PLANTED_GAP_SECONDS: f64 = 0.3;
+
+/// The planted bug `sink-cursor-outside-tx` (test builds only, see
+/// `martelo_engine::planted`): commits the cursor move on its own and opens a second
+/// transaction for the rows. A crash between the two commits then loses the rows, and the
+/// sink resumes after the cursor. So that the fault suite's Postgres restarts (every few
+/// seconds, for 1 to 5 s) land in that gap in a short run, the rows' transaction first waits
+/// `PLANTED_GAP_SECONDS` inside Postgres (`pg_sleep`): the gap a crash needs, made wide,
+/// not a failure the bug makes up by itself. A restart during the wait aborts it like a
+/// crash would.
+async fn planted_cursor_outside_tx(
+    pool: &PgPool,
+    tx: Transaction<'static, Postgres>,
+) -> Result<Transaction<'static, Postgres>, SinkError> {
+    tx.commit().await?;
+    let mut rows = pool.begin().await?;
+    sqlx::query("SELECT pg_sleep($1)")
+        .bind(PLANTED_GAP_SECONDS)
+        .execute(&mut *rows)
+        .await?;
+    Ok(rows)
 }
 
 fn big_index(value: u64) -> OutOfRange {

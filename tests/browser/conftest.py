@@ -40,6 +40,14 @@ def base_url() -> str:
     return url.rstrip("/")
 
 
+def no_history_url() -> str:
+    """A second gateway of the same cluster, started without the history database."""
+    url = os.environ.get("MARTELO_URL_NO_HISTORY")
+    if not url:
+        pytest.fail("set MARTELO_URL_NO_HISTORY to a gateway running without --postgres")
+    return url.rstrip("/")
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(3)}"
 
@@ -117,9 +125,10 @@ def must_create_auction(
     return answer["auction"]
 
 
-def sign_in(page: Page, username: str, password: str = PASSWORD):
-    """Signs in through the form and waits until the header names the user."""
-    page.goto(f"{base_url()}/signin")
+def sign_in(page: Page, username: str, password: str = PASSWORD, base: str | None = None):
+    """Signs in through the form (of the gateway at `base`, by default the suite's) and waits
+    until the header names the user."""
+    page.goto(f"{base or base_url()}/signin")
     page.fill("#username", username)
     page.fill("#password", password)
     page.click("form button[type=submit]")

@@ -30,9 +30,20 @@ use std::path::{Path, PathBuf};
 
 /// Starts and initializes a cluster of `nodes` nodes and `shards` auction shards in `dir`.
 pub async fn spawn_cluster(dir: &Path, nodes: usize, shards: u32) -> LocalCluster {
+    spawn_cluster_with(dir, nodes, shards, &[]).await
+}
+
+/// [`spawn_cluster`], with `node_args` given to every node (e.g. `--postgres URL`).
+pub async fn spawn_cluster_with(
+    dir: &Path,
+    nodes: usize,
+    shards: u32,
+    node_args: &[String],
+) -> LocalCluster {
     let mut config = LocalClusterConfig::new(martelo_bin(), dir);
     config.nodes = nodes;
     config.shard_count = shards;
+    config.extra_args = node_args.to_vec();
     let cluster = LocalCluster::start(config)
         .await
         .unwrap_or_else(|error| panic!("the nodes did not start: {error}"));

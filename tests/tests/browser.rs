@@ -1,7 +1,9 @@
 //! The web UI in a real browser: a real 3-node cluster, a real `martelo gateway` process
 //! serving the embedded UI, the first admin created by `martelo user create --admin`, and
 //! the Playwright scenarios of `tests/browser/` (Python Playwright driving Debian's
-//! Chromium headless) run against it. Any failing scenario fails this test with the
+//! Chromium headless) run against it. The nodes' sink writes a database of the test's own
+//! on the local Postgres (127.0.0.1:5432), which the gateway reads for the history and
+//! audit pages; a second gateway runs without it. Any failing scenario fails this test with the
 //! suite's output and the gateway's log.
 //!
 //! While the suite runs, this test serves its requests to kill and restart the gateway
@@ -17,7 +19,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use martelo_devkit::martelo_bin;
-use martelo_tests::{must_start_gateway, must_write_key_file, spawn_cluster};
+use martelo_sink::testing::TestDb;
+use martelo_tests::{GatewayProcess, must_start_gateway, must_write_key_file, spawn_cluster_with};
 use tokio::io::AsyncWriteExt as _;
 
 const ADMIN: &str = "admin";
@@ -92,10 +95,17 @@ async fn must_create_admin(seeds: &[String]) {
 async fn the_web_ui_passes_its_browser_scenarios_against_a_real_cluster() {
     must_have_playwright().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let cluster = spawn_cluster(dir.path(), 3, 2).await;
+    // The nodes' sink and the gateway's history routes share a database of the test's own.
+    let db = TestDb::create().await;
+    let postgres = vec!["--postgres".to_owned(), db.url().to_owned()];
+    let cluster = spawn_cluster_with(dir.path(), 3, 2, &postgres).await;
     let seeds = cluster.api_addresses();
     let key_file = must_write_key_file(dir.path()).await;
-    let mut gateway = must_start_gateway(dir.path(), "web", &seeds, &key_file).await;
+    let mut gateway = GatewayProcess::start(dir.path(), "web", &seeds, &key_file, &postgres)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    // A second gateway without the history database, for the pages that say so.
+    let no_history = must_start_gateway(dir.path(), "web-no-history", &seeds, &key_file).await;
     must_create_admin(&seeds).await;
 
     let control = dir.path().join("control");
@@ -106,10 +116,12 @@ async fn the_web_ui_passes_its_browser_scenarios_against_a_real_cluster() {
         .args(["-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"])
         .arg(browser_suite())
         .env("MARTELO_URL", &gateway.base)
+        .env("MARTELO_URL_NO_HISTORY", &no_history.base)
         .env("MARTELO_ADMIN_USER", ADMIN)
         .env("MARTELO_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("MARTELO_CHROMIUM", chromium())
         .env("MARTELO_CONTROL_DIR", &control)
+        .env("MARTELO_BIN", martelo_bin())
         .current_dir(browser_suite())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))

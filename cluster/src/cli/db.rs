@@ -18,24 +18,38 @@ pub enum DbCommand {
     Migrate(DbMigrateArgs),
 }
 
+/// The database flag of the commands that read the sink's Postgres.
+#[derive(Debug, Clone, Args)]
+pub struct PostgresArgs {
+    /// The sink's database, `postgres://user@host:port/db`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub postgres: String,
+}
+
+impl PostgresArgs {
+    /// The checked URL; the error shows it without its password.
+    pub fn url(&self) -> Result<martelo_sink::PostgresUrl, CliError> {
+        martelo_sink::PostgresUrl::try_from(self.postgres.clone()).map_err(|error| {
+            CliError::Failed(format!(
+                "--postgres {}: {error}",
+                martelo_sink::redact(&self.postgres)
+            ))
+        })
+    }
+}
+
 /// `martelo db migrate`.
 #[derive(Debug, Args)]
 pub struct DbMigrateArgs {
-    /// The database, `postgres://user@host:port/db`.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
-    pub postgres: String,
+    #[command(flatten)]
+    pub database: PostgresArgs,
 }
 
 impl DbMigrateArgs {
     /// Applies the pending migrations and prints each migration's version and whether it is
     /// applied now.
     pub async fn execute(&self, out: &mut dyn Write) -> Result<(), CliError> {
-        let url = martelo_sink::PostgresUrl::try_from(self.postgres.clone()).map_err(|error| {
-            CliError::Failed(format!(
-                "--postgres {}: {error}",
-                martelo_sink::redact(&self.postgres)
-            ))
-        })?;
+        let url = self.database.url()?;
         let pool = martelo_sink::connect_url(&url)
             .map_err(|error| CliError::Failed(format!("{url}: {error}")))?;
         martelo_sink::migrate(&pool)

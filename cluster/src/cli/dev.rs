@@ -4,13 +4,16 @@
 //! dev directory (`DIR/postgres`, on a free loopback port, trust auth, database `martelo`)
 //! when `initdb` and `pg_ctl` are found on PATH or under `/usr/lib/postgresql/*/bin` (run as
 //! the `postgres` user through `runuser` when `martelo dev` runs as root, since `initdb`
-//! refuses root); otherwise no sink, said once. See [`dev_postgres`].
+//! refuses root); otherwise no sink, said once. See [`dev_postgres`]; the server itself is
+//! martelo-devkit's `PrivatePostgres`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use martelo_devkit::{InitOutcome, LocalCluster, LocalClusterConfig, LocalError};
+use martelo_devkit::{
+    InitOutcome, LocalCluster, LocalClusterConfig, LocalError, PrivatePostgres, postgres_bin_dir,
+};
 use martelo_types::NodeId;
 
 /// `martelo dev`: run a local cluster in the foreground until Ctrl-C.
@@ -134,7 +137,15 @@ pub async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     let mut gateway = if args.no_gateway {
         None
     } else {
-        match start_gateway(&cluster, &dir, args.gateway_listen, gateway_stopped).await {
+        match start_gateway(
+            &cluster,
+            &dir,
+            args.gateway_listen,
+            postgres.url(),
+            gateway_stopped,
+        )
+        .await
+        {
             Ok(started) => Some(started),
             Err(error) => {
                 println!("the gateway did not start: {error:#}");
@@ -194,12 +205,11 @@ pub async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
 pub enum DevPostgres {
     /// `DATABASE_URL`, used as it is.
     External(martelo_sink::PostgresUrl),
-    /// A Postgres this process started in the dev directory, stopped with it.
+    /// A Postgres this process started in the dev directory (database `martelo`), stopped
+    /// when this value is dropped: after the nodes, since `cluster` is declared later.
     Private {
+        postgres: PrivatePostgres,
         url: String,
-        data_dir: PathBuf,
-        pg_ctl: PathBuf,
-        as_postgres_user: bool,
     },
     /// No sink, and why.
     Off(String),
@@ -219,50 +229,32 @@ impl DevPostgres {
     pub fn describe(&self) -> String {
         match self {
             DevPostgres::External(url) => format!("sink: Postgres from DATABASE_URL ({url})"),
-            DevPostgres::Private { url, data_dir, .. } => format!(
+            DevPostgres::Private { postgres, url } => format!(
                 "sink: a private Postgres in {} at {url}",
-                data_dir.display()
+                postgres.data_dir().display()
             ),
             DevPostgres::Off(why) => format!("sink off: {why}; running without the Postgres sink"),
         }
     }
-
-    /// Stops a private Postgres (fast shutdown); nothing for the others. Also on drop, so
-    /// every way out of `run_dev` stops it (after the nodes: `cluster` is declared later).
-    pub fn stop(&mut self) {
-        if !matches!(self, DevPostgres::Private { .. }) {
-            return;
-        }
-        let DevPostgres::Private {
-            data_dir,
-            pg_ctl,
-            as_postgres_user,
-            ..
-        } = &*self
-        else {
-            return;
-        };
-        let mut stop = postgres_command(pg_ctl, *as_postgres_user);
-        stop.arg("-D")
-            .arg(data_dir)
-            .args(["-m", "fast", "-w", "stop"]);
-        match stop.output() {
-            Ok(output) if output.status.success() => println!("private Postgres stopped"),
-            Ok(output) => println!(
-                "the private Postgres did not stop: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ),
-            Err(error) => println!("the private Postgres did not stop: {error}"),
-        }
-        *self = DevPostgres::Off("stopped".to_owned());
-    }
 }
 
 impl Drop for DevPostgres {
+    /// Says that a private Postgres stops: its own `Drop` (fast shutdown) runs right after
+    /// this, when the variant's fields are dropped.
     fn drop(&mut self) {
-        self.stop();
+        if let DevPostgres::Private { postgres, .. } = self
+            && postgres.is_running()
+        {
+            println!(
+                "stopping the private Postgres (log {})",
+                postgres.log_path().display()
+            );
+        }
     }
 }
+
+/// The dev cluster's Postgres database.
+const DEV_DATABASE: &str = "martelo";
 
 /// Picks the dev cluster's Postgres: `DATABASE_URL`, else a private one in `dir/postgres`
 /// when `initdb` and `pg_ctl` are found, else none.
@@ -283,143 +275,22 @@ pub async fn dev_postgres(dir: &Path) -> DevPostgres {
                 .to_owned(),
         );
     };
-    match start_private_postgres(dir, &bin).await {
-        Ok(postgres) => postgres,
-        Err(error) => DevPostgres::Off(format!(
-            "the private Postgres did not start ({error:#}); see {}",
-            dir.join("postgres").join("server.log").display()
-        )),
-    }
-}
-
-/// A directory holding both `initdb` and `pg_ctl`: PATH first, then the newest
-/// `/usr/lib/postgresql/<version>/bin`.
-fn postgres_bin_dir() -> Option<PathBuf> {
-    let holds_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    if let Some(path) = std::env::var_os("PATH")
-        && let Some(dir) = std::env::split_paths(&path).find(|dir| holds_both(dir))
-    {
-        return Some(dir);
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|entry| {
-            let entry = entry.ok()?;
-            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
-            Some((version, entry.path().join("bin")))
-        })
-        .filter(|(_, bin)| holds_both(bin))
-        .collect();
-    versions.sort();
-    versions.pop().map(|(_, bin)| bin)
-}
-
-/// A command that runs `program` as this user, or as `postgres` through `runuser` (root).
-fn postgres_command(program: &Path, as_postgres_user: bool) -> std::process::Command {
-    if as_postgres_user {
-        let mut command = std::process::Command::new("runuser");
-        command.args(["-u", "postgres", "--"]).arg(program);
-        command
-    } else {
-        std::process::Command::new(program)
-    }
-}
-
-fn run_checked(mut command: std::process::Command, what: &str) -> anyhow::Result<()> {
-    let output = command
-        .output()
-        .map_err(|error| anyhow::anyhow!("{what}: {error}"))?;
-    anyhow::ensure!(
-        output.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    Ok(())
-}
-
-/// Initializes `dir/postgres` once, starts it on a free loopback port, and makes sure the
-/// database `martelo` exists.
-async fn start_private_postgres(dir: &Path, bin: &Path) -> anyhow::Result<DevPostgres> {
-    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-
     let data_dir = dir.join("postgres");
-    let as_postgres_user = std::fs::metadata("/proc/self").is_ok_and(|meta| meta.uid() == 0);
-    let (initdb, pg_ctl) = (bin.join("initdb"), bin.join("pg_ctl"));
-    if !data_dir.join("PG_VERSION").exists() {
-        std::fs::create_dir_all(&data_dir)?;
-        if as_postgres_user {
-            // initdb refuses root: the data belongs to `postgres`, which must be able to
-            // reach it through the (0700) dev directory.
-            let mut permissions = std::fs::metadata(dir)?.permissions();
-            permissions.set_mode(permissions.mode() | 0o711);
-            std::fs::set_permissions(dir, permissions)?;
-            let mut chown = std::process::Command::new("chown");
-            chown.arg("postgres:").arg(&data_dir);
-            run_checked(chown, "chown postgres DIR/postgres")?;
-        }
-        let mut init = postgres_command(&initdb, as_postgres_user);
-        init.arg("-D").arg(&data_dir).args([
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--no-instructions",
-        ]);
-        run_checked(init, "initdb")?;
-    }
-    let mut status = postgres_command(&pg_ctl, as_postgres_user);
-    status.arg("-D").arg(&data_dir).arg("status");
-    if status.output().is_ok_and(|output| output.status.success()) {
-        // Left running by a run that did not stop cleanly: restart it on a fresh port.
-        let mut stop = postgres_command(&pg_ctl, as_postgres_user);
-        stop.arg("-D")
-            .arg(&data_dir)
-            .args(["-m", "fast", "-w", "stop"]);
-        run_checked(stop, "pg_ctl stop")?;
-    }
-    let port = martelo_devkit::pick_free_ports(1)?
-        .first()
-        .copied()
-        .ok_or_else(|| anyhow::anyhow!("no free port"))?;
-    let mut start = postgres_command(&pg_ctl, as_postgres_user);
-    start
-        .arg("-D")
-        .arg(&data_dir)
-        .arg("-l")
-        .arg(data_dir.join("server.log"))
-        .args(["-w", "-t", "30", "-o"])
-        .arg(format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -k {}",
-            data_dir.display()
+    let started = match PrivatePostgres::start_with(data_dir.clone(), bin).await {
+        Ok(postgres) => postgres
+            .create_database(DEV_DATABASE)
+            .await
+            .map(|url| DevPostgres::Private { postgres, url }),
+        Err(error) => Err(error),
+    };
+    started.unwrap_or_else(|error| {
+        DevPostgres::Off(format!(
+            "the private Postgres did not start ({error}); see {}",
+            data_dir
+                .join(martelo_devkit::postgres::SERVER_LOG)
+                .display()
         ))
-        .arg("start");
-    run_checked(start, "pg_ctl start")?;
-    let server = format!("postgres://postgres@127.0.0.1:{port}");
-    let url = format!("{server}/martelo");
-    create_database(&server).await?;
-    Ok(DevPostgres::Private {
-        url,
-        data_dir,
-        pg_ctl,
-        as_postgres_user,
     })
-}
-
-async fn create_database(server: &str) -> anyhow::Result<()> {
-    use sqlx::Connection as _;
-
-    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres")).await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'martelo')")
-            .fetch_one(&mut admin)
-            .await?;
-    if !exists {
-        sqlx::query("CREATE DATABASE martelo")
-            .execute(&mut admin)
-            .await?;
-    }
-    admin.close().await?;
-    Ok(())
 }
 
 /// The gateway's log file in the dev directory.
@@ -438,11 +309,13 @@ struct DevGateway {
 }
 
 /// Creates the first admin if the cluster has none, then starts the gateway on `listen`,
-/// logging to `dir/gateway.log` as JSON lines.
+/// logging to `dir/gateway.log` as JSON lines, with the sink's database (when there is one)
+/// for its history and audit routes.
 async fn start_gateway(
     cluster: &LocalCluster,
     dir: &Path,
     listen: std::net::SocketAddr,
+    postgres: Option<&str>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<DevGateway> {
     use anyhow::Context as _;
@@ -474,6 +347,9 @@ async fn start_gateway(
         ..martelo_gateway::GatewayConfig::default()
     };
     config.tokens.key_file = Some(keys);
+    if let Some(url) = postgres {
+        config.set_postgres(url)?;
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (use --gateway-listen)"))?;

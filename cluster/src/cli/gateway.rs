@@ -42,6 +42,16 @@ pub struct GatewayArgs {
     /// The gateway's own origin is always allowed.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+    /// The sink's Postgres database, for the history and audit routes
+    /// (`postgres://user@host:port/db`; also `MARTELO_POSTGRES`, then `DATABASE_URL`).
+    /// Without one, those routes answer 503 `history_unavailable`.
+    #[arg(
+        long,
+        env = "MARTELO_POSTGRES",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub postgres: Option<String>,
     /// Mark session cookies `Secure` (set this when clients reach the gateway over HTTPS).
     #[arg(long)]
     pub secure_cookies: bool,
@@ -71,6 +81,14 @@ impl GatewayArgs {
             .extend(self.allowed_origins.iter().cloned());
         if self.secure_cookies {
             config.tokens.secure_cookies = true;
+        }
+        let postgres = self.postgres.clone().or_else(|| {
+            std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|url| !url.is_empty())
+        });
+        if let Some(url) = postgres {
+            config.set_postgres(&url)?;
         }
         Ok(config)
     }
@@ -156,6 +174,8 @@ mod tests {
             "--allowed-origin",
             "http://b.example",
             "--secure-cookies",
+            "--postgres",
+            "postgres://reader:s3cret@127.0.0.1:5432/martelo",
         ])
         .gateway
         .config()
@@ -167,6 +187,8 @@ mod tests {
             ["http://a.example", "http://b.example"]
         );
         assert!(flags.tokens.secure_cookies);
+        let postgres = flags.postgres.as_ref().expect("--postgres is taken");
+        assert!(!format!("{postgres} {postgres:?}").contains("s3cret"));
         let defaults = Cli::parse_from(["gw"]).gateway.config().expect("config");
         assert_eq!(defaults.listen, GatewayConfig::default().listen);
     }

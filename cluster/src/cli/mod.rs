@@ -17,6 +17,7 @@
 //!   docs/OPERATIONS.md to;
 //! - [`cluster`]: `status`, `cluster init` and `snapshot`;
 //! - [`db`]: `db migrate`, the sink's Postgres schema;
+//! - [`audit`]: `audit`, the admin audit search over the sink's Postgres (`--json`, `--csv`);
 //! - [`membership`]: `node add`, `node remove` and `leader transfer`;
 //! - [`auction`]: `auction show` and `auction list`, with their own flag parsers;
 //! - [`user`]: `user create` (hashes the password, proposes as the operator) and `user list`;
@@ -43,6 +44,7 @@ use crate::node::NodeArgs;
 
 pub mod args;
 pub mod auction;
+pub mod audit;
 pub mod cluster;
 pub mod db;
 pub mod dev;
@@ -59,8 +61,9 @@ pub use auction::{
     AuctionCommand, AuctionListArgs, AuctionShowArgs, BidsShown, ListStatus, parse_bids_shown,
     parse_closing_within,
 };
+pub use audit::{AuditArgs, render_audit_table};
 pub use cluster::{ClusterCommand, InitArgs, SnapshotArgs, StatusArgs};
-pub use db::{DbCommand, DbMigrateArgs};
+pub use db::{DbCommand, DbMigrateArgs, PostgresArgs};
 pub use dev::{DevArgs, run_dev};
 pub use error::{CliError, EXIT_CODES};
 pub use gateway::{GatewayArgs, run_gateway};
@@ -82,9 +85,10 @@ pub use user::{UserCommand, UserCreateArgs, UserListArgs};
         Start a local 3-node cluster and a gateway with `martelo dev`; run a node with \
         `martelo node` and a gateway with `martelo gateway`; inspect and administer a cluster \
         with `martelo status`, `martelo cluster init`, `martelo node add|remove`, \
-        `martelo leader transfer`, `martelo snapshot`, `martelo auction list|show` and \
-        `martelo user create|list`, and prepare the sink's database with `martelo db migrate`. Admin commands find the cluster through --addr \
-        (env MARTELO_ADDR, default 127.0.0.1:7001)."
+        `martelo leader transfer`, `martelo snapshot`, `martelo auction list|show`, \
+        `martelo user create|list`; prepare the sink's database with `martelo db migrate` \
+        and search its audit trail with `martelo audit`. Admin commands find the cluster \
+        through --addr (env MARTELO_ADDR, default 127.0.0.1:7001)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -130,6 +134,10 @@ pub enum Command {
     /// The sink's Postgres database (`martelo db migrate --postgres URL`).
     #[command(subcommand)]
     Db(DbCommand),
+    /// Search the audit trail in the sink's Postgres: every committed event, by user, actor,
+    /// auction, kind and time range (`martelo audit --postgres URL --kind user_suspended`).
+    /// A table by default; `--json` or `--csv`.
+    Audit(AuditArgs),
     /// Drive load at a cluster and report throughput and latency.
     Bench(martelo_bench::BenchArgs),
     /// Replay a sample auction through the engine and print every command, reply and event
@@ -196,6 +204,7 @@ impl Command {
             Command::User(UserCommand::Create(args)) => args.execute(admin, out).await,
             Command::User(UserCommand::List(args)) => args.execute(admin, out).await,
             Command::Db(DbCommand::Migrate(args)) => args.execute(out).await,
+            Command::Audit(args) => args.execute(out).await,
             Command::Node(NodeCli {
                 membership: None, ..
             })

@@ -18,6 +18,11 @@
 //! kept apart by the cursor's compare-and-set; the loser's batch rolls back, and it stops if
 //! it no longer leads (or resumes from the winner's cursor if it does).
 //!
+//! Test knob: with `--test-sink-every-replica` (`[test] sink_every_replica`, hidden, for the
+//! sink tests only) every replica runs the sink of every group it holds, as if it led it.
+//! Three writers then race on each group's cursor all the time, and the compare-and-set is
+//! all that keeps them apart: the strongest form of "two sinks on one group at once".
+//!
 //! The event log's trim never passes the cursor, because nothing trims a live replica's
 //! events: `EventLog::trim_below` has no caller, and the only other trim is a snapshot
 //! install on a replica that lagged, which never had those events. If such a replica becomes
@@ -61,6 +66,15 @@ pub async fn run(registry: Weak<Registry>, pool: PgPool) {
         }
     }
     failing.recovered(None);
+    let every_replica = registry
+        .upgrade()
+        .is_some_and(|node| node.config().test.sink_every_replica);
+    if every_replica {
+        tracing::warn!(
+            "sink: TEST KNOB sink_every_replica is on: every replica writes every group it \
+             holds, not only the leader"
+        );
+    }
     tracing::info!("sink: schema up to date; copying committed events to Postgres");
     let mut tasks: BTreeMap<u64, (Weak<Group>, tokio::task::JoinHandle<()>)> = BTreeMap::new();
     let mut scan = tokio::time::interval(SCAN_EVERY);
@@ -89,7 +103,10 @@ pub async fn run(registry: Weak<Registry>, pool: PgPool) {
                 Arc::downgrade(&group),
                 registry.clone(),
                 pool.clone(),
-                node.node_id(),
+                Writer {
+                    node_id: node.node_id(),
+                    every_replica,
+                },
             ));
             tasks.insert(group.id.0, (Arc::downgrade(&group), task));
         }
@@ -108,8 +125,20 @@ fn live(group: &Weak<Group>, registry: &Weak<Registry>) -> Option<Arc<Group>> {
     group.upgrade().filter(|group| group.is_live())
 }
 
-fn leads(group: &Group, node_id: u64) -> bool {
-    group.raft.metrics().borrow_watched().current_leader == Some(node_id)
+/// Who this node's sink is, and when it writes a group.
+#[derive(Clone, Copy, Debug)]
+struct Writer {
+    node_id: u64,
+    /// The test knob: write every group held, led or not.
+    every_replica: bool,
+}
+
+impl Writer {
+    /// Whether this node writes `group` now: when it leads it (or always, with the knob).
+    fn writes(self, group: &Group) -> bool {
+        self.every_replica
+            || group.raft.metrics().borrow_watched().current_leader == Some(self.node_id)
+    }
 }
 
 /// Why a leadership's sink loop ended.
@@ -121,7 +150,7 @@ enum Ended {
 }
 
 /// One group's sink on this node: waits to lead, copies while it leads, again.
-async fn run_group(group: Weak<Group>, registry: Weak<Registry>, pool: PgPool, node_id: u64) {
+async fn run_group(group: Weak<Group>, registry: Weak<Registry>, pool: PgPool, writer: Writer) {
     let Some(mut metrics) = group.upgrade().map(|group| group.raft.metrics()) else {
         return;
     };
@@ -129,14 +158,14 @@ async fn run_group(group: Weak<Group>, registry: Weak<Registry>, pool: PgPool, n
         let Some(replica) = live(&group, &registry) else {
             return;
         };
-        if leads(&replica, node_id) {
+        if writer.writes(&replica) {
             let id = replica.id;
             drop(replica);
             tracing::info!(
                 group = id.0,
                 "sink: this node leads the group; copying its events"
             );
-            match lead(&group, &registry, &pool, node_id, id).await {
+            match lead(&group, &registry, &pool, writer, id).await {
                 Ended::LostLeadership => {
                     ::metrics::gauge!(names::LAG_ENTRIES, "group" => id.0.to_string()).set(0.0);
                     ::metrics::gauge!(names::LAG_SECONDS, "group" => id.0.to_string()).set(0.0);
@@ -182,7 +211,7 @@ async fn lead(
     group: &Weak<Group>,
     registry: &Weak<Registry>,
     pool: &PgPool,
-    node_id: u64,
+    writer: Writer,
     id: GroupId,
 ) -> Ended {
     let Some((events, mut metrics)) =
@@ -199,7 +228,7 @@ async fn lead(
         let Some(replica) = live(group, registry) else {
             return Ended::Stop;
         };
-        if !leads(&replica, node_id) {
+        if !writer.writes(&replica) {
             return Ended::LostLeadership;
         }
         drop(replica);

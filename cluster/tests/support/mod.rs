@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use martelo_client::{Client, ClientOptions, ProposeError, Proposed, ReadConsistency};
@@ -12,6 +15,7 @@ use martelo_engine::{
     IncrementPolicy, Reply, Request, RequestId, Role, SoftClose, Timestamp, Title, UserId,
 };
 use martelo_proto::channel::{ChannelSettings, endpoint};
+use martelo_types::NodeId;
 
 pub const SELLER: UserId = UserId(1);
 
@@ -65,6 +69,150 @@ impl TestCluster {
             }
         }
     }
+}
+
+/// Waits until a running node other than `not` reports that it leads `group`, and returns
+/// it; fails the test after 15 s.
+pub async fn must_find_leader(test: &TestCluster, group: u64, not: Option<NodeId>) -> NodeId {
+    eventually(Duration::from_secs(15), "a leader", || async {
+        for node in test.cluster.node_ids() {
+            if Some(node) == not || !test.cluster.is_running(node) {
+                continue;
+            }
+            let status = test.cluster.status(node).await.ok()?;
+            let group_status = status.groups.iter().find(|g| g.group_id == group)?;
+            if group_status.role() == martelo_proto::RaftRole::Leader {
+                return Some(node);
+            }
+        }
+        None
+    })
+    .await
+}
+
+/// An acknowledged bid of a [`Load`]: the acknowledgement's bid id identifies it (a retry
+/// answered from the idempotency record names the first attempt's bid).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Acknowledged {
+    pub auction: u64,
+    pub bidder: u64,
+    pub bid_id: u32,
+}
+
+/// Bidders that bid without pause until stopped, each on `auctions` in turn, recording every
+/// acknowledged bid by request id. Errors (unknown outcomes) are indeterminate: they may or
+/// may not have been applied, and are not recorded.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    acknowledged: Arc<Mutex<BTreeMap<String, Acknowledged>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Bidders `10..10 + bidders`. Amounts are unique per bid (so each can be found in the
+    /// history) and grow, so most bids are accepted.
+    pub fn start(client: &Client, auctions: &[u64], bidders: u64) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acknowledged: Arc<Mutex<BTreeMap<String, Acknowledged>>> = Arc::default();
+        let tasks = (0..bidders)
+            .map(|bidder| {
+                let (client, stop) = (client.clone(), Arc::clone(&stop));
+                let acknowledged = Arc::clone(&acknowledged);
+                let auctions = auctions.to_vec();
+                tokio::spawn(async move {
+                    let mut round = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        round += 1;
+                        let auction = auctions[round as usize % auctions.len()];
+                        let request_id = format!("b{bidder}-{round}");
+                        let amount = 1_000 + round * 100 + bidder;
+                        let user = 10 + bidder;
+                        if let Ok(proposed) = bid(&client, auction, user, amount, &request_id).await
+                            && let martelo_engine::Reply::Accepted(Accepted::Bid { bid_id, .. }) =
+                                proposed.reply
+                        {
+                            let record = Acknowledged {
+                                auction,
+                                bidder: user,
+                                bid_id: bid_id.0,
+                            };
+                            acknowledged
+                                .lock()
+                                .expect("lock")
+                                .insert(request_id, record);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            acknowledged,
+            tasks,
+        }
+    }
+
+    /// How many bids were acknowledged so far.
+    pub fn accepted(&self) -> usize {
+        self.acknowledged.lock().expect("lock").len()
+    }
+
+    /// Waits until `more` further bids are acknowledged (fails the test after `timeout`).
+    pub async fn must_accept(&self, more: usize, timeout: Duration) {
+        let target = self.accepted() + more;
+        eventually(
+            timeout,
+            &format!("{more} more acknowledged bids"),
+            || async { (self.accepted() >= target).then_some(()) },
+        )
+        .await;
+    }
+
+    /// Stops the bidders, waits for them, and returns every acknowledged bid.
+    pub async fn stop(self) -> BTreeMap<String, Acknowledged> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.expect("bidder task");
+        }
+        let acknowledged = self.acknowledged.lock().expect("lock");
+        acknowledged.clone()
+    }
+}
+
+/// The sum of every sample of metric `name` on the Prometheus endpoint at `address`
+/// (`host:port`) whose labels contain `label` (e.g. `kind="database"`; `""` for all); 0 when
+/// the metric is absent. `None` when the endpoint does not answer.
+pub async fn metric_total(address: &str, name: &str, label: &str) -> Option<f64> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let request = format!("GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    let total = body
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let labels = series.strip_prefix(name)?;
+            let matches = (labels.is_empty() || labels.starts_with('{')) && labels.contains(label);
+            matches.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum();
+    Some(total)
+}
+
+/// [`metric_total`] summed over every running node of the cluster (metrics must be on).
+pub async fn cluster_metric_total(test: &TestCluster, name: &str, label: &str) -> f64 {
+    let mut total = 0.0;
+    for node in test.cluster.nodes() {
+        if let Some(address) = &node.metrics_address {
+            total += metric_total(address, name, label).await.unwrap_or(0.0);
+        }
+    }
+    total
 }
 
 pub async fn connect(cluster: &LocalCluster) -> Client {

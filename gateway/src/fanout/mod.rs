@@ -32,7 +32,7 @@ use tokio::sync::watch;
 
 use crate::config::LimitConfig;
 use crate::telemetry;
-use outbox::{Outbox, Pushed, ResetReason};
+use outbox::{Outbox, ResetReason};
 use replay::{Recorded, Replay, ReplayStore};
 use snapshots::{SnapshotResult, Snapshots};
 
@@ -51,6 +51,11 @@ pub struct Delivered {
     pub event: AuctionEvent,
     /// The server's `event` message for it, serialized once.
     pub frame: Utf8Bytes,
+    /// For price events, the same message with the next minimum bid, also serialized once:
+    /// by the first watcher whose subscription knows the auction's listing (the minimum
+    /// follows from the listing and the price, and the listing is the same for every
+    /// watcher by then: an edit is an earlier event of the same auction).
+    pub priced_frame: std::sync::OnceLock<Utf8Bytes>,
 }
 
 impl Delivered {
@@ -64,6 +69,7 @@ impl Delivered {
             timestamp,
             event,
             frame: Utf8Bytes::from(frame),
+            priced_frame: std::sync::OnceLock::new(),
         }
     }
 
@@ -346,7 +352,10 @@ impl Inner {
     /// the event from the replay buffer (a resume) or a snapshot that includes it (the
     /// snapshot is read after its registration).
     fn deliver(&self, events: Vec<Arc<Delivered>>) {
-        let mut plan = Vec::with_capacity(events.len());
+        // The entry's events of one auction go to each watcher as one batch (one lock, one
+        // wake-up), so a watcher writes them in one flush instead of one sweep of all the
+        // watchers per event.
+        let mut plan: Vec<(Arc<Watchers>, Vec<Arc<Delivered>>)> = Vec::new();
         {
             let mut state = self.state();
             let state = &mut *state;
@@ -361,16 +370,23 @@ impl Inner {
                     ),
                     Recorded::Appended | Recorded::Started => {}
                 }
-                if let Some(watchers) = state.watchers.get(&delivered.auction) {
-                    plan.push((delivered, Arc::clone(watchers)));
+                let Some(watchers) = state.watchers.get(&delivered.auction) else {
+                    continue;
+                };
+                match plan.last_mut() {
+                    Some((_, batch)) if batch[0].auction == delivered.auction => {
+                        batch.push(delivered);
+                    }
+                    _ => plan.push((Arc::clone(watchers), vec![delivered])),
                 }
             }
         }
-        for (delivered, watchers) in plan {
+        for (watchers, batch) in plan {
             for (_, outbox) in watchers.iter() {
-                if outbox.push_event(delivered.clone()) == Pushed::Conflated {
+                let conflated = outbox.push_events(&batch);
+                if conflated > 0 {
                     metrics::counter!(telemetry::FANOUT_CONFLATED_TOTAL, "reason" => "slow_client")
-                        .increment(1);
+                        .increment(conflated);
                 }
             }
         }

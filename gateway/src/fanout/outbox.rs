@@ -154,13 +154,24 @@ impl Outbox {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Pushes an event (never waits) and wakes the connection.
-    pub fn push_event(&self, delivered: Arc<Delivered>) -> Pushed {
-        let pushed = self.queue().push_event(delivered);
-        if pushed != Pushed::Dropped {
+    /// Pushes a batch of events in order under one lock (never waits) and wakes the
+    /// connection once; returns how many of them conflated their auction.
+    pub fn push_events(&self, batch: &[Arc<Delivered>]) -> u64 {
+        let (mut conflated, mut woken) = (0, false);
+        {
+            let mut queue = self.queue();
+            for delivered in batch {
+                match queue.push_event(Arc::clone(delivered)) {
+                    Pushed::Conflated => (conflated, woken) = (conflated + 1, true),
+                    Pushed::Queued => woken = true,
+                    Pushed::Dropped => {}
+                }
+            }
+        }
+        if woken {
             self.notify.notify_one();
         }
-        pushed
+        conflated
     }
 
     /// Pushes a reset (never waits) and wakes the connection.

@@ -16,7 +16,7 @@
 //! step 1 (and announces users the new listing shows suspended). The set holds at most the
 //! cluster's accounts (`limits::USERS_MAX`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -58,10 +58,19 @@ pub struct SessionEnd {
 #[derive(Debug)]
 struct Shared {
     blocked: RwLock<HashSet<UserId>>,
+    /// Every account's display name, as far as the follower has applied the meta group.
+    names: RwLock<HashMap<UserId, Arc<str>>>,
     ends: broadcast::Sender<SessionEnd>,
 }
 
 impl Shared {
+    fn name(&self, user: UserId, name: &str) {
+        self.names
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(user, Arc::from(name));
+    }
+
     fn block(&self, user: UserId) {
         self.blocked
             .write()
@@ -88,6 +97,9 @@ impl Shared {
     /// Applies one meta event; see the module doc.
     fn apply(&self, event: &MetaEvent) {
         match &event.kind {
+            MetaEventKind::UserRegistered {
+                user, display_name, ..
+            } => self.name(*user, display_name.as_str()),
             MetaEventKind::UserSuspended { user, .. } => {
                 self.block(*user);
                 self.announce(*user, None, EndReason::Suspended);
@@ -103,8 +115,13 @@ impl Shared {
         }
     }
 
-    /// Replaces the set with `suspended`, announcing users that were not blocked before.
-    fn reseed(&self, suspended: HashSet<UserId>) {
+    /// Replaces the set with `suspended`, announcing users that were not blocked before,
+    /// and adds `names` (a listing's display names) to the names known.
+    fn reseed(&self, suspended: HashSet<UserId>, names: Vec<(UserId, Arc<str>)>) {
+        self.names
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(names);
         let newly: Vec<UserId> = {
             let mut blocked = self
                 .blocked
@@ -133,6 +150,7 @@ impl MetaFollower {
         let (ends, _) = broadcast::channel(SESSION_ENDS_CAPACITY);
         let shared = Arc::new(Shared {
             blocked: RwLock::new(HashSet::new()),
+            names: RwLock::new(HashMap::new()),
             ends,
         });
         match tokio::runtime::Handle::try_current() {
@@ -157,19 +175,41 @@ impl MetaFollower {
             .contains(&user)
     }
 
+    /// The display names of `users` that this gateway knows (unknown ids are left out:
+    /// an account registered a moment ago may not have reached the follower yet).
+    pub fn display_names(
+        &self,
+        users: impl IntoIterator<Item = UserId>,
+    ) -> Vec<(UserId, Arc<str>)> {
+        let names = self
+            .shared
+            .names
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        users
+            .into_iter()
+            .filter_map(|user| names.get(&user).map(|name| (user, Arc::clone(name))))
+            .collect()
+    }
+
     /// Session ends from now on (suspensions, sign-outs), for open WebSockets.
     pub fn session_ends(&self) -> broadcast::Receiver<SessionEnd> {
         self.shared.ends.subscribe()
     }
 }
 
-/// The meta group's applied index and its suspended users (a full listing).
-async fn seed(client: &Client) -> Result<(u64, HashSet<UserId>), ClientError> {
+/// What a seed read: the meta group's applied index, its suspended users and every
+/// account's display name.
+type Seed = (u64, HashSet<UserId>, Vec<(UserId, Arc<str>)>);
+
+/// The meta group's applied index, its suspended users and display names (a full listing).
+async fn seed(client: &Client) -> Result<Seed, ClientError> {
     let applied = client
         .read_user(UserKey::Id(UserId(0)), ReadConsistency::Linearizable)
         .await?
         .applied_index;
     let mut suspended = HashSet::new();
+    let mut names = Vec::new();
     let mut query = UserQuery {
         prefix: String::new(),
         after: None,
@@ -185,9 +225,14 @@ async fn seed(client: &Client) -> Result<(u64, HashSet<UserId>), ClientError> {
                 .filter(|user| matches!(user.status, AccountStatus::Suspended { .. }))
                 .map(|user| user.id),
         );
+        names.extend(
+            page.users
+                .iter()
+                .map(|user| (user.id, Arc::from(user.display_name.as_str()))),
+        );
         match page.next_after {
             Some(after) => query.after = Some(after),
-            None => return Ok((applied, suspended)),
+            None => return Ok((applied, suspended, names)),
         }
     }
 }
@@ -204,11 +249,11 @@ async fn follow(shared: std::sync::Weak<Shared>, client: Client) {
         let from = match next {
             Some(from) => from,
             None => match seed(&client).await {
-                Ok((applied, suspended)) => {
+                Ok((applied, suspended, names)) => {
                     let Some(shared) = shared.upgrade() else {
                         return;
                     };
-                    shared.reseed(suspended);
+                    shared.reseed(suspended, names);
                     last_seq = None;
                     next = Some(applied + 1);
                     applied + 1
@@ -291,6 +336,7 @@ mod tests {
     fn shared() -> Shared {
         Shared {
             blocked: RwLock::new(HashSet::new()),
+            names: RwLock::new(HashMap::new()),
             ends: broadcast::channel(16).0,
         }
     }
@@ -348,10 +394,36 @@ mod tests {
         let shared = shared();
         let mut ends = shared.ends.subscribe();
         shared.block(UserId(1));
-        shared.reseed(HashSet::from([UserId(1), UserId(2)]));
+        shared.reseed(HashSet::from([UserId(1), UserId(2)]), Vec::new());
         assert_eq!(ends.try_recv().unwrap().user, UserId(2));
         assert!(ends.try_recv().is_err());
-        shared.reseed(HashSet::from([UserId(2)]));
+        shared.reseed(HashSet::from([UserId(2)]), Vec::new());
         assert!(!shared.blocked.read().unwrap().contains(&UserId(1)));
+    }
+
+    #[test]
+    fn display_names_come_from_the_seed_and_from_registrations() {
+        let shared = shared();
+        shared.reseed(HashSet::new(), vec![(UserId(1), Arc::from("Ana"))]);
+        shared.apply(&event(
+            1,
+            MetaEventKind::UserRegistered {
+                user: UserId(2),
+                username: martelo_engine::meta::Username::try_from("bruno").unwrap(),
+                display_name: martelo_engine::meta::DisplayName::try_from("Bruno B").unwrap(),
+                roles: std::collections::BTreeSet::new(),
+            },
+        ));
+        let follower = MetaFollower {
+            shared: Arc::new(shared),
+        };
+        let names = follower.display_names([UserId(1), UserId(2), UserId(3)]);
+        assert_eq!(
+            names,
+            vec![
+                (UserId(1), Arc::from("Ana")),
+                (UserId(2), Arc::from("Bruno B"))
+            ]
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Auctions: create (`POST /v1/auctions`), edit (`PUT /v1/auctions/{id}`), cancel
-//! (`POST /v1/auctions/{id}/cancel`), read one (`GET /v1/auctions/{id}`) and list
-//! (`GET /v1/auctions`).
+//! (`POST /v1/auctions/{id}/cancel`), void a bid (admin:
+//! `POST /v1/auctions/{id}/bids/{bid_id}/void`), read one (`GET /v1/auctions/{id}`) and
+//! list (`GET /v1/auctions`: filter, title search, seller, sort, paged).
 //!
 //! Changes need an `Idempotency-Key` (the engine's request id). A new auction's id is
 //! derived from `blake3(user id ‖ key)` reduced to `1..2^53` ([`derive_auction_id`]), so a
@@ -13,8 +14,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use martelo_client::{ListCursor, ListFilter, ListedAuction, ReadConsistency};
 use martelo_engine::{
-    Accepted, Action, Actor, Amount, AuctionId, AuctionResult, AuctionSpec, AuctionView, Closed,
-    Currency, Description, IncrementBand, IncrementPolicy, Micros, Reason, Reply, Request,
+    Accepted, Action, Actor, Amount, AuctionId, AuctionResult, AuctionSpec, AuctionView, BidId,
+    Closed, Currency, Description, IncrementBand, IncrementPolicy, Micros, Reason, Reply, Request,
     RequestId, Role, SaleKind, SoftClose, SoftCloseMode, Timestamp, Title, UnsoldReason, UserId,
 };
 use serde::{Deserialize, Serialize};
@@ -215,7 +216,8 @@ async fn change(
         Reply::Accepted(
             Accepted::AuctionCreated { seq, .. }
             | Accepted::AuctionEdited { seq, .. }
-            | Accepted::AuctionCancelled { seq, .. },
+            | Accepted::AuctionCancelled { seq, .. }
+            | Accepted::BidVoided { seq, .. },
         ) => seq,
         Reply::Rejected(code) => return Err(Problem::rejected(code)),
         Reply::Accepted(other) => return Err(unexpected(&other)),
@@ -338,6 +340,59 @@ pub async fn cancel(
         .map_err(|error| Problem::invalid_field(&error))?;
     let action = Action::CancelAuction {
         auction_id: AuctionId(auction),
+        reason,
+    };
+    change(&state, &principal, &headers, key, action)
+        .await
+        .map(axum::Json)
+}
+
+/// The body of `POST /v1/auctions/{id}/bids/{bid_id}/void`.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoidBody {
+    /// Why the bid is struck (1 to 500 characters); watchers see it.
+    pub reason: String,
+}
+
+/// Voids a bid (admin): the engine strikes it and recomputes the leader and the price
+/// without it; watchers get `bid_voided`, then `price_changed` or `price_cleared` when the
+/// price moved.
+#[utoipa::path(
+    post,
+    path = "/v1/auctions/{id}/bids/{bid_id}/void",
+    tag = "auctions",
+    params(
+        ("id" = u64, Path, description = "The auction id"),
+        ("bid_id" = u32, Path, description = "The bid's id in the auction's history"),
+        ("Idempotency-Key" = String, Header),
+    ),
+    request_body = VoidBody,
+    responses(
+        (status = 200, body = AuctionChanged, description = "Voided"),
+        (status = 400, body = Problem, description = "invalid_argument (the reason), idempotency_key_required"),
+        (status = 403, body = Problem, description = "forbidden: not an admin"),
+        (status = 404, body = Problem, description = "auction_not_found, bid_not_found"),
+        (status = 409, body = Problem, description = "bid_already_voided, auction_closed"),
+        (status = 503, body = Problem, description = "outcome_unknown: retry with the same key"),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn void_bid(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path((auction, bid_id)): Path<(u64, u32)>,
+    headers: HeaderMap,
+    Json(body): Json<VoidBody>,
+) -> Result<axum::Json<AuctionChanged>, Problem> {
+    if !principal.has(Role::Admin) {
+        return Err(Problem::forbidden("voiding a bid needs the admin role"));
+    }
+    let key = idempotency_key(&headers)?;
+    let reason = Reason::try_from(body.reason.as_str()).map_err(|e| Problem::invalid_field(&e))?;
+    let action = Action::VoidBid {
+        auction_id: AuctionId(auction),
+        bid_id: BidId(bid_id),
         reason,
     };
     change(&state, &principal, &headers, key, action)
@@ -540,6 +595,122 @@ pub struct ListQuery {
     pub after: Option<String>,
     /// 1 to 200 (default 50).
     pub limit: Option<usize>,
+    /// Titles containing this text, ignoring case (1 to 100 characters).
+    pub q: Option<String>,
+    /// Only this seller's auctions (a user id).
+    pub seller: Option<u64>,
+    /// `ending` (soonest effective end first) or `newest` (latest created first). Without
+    /// it (and without `q` or `seller`) the cluster's order. With `q` or `seller` and no
+    /// `sort`: `newest`.
+    pub sort: Option<String>,
+}
+
+/// Longest `q` of `GET /v1/auctions`, characters.
+pub const LIST_QUERY_CHARS_MAX: usize = 100;
+/// Auctions a sorted or searched listing reads from the cluster at most, per request. The
+/// cluster lists in its own order (group, then id), so sorting and searching read the
+/// filtered listing and order it here; past this bound the answer says `partial: true`.
+pub const LIST_SCAN_MAX: usize = 10_000;
+
+/// The order of a sorted listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ListSort {
+    /// Soonest effective end first, then lowest id.
+    Ending,
+    /// Latest created first, then highest id.
+    Newest,
+}
+
+impl ListSort {
+    fn parse(name: &str) -> Result<ListSort, Problem> {
+        match name {
+            "ending" => Ok(ListSort::Ending),
+            "newest" => Ok(ListSort::Newest),
+            other => Err(Problem::invalid(format!(
+                "unknown sort {other:?}: ending or newest"
+            ))),
+        }
+    }
+
+    /// The cursor prefix: a cursor of one sort is refused by another.
+    fn letter(self) -> char {
+        match self {
+            ListSort::Ending => 'e',
+            ListSort::Newest => 'n',
+        }
+    }
+
+    /// The auction's place in this order: ascending keys come first.
+    fn key(self, auction: &AuctionSummaryJson) -> (u64, u64) {
+        match self {
+            ListSort::Ending => (auction.end_us, auction.id),
+            ListSort::Newest => (u64::MAX - auction.created_at_us, u64::MAX - auction.id),
+        }
+    }
+
+    fn cursor(self, key: (u64, u64)) -> String {
+        format!("{}{}.{}", self.letter(), key.0, key.1)
+    }
+
+    /// Parses a cursor this sort wrote.
+    fn parse_cursor(self, text: &str) -> Result<(u64, u64), Problem> {
+        let bad = || Problem::invalid(format!("the cursor {text:?} is not one of this listing"));
+        let rest = text.strip_prefix(self.letter()).ok_or_else(bad)?;
+        let (first, second) = rest.split_once('.').ok_or_else(bad)?;
+        Ok((
+            first.parse().map_err(|_| bad())?,
+            second.parse().map_err(|_| bad())?,
+        ))
+    }
+}
+
+/// What a sorted or searched listing keeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ListMatch {
+    /// Lowercased.
+    title: Option<String>,
+    seller: Option<u64>,
+}
+
+impl ListMatch {
+    fn keeps(&self, auction: &AuctionSummaryJson) -> bool {
+        self.seller.is_none_or(|seller| auction.seller == seller)
+            && self
+                .title
+                .as_ref()
+                .is_none_or(|needle| auction.title.to_lowercase().contains(needle.as_str()))
+    }
+}
+
+/// Parses `q`: trimmed, 1 to [`LIST_QUERY_CHARS_MAX`] characters, lowercased.
+fn title_query(q: Option<&str>) -> Result<Option<String>, Problem> {
+    let Some(q) = q.map(str::trim) else {
+        return Ok(None);
+    };
+    if q.is_empty() || q.chars().count() > LIST_QUERY_CHARS_MAX {
+        return Err(Problem::invalid(format!(
+            "q has 1 to {LIST_QUERY_CHARS_MAX} characters"
+        )));
+    }
+    Ok(Some(q.to_lowercase()))
+}
+
+/// Keeps the auctions `matching` keeps, orders them by `sort`, and cuts the page after
+/// `after`: (page, next cursor).
+fn sorted_page(
+    mut auctions: Vec<AuctionSummaryJson>,
+    matching: &ListMatch,
+    sort: ListSort,
+    after: Option<(u64, u64)>,
+    limit: usize,
+) -> (Vec<AuctionSummaryJson>, Option<String>) {
+    auctions.retain(|auction| {
+        matching.keeps(auction) && after.is_none_or(|after| sort.key(auction) > after)
+    });
+    auctions.sort_by_key(|auction| sort.key(auction));
+    let next = (auctions.len() > limit).then(|| sort.cursor(sort.key(&auctions[limit - 1])));
+    auctions.truncate(limit);
+    (auctions, next)
 }
 
 /// One auction in a listing.
@@ -559,6 +730,11 @@ pub struct AuctionSummaryJson {
     pub bid_count: u32,
     pub buy_now_price: Option<u64>,
     pub seq: u64,
+    pub created_at_us: u64,
+    /// Once closed, the result (as `result` in `GET /v1/auctions/{id}`): `outcome` (`sold`,
+    /// `unsold`, `cancelled`), `winner` and `price` when sold; `null` while not closed.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
 }
 
 /// A page of auctions.
@@ -568,6 +744,9 @@ pub struct AuctionsPage {
     /// Pass as `after` for the next page; `null` after the last.
     pub next: Option<String>,
     pub server_time_us: u64,
+    /// A sorted or searched listing read its bound of auctions (`LIST_SCAN_MAX`, 10,000)
+    /// before the cluster's listing ended: matches past it are missing. Narrow the filter.
+    pub partial: bool,
 }
 
 fn summary_json(listed: &ListedAuction) -> AuctionSummaryJson {
@@ -587,6 +766,8 @@ fn summary_json(listed: &ListedAuction) -> AuctionSummaryJson {
         bid_count: summary.bid_count,
         buy_now_price: summary.buy_now_price.map(|price| price.0),
         seq: summary.seq,
+        created_at_us: summary.created_at.0,
+        result: summary.closed.as_ref().map(result_json),
     }
 }
 
@@ -624,6 +805,30 @@ pub async fn list(
             "limit is 1 to {AUCTIONS_PAGE_MAX}"
         )));
     }
+    let matching = ListMatch {
+        title: title_query(query.q.as_deref())?,
+        seller: query.seller,
+    };
+    let sort = match query.sort.as_deref() {
+        Some(name) => Some(ListSort::parse(name)?),
+        None if matching.title.is_some() || matching.seller.is_some() => Some(ListSort::Newest),
+        None => None,
+    };
+    if let Some(sort) = sort {
+        let after = query
+            .after
+            .as_deref()
+            .map(|text| sort.parse_cursor(text))
+            .transpose()?;
+        let (auctions, partial) = scan(&state, filter).await?;
+        let (auctions, next) = sorted_page(auctions, &matching, sort, after, limit);
+        return Ok(axum::Json(AuctionsPage {
+            auctions,
+            next,
+            server_time_us: now_us().0,
+            partial,
+        }));
+    }
     let from = match query.after.as_deref() {
         None => ListCursor::START,
         Some(text) => text.parse::<ListCursor>().map_err(Problem::invalid)?,
@@ -637,7 +842,32 @@ pub async fn list(
         auctions: page.auctions.iter().map(summary_json).collect(),
         next: page.next.map(|cursor| cursor.to_string()),
         server_time_us: now_us().0,
+        partial: false,
     }))
+}
+
+/// Reads the cluster's listing under `filter`, at most [`LIST_SCAN_MAX`] auctions:
+/// (auctions, whether the bound cut it short).
+async fn scan(
+    state: &AppState,
+    filter: ListFilter,
+) -> Result<(Vec<AuctionSummaryJson>, bool), Problem> {
+    let mut auctions = Vec::new();
+    let mut from = ListCursor::START;
+    loop {
+        let room = (LIST_SCAN_MAX - auctions.len()).min(AUCTIONS_PAGE_MAX);
+        let page = state
+            .client
+            .list_auctions(filter, from, room, ReadConsistency::Linearizable)
+            .await
+            .map_err(|error| Problem::from_client(&error))?;
+        auctions.extend(page.auctions.iter().map(summary_json));
+        match page.next {
+            None => return Ok((auctions, false)),
+            Some(_) if auctions.len() >= LIST_SCAN_MAX => return Ok((auctions, true)),
+            Some(next) => from = next,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -697,5 +927,69 @@ mod tests {
             ReadConsistency::Lease
         );
         assert_eq!(consistency(Some("strong")).expect_err("bad").status, 400);
+    }
+
+    fn summary(
+        id: u64,
+        title: &str,
+        seller: u64,
+        end_us: u64,
+        created_at_us: u64,
+    ) -> AuctionSummaryJson {
+        AuctionSummaryJson {
+            id,
+            group: 1,
+            seller,
+            title: title.to_owned(),
+            currency: "EUR".to_owned(),
+            start_us: 0,
+            end_us,
+            phase: "open",
+            price: None,
+            leading_bidder: None,
+            next_minimum_bid: 100,
+            bid_count: 0,
+            buy_now_price: None,
+            seq: 1,
+            created_at_us,
+            result: None,
+        }
+    }
+
+    #[test]
+    fn sorted_listings_page_by_keyset_and_search_titles_ignoring_case() {
+        let all = vec![
+            summary(1, "Brass Lamp", 7, 300, 10),
+            summary(2, "Oak chair", 8, 100, 30),
+            summary(3, "brass bell", 7, 200, 20),
+            summary(4, "Table", 7, 100, 40),
+        ];
+        let every = ListMatch {
+            title: None,
+            seller: None,
+        };
+        let ids = |page: &[AuctionSummaryJson]| page.iter().map(|a| a.id).collect::<Vec<_>>();
+        let (page, next) = sorted_page(all.clone(), &every, ListSort::Ending, None, 2);
+        assert_eq!(ids(&page), [2, 4], "soonest end first, ties by id");
+        let after = ListSort::Ending
+            .parse_cursor(next.as_deref().unwrap())
+            .unwrap();
+        let (page, next) = sorted_page(all.clone(), &every, ListSort::Ending, Some(after), 2);
+        assert_eq!((ids(&page), next), (vec![3, 1], None));
+        let (page, _) = sorted_page(all.clone(), &every, ListSort::Newest, None, 10);
+        assert_eq!(ids(&page), [4, 2, 3, 1]);
+        let brass = ListMatch {
+            title: title_query(Some(" BRASS ")).unwrap(),
+            seller: Some(7),
+        };
+        let (page, _) = sorted_page(all, &brass, ListSort::Newest, None, 10);
+        assert_eq!(ids(&page), [3, 1]);
+        assert!(
+            ListSort::Newest.parse_cursor("e1.2").is_err(),
+            "another sort's cursor"
+        );
+        assert!(title_query(Some("  ")).is_err());
+        assert!(title_query(Some(&"x".repeat(LIST_QUERY_CHARS_MAX + 1))).is_err());
+        assert!(ListSort::parse("price").is_err());
     }
 }

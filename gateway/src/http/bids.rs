@@ -4,7 +4,10 @@
 //! The bidder is always the token's user (`Actor { user, role: principal.top_role() }`),
 //! never a body field. The `Idempotency-Key` header is the engine's request id: a retry with
 //! the same key gets the first outcome (`replayed: true`). An unknown outcome is 503
-//! `outcome_unknown` ("retry with the same key"), never a guess.
+//! `outcome_unknown` ("retry with the same key"), never a guess. A `bid_too_low` refusal does
+//! not name the minimum: the engine's refusal does not carry it, and reading it for every
+//! refusal would double the work of a hot auction's commonest answer. Watchers get it in
+//! every price event; the web page reads the auction after such a refusal.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};

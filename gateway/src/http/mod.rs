@@ -6,6 +6,9 @@
 //! - [`users`]: admin: list, suspend, reinstate, roles;
 //! - [`auctions`]: create, edit, cancel, read, list;
 //! - [`bids`]: bids and buy-it-now, and `place_bid` shared with the WebSocket;
+//! - [`history`]: bid histories, closed auctions, the caller's bids and wins, and the admin
+//!   audit search (CSV too), read from the sink's Postgres;
+//! - [`names`]: display names of users, from the meta follower;
 //! - [`limits`]: rate limiters (per IP as a layer, per user and failed sign-ins inside);
 //! - [`observe`]: request metrics and the request timeout;
 //! - [`openapi`]: the generated OpenAPI 3.1 document and the offline Swagger UI;
@@ -19,8 +22,10 @@ pub mod accounts;
 pub mod auctions;
 pub mod bids;
 pub mod extract;
+pub mod history;
 pub mod limits;
 pub mod meta_routes;
+pub mod names;
 pub mod observe;
 pub mod openapi;
 pub mod sessions;
@@ -65,6 +70,16 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/auctions/{id}/cancel", post(auctions::cancel))
         .route("/v1/auctions/{id}/bids", post(bids::post_bid))
         .route("/v1/auctions/{id}/buy", post(bids::post_buy))
+        .route("/v1/auctions/{id}/history", get(history::auction_history))
+        .route("/v1/history/auctions", get(history::closed_auctions))
+        .route("/v1/me/bids", get(history::my_bids))
+        .route("/v1/me/wins", get(history::my_wins))
+        .route("/v1/audit", get(history::audit))
+        .route(
+            "/v1/auctions/{id}/bids/{bid_id}/void",
+            post(auctions::void_bid),
+        )
+        .route("/v1/names", get(names::names))
         .route("/v1/time", get(meta_routes::time))
 }
 

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::error::Problem;
-use crate::http::{accounts, auctions, bids, meta_routes, sessions, users};
+use crate::http::{accounts, auctions, bids, history, meta_routes, names, sessions, users};
 
 /// The gateway's API document.
 #[derive(Debug, OpenApi)]
@@ -20,14 +20,17 @@ use crate::http::{accounts, auctions, bids, meta_routes, sessions, users};
         sessions::login, sessions::refresh, sessions::logout,
         users::list_users, users::suspend, users::reinstate, users::grant_role, users::revoke_role,
         auctions::create, auctions::edit, auctions::cancel, auctions::read, auctions::list,
+        auctions::void_bid, names::names,
         bids::post_bid, bids::post_buy,
+        history::auction_history, history::closed_auctions, history::my_bids, history::my_wins,
+        history::audit,
         meta_routes::time, meta_routes::healthz,
     ),
     components(schemas(Problem)),
     modifiers(&Security),
     tags(
         (name = "accounts"), (name = "sessions"), (name = "admin"),
-        (name = "auctions"), (name = "bids"), (name = "meta"),
+        (name = "auctions"), (name = "bids"), (name = "history"), (name = "meta"),
     )
 )]
 pub struct ApiDoc;
@@ -75,6 +78,16 @@ mod tests {
             "{json}"
         );
         assert!(json["paths"]["/v1/auctions/{id}/bids"]["post"].is_object());
+        for path in [
+            "/v1/auctions/{id}/history",
+            "/v1/history/auctions",
+            "/v1/me/bids",
+            "/v1/me/wins",
+            "/v1/audit",
+        ] {
+            assert!(json["paths"][path]["get"].is_object(), "{path}");
+        }
+        assert!(json["paths"]["/v1/auctions/{id}/bids/{bid_id}/void"]["post"].is_object());
         assert!(json["components"]["securitySchemes"]["bearer"].is_object());
     }
 }

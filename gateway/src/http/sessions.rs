@@ -359,21 +359,37 @@ async fn read_summary(state: &AppState, user: UserId) -> Result<UserSummary, Pro
 }
 
 /// Signs out: revokes the session the access token was issued in, and clears the cookies.
+/// When the token is refused (expired, revoked, suspended account) the answer is that
+/// problem, and the cookies are cleared all the same: the browser must not stay half
+/// signed in. A CSRF or origin refusal clears nothing (another site must not sign people
+/// out).
 #[utoipa::path(
     delete,
     path = "/v1/sessions/current",
     tag = "sessions",
     responses(
         (status = 204, description = "Signed out; cookies cleared"),
-        (status = 401, body = Problem, description = "unauthorized"),
+        (status = 401, body = Problem, description = "unauthorized, token_expired: cookies cleared"),
+        (status = 403, body = Problem, description = "account_suspended (cookies cleared), csrf_failed"),
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
 pub async fn logout(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    authenticated: Result<Authenticated, Problem>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    let principal = match authenticated {
+        Ok(Authenticated(principal)) => principal,
+        Err(problem) if clears_cookies(&problem) => {
+            let mut response = problem.into_response();
+            for cookie in cookies::cleared_cookies(state.config.tokens.secure_cookies) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            return Ok(response);
+        }
+        Err(problem) => return Err(problem),
+    };
     if let Some(family) = principal.session {
         let command = MetaCommand {
             actor: MetaActor::User(principal.user),
@@ -400,9 +416,34 @@ pub async fn logout(
     Ok(response)
 }
 
+/// Whether a sign-out refused with `problem` still clears the cookies: every refusal of
+/// the token itself, never a CSRF or origin refusal.
+fn clears_cookies(problem: &Problem) -> bool {
+    !matches!(
+        problem.code.as_ref(),
+        codes::CSRF_FAILED | codes::ORIGIN_NOT_ALLOWED
+    ) && (problem.status == 401 || problem.status == 403)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_token_clears_the_cookies_but_a_csrf_refusal_does_not() {
+        assert!(clears_cookies(&Problem::unauthorized("expired")));
+        assert!(clears_cookies(&Problem::new(
+            StatusCode::FORBIDDEN,
+            codes::ACCOUNT_SUSPENDED,
+            "suspended"
+        )));
+        assert!(!clears_cookies(&Problem::new(
+            StatusCode::FORBIDDEN,
+            codes::CSRF_FAILED,
+            "no token"
+        )));
+        assert!(!clears_cookies(&Problem::internal()));
+    }
 
     #[test]
     fn every_refusal_of_a_refresh_token_is_invalid_refresh_token() {

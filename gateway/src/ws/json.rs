@@ -10,16 +10,21 @@
 //! | `auction_created` | `seller`, `listing` (as in the view) |
 //! | `auction_edited` | `listing` |
 //! | `bid_placed` | `bid_id`, `bidder`, `amount` |
-//! | `price_changed` | `price`, `leader`, `reserve_met` |
+//! | `price_changed` | `price`, `leader`, `reserve_met`, `minimum_bid` (see below) |
 //! | `outbid` | `bidder` (no longer leads), `by` |
 //! | `auction_extended` | `effective_end_us` |
 //! | `bid_voided` | `bid_id`, `reason` |
-//! | `price_cleared` | - |
+//! | `price_cleared` | `minimum_bid` (see below) |
 //! | `auction_closed` | `outcome` (`sold`, `unsold`, `cancelled`), `winner`, `price`, `via` (`bidding`, `buy_now`), `unsold_reason` (`no_bids`, `reserve_not_met`), `cancelled_by`, `reason` |
+//!
+//! `minimum_bid` (the next minimum bid after the event) is not in the engine's event: the
+//! WebSocket session adds it from the listing it knows ([`event_frame_with_minimum`]), so a
+//! page never shows a stale minimum. A frame without it (the session did not know the
+//! listing yet) means "read the auction for the minimum".
 
 use martelo_engine::{
-    AuctionEvent, AuctionEventKind, AuctionResult, AuctionView, Closed, IncrementPolicy, Listing,
-    SaleKind, SoftCloseMode, Timestamp, UnsoldReason,
+    Amount, AuctionEvent, AuctionEventKind, AuctionResult, AuctionView, Closed, IncrementPolicy,
+    Listing, SaleKind, SoftCloseMode, Timestamp, UnsoldReason,
 };
 use serde_json::{Value, json};
 
@@ -178,6 +183,22 @@ fn closed_json(closed: &Closed) -> Value {
 
 /// The server's `event` message for `event`, committed at `timestamp`.
 pub fn event_frame(event: &AuctionEvent, timestamp: Timestamp) -> String {
+    event_frame_value(event, timestamp).to_string()
+}
+
+/// [`event_frame`] with the next minimum bid in the event (for `price_changed` and
+/// `price_cleared`).
+pub fn event_frame_with_minimum(
+    event: &AuctionEvent,
+    timestamp: Timestamp,
+    minimum: Amount,
+) -> String {
+    let mut value = event_frame_value(event, timestamp);
+    value["event"]["minimum_bid"] = json!(minimum.0);
+    value.to_string()
+}
+
+fn event_frame_value(event: &AuctionEvent, timestamp: Timestamp) -> Value {
     json!({
         "type": "event",
         "auction": event.auction_id.0,
@@ -185,7 +206,22 @@ pub fn event_frame(event: &AuctionEvent, timestamp: Timestamp) -> String {
         "timestamp_us": timestamp.0,
         "event": event_json(&event.kind),
     })
-    .to_string()
+}
+
+/// The smallest bid a non-leading bidder may place when the visible price is `price`
+/// (`None`: no valid bid), under `listing`: the engine's rule (`Auction::minimum_bid`:
+/// the starting price, or the price plus the increment at it), from the public listing.
+pub fn minimum_bid(listing: &Listing, price: Option<Amount>) -> Amount {
+    match price {
+        None => listing.starting_price,
+        // Both terms are at most AMOUNT_MAX, whose double fits in u64 (the engine's
+        // limits); saturate rather than trust that here.
+        Some(price) => Amount(
+            price
+                .0
+                .saturating_add(listing.increment.increment_at(price).0),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -228,6 +264,49 @@ mod tests {
         assert_eq!(
             event_json(&AuctionEventKind::EndExtended { end: Timestamp(99) }),
             json!({"kind": "auction_extended", "effective_end_us": 99})
+        );
+    }
+
+    #[test]
+    fn price_frames_carry_the_minimum_the_engine_would_ask_next() {
+        let listing = |increment| Listing {
+            title: martelo_engine::Title::try_from("Lamp").unwrap(),
+            description: martelo_engine::Description::try_from("").unwrap(),
+            currency: martelo_engine::Currency::try_from("EUR").unwrap(),
+            starting_price: Amount(1000),
+            has_reserve: false,
+            buy_now_price: None,
+            increment,
+            start: Timestamp(0),
+            end: Timestamp(10),
+            soft_close: None,
+        };
+        let fixed = listing(IncrementPolicy::Fixed(Amount(50)));
+        assert_eq!(minimum_bid(&fixed, None), Amount(1000), "no bid: the start");
+        assert_eq!(minimum_bid(&fixed, Some(Amount(1200))), Amount(1250));
+        // eBay's table: 25.00 is in the 1.00 band (minor units: 2_500 → +100).
+        let ebay = listing(IncrementPolicy::Ebay);
+        assert_eq!(minimum_bid(&ebay, Some(Amount(2_500))), Amount(2_600));
+        let event = AuctionEvent {
+            auction_id: AuctionId(7),
+            seq: 4,
+            at: Timestamp(5),
+            kind: AuctionEventKind::PriceChanged {
+                price: Amount(1200),
+                leader: UserId(9),
+                reserve_met: true,
+            },
+        };
+        let frame: Value = serde_json::from_str(&event_frame_with_minimum(
+            &event,
+            Timestamp(6),
+            Amount(1250),
+        ))
+        .unwrap();
+        assert_eq!(
+            frame["event"],
+            json!({"kind": "price_changed", "price": 1200, "leader": 9, "reserve_met": true,
+                   "minimum_bid": 1250})
         );
     }
 }

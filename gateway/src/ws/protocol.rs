@@ -2,8 +2,11 @@
 //! server's frames (built here, one function each), all JSON objects tagged by `"type"`.
 //! docs/API.md's WebSocket section is the reference for clients.
 
+use std::sync::Arc;
+
 use axum::extract::ws::Utf8Bytes;
 use martelo_client::AuctionRead;
+use martelo_engine::UserId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -127,8 +130,17 @@ fn frame(value: Value) -> Utf8Bytes {
     Utf8Bytes::from(value.to_string())
 }
 
-/// `snapshot`: the auction's public state at `seq`.
-pub fn snapshot(read: &AuctionRead, reason: SnapshotReason) -> Utf8Bytes {
+/// `snapshot`: the auction's public state at `seq`, with `names`: the display names of
+/// the seller and bidders that the gateway knows (`{"<user id>": "<display name>"}`).
+pub fn snapshot(
+    read: &AuctionRead,
+    reason: SnapshotReason,
+    names: &[(UserId, Arc<str>)],
+) -> Utf8Bytes {
+    let names: serde_json::Map<String, Value> = names
+        .iter()
+        .map(|(user, name)| (user.0.to_string(), json!(&**name)))
+        .collect();
     frame(json!({
         "type": "snapshot",
         "auction": read.view.id.0,
@@ -138,6 +150,7 @@ pub fn snapshot(read: &AuctionRead, reason: SnapshotReason) -> Utf8Bytes {
         "effective_end_us": read.view.end.0,
         "resumed": false,
         "reason": reason.as_str(),
+        "names": names,
     }))
 }
 

@@ -18,7 +18,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures::{FutureExt, SinkExt, StreamExt};
-use martelo_engine::{AuctionEventKind, AuctionId, AuctionResult};
+use martelo_engine::{AuctionEventKind, AuctionId, AuctionResult, Listing};
 use martelo_proto::{ErrorCode, Traceparent};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -108,6 +108,9 @@ struct Sub {
     fetch: Option<u64>,
     /// The signed-in user bid on this auction (for `lost` notices).
     bid_in: bool,
+    /// The auction's listing as of the last snapshot or edit, for the `minimum_bid` of
+    /// price events (`None` after a resume without a snapshot: those frames go without it).
+    listing: Option<Arc<Listing>>,
 }
 
 type Fetched = (AuctionId, u64, SnapshotResult);
@@ -123,7 +126,14 @@ struct Session {
     /// Frames made by the session, sent before the outbox's items: (kind, frame).
     pending: VecDeque<(&'static str, Utf8Bytes)>,
     pending_max: usize,
+    /// `martelo_gateway_ws_messages_sent_total{kind="event"}`, looked up once: the fan-out's
+    /// hot path sends one per event and watcher.
+    events_sent: metrics::Counter,
 }
+
+/// Frames handed to the writer task per wake-up of the session, at most: the writer feeds
+/// what it finds queued and flushes once, so a burst of events costs one write.
+const FRAMES_PER_TURN: usize = 64;
 
 /// Serves one upgraded connection until it ends. `admission` holds its place in the
 /// connection limit.
@@ -147,6 +157,7 @@ pub async fn run<A: Send + 'static>(
         next_fetch: 1,
         bids: FuturesUnordered::new(),
         pending: VecDeque::new(),
+        events_sent: metrics::counter!(telemetry::WS_MESSAGES_SENT_TOTAL, "kind" => "event"),
         state: state.clone(),
     };
     let ended = session.serve(stream, &tx).await;
@@ -216,6 +227,14 @@ fn seconds_until(unix_secs: u64) -> Duration {
 }
 
 impl Session {
+    fn count_sent(&self, kind: &'static str) {
+        if kind == "event" {
+            self.events_sent.increment(1);
+        } else {
+            metrics::counter!(telemetry::WS_MESSAGES_SENT_TOTAL, "kind" => kind).increment(1);
+        }
+    }
+
     fn me(&self) -> Option<martelo_engine::UserId> {
         self.principal.as_ref().map(|principal| principal.user)
     }
@@ -278,8 +297,14 @@ impl Session {
                 permit = tx.reserve(), if has_output => {
                     let Ok(permit) = permit else { return Ended::Error };
                     if let Some((kind, frame)) = self.next_frame() {
-                        metrics::counter!(telemetry::WS_MESSAGES_SENT_TOTAL, "kind" => kind)
-                            .increment(1);
+                        self.count_sent(kind);
+                        permit.send(Message::Text(frame));
+                    }
+                    // Whatever else is ready goes in the same turn, while the writer has room.
+                    for _ in 1..FRAMES_PER_TURN {
+                        let Ok(permit) = tx.try_reserve() else { break };
+                        let Some((kind, frame)) = self.next_frame() else { break };
+                        self.count_sent(kind);
                         permit.send(Message::Text(frame));
                     }
                 }
@@ -436,6 +461,7 @@ impl Session {
                 ready: watch.ready,
                 fetch: None,
                 bid_in: false,
+                listing: None,
             },
         );
         match (after_seq, replay) {
@@ -560,7 +586,12 @@ impl Session {
                 if let Some(me) = me {
                     sub.bid_in = read.view.bids.iter().any(|bid| bid.bidder == me);
                 }
-                self.push("snapshot", protocol::snapshot(&read, reason));
+                sub.listing = Some(Arc::new(read.view.listing.clone()));
+                let people = std::iter::once(read.view.seller)
+                    .chain(read.view.bids.iter().map(|bid| bid.bidder))
+                    .collect::<std::collections::BTreeSet<_>>();
+                let names = self.state.meta.display_names(people);
+                self.push("snapshot", protocol::snapshot(&read, reason, &names));
                 self.apply_steps(auction, steps);
             }
         }
@@ -590,7 +621,8 @@ impl Session {
     fn send_event(&mut self, delivered: Arc<Delivered>) {
         let lag_us = protocol::server_time_us().saturating_sub(delivered.timestamp.0);
         metrics::histogram!(telemetry::FANOUT_LAG_SECONDS).record(lag_us as f64 / 1e6);
-        self.push("event", delivered.frame.clone());
+        let frame = self.frame_of(&delivered);
+        self.push("event", frame);
         let (Some(me), Some(sub)) = (self.me(), self.subs.get_mut(&delivered.auction)) else {
             return;
         };
@@ -613,6 +645,38 @@ impl Session {
         if let Some(kind) = notice {
             let frame = protocol::notice(kind, delivered.auction.0, delivered.seq);
             self.push("notice", frame);
+        }
+    }
+
+    /// The frame of an event for this connection: the hub's shared frame, except that price
+    /// events carry the next minimum bid from the listing this subscription knows. The
+    /// priced frame is built once per event, by the first watcher that needs it
+    /// ([`Delivered::priced_frame`]), and shared by the others.
+    fn frame_of(&mut self, delivered: &Delivered) -> Utf8Bytes {
+        let Some(sub) = self.subs.get_mut(&delivered.auction) else {
+            return delivered.frame.clone();
+        };
+        let price = match &delivered.event.kind {
+            AuctionEventKind::Created { listing, .. } | AuctionEventKind::Edited { listing } => {
+                sub.listing = Some(Arc::new(Listing::clone(listing)));
+                return delivered.frame.clone();
+            }
+            AuctionEventKind::PriceChanged { price, .. } => Some(*price),
+            AuctionEventKind::PriceCleared => None,
+            _ => return delivered.frame.clone(),
+        };
+        match &sub.listing {
+            Some(listing) => delivered
+                .priced_frame
+                .get_or_init(|| {
+                    Utf8Bytes::from(super::json::event_frame_with_minimum(
+                        &delivered.event,
+                        delivered.timestamp,
+                        super::json::minimum_bid(listing, price),
+                    ))
+                })
+                .clone(),
+            None => delivered.frame.clone(),
         }
     }
 

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use common::start_cluster;
 
 #[path = "common.rs"]
-mod common;
+pub mod common;
 
 /// A started, initialized cluster.
 pub struct Cluster {

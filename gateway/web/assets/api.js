@@ -14,6 +14,8 @@ export class ApiError extends Error {
     this.code = problem?.code ?? (status === 0 ? 'network' : 'internal');
     this.detail = problem?.detail ?? '';
     this.retryAfter = problem?.retryAfter ?? null;
+    // `bid_too_low` carries the minimum the engine accepts now.
+    this.minimumBid = typeof problem?.minimum_bid === 'number' ? problem.minimum_bid : null;
   }
 }
 
@@ -153,9 +155,16 @@ export async function signUp(body) {
   return raw('POST', '/v1/accounts', { body });
 }
 
+/**
+ * Signs out. When the server refuses the token (expired, revoked, suspended) it clears the
+ * cookies all the same: that is a sign-out too, not an error. Only an unreachable server
+ * (or a CSRF refusal) leaves cookies behind, and then this throws.
+ */
 export async function signOut() {
   try {
     await raw('DELETE', '/v1/sessions/current');
+  } catch (error) {
+    if (error.status !== 401 && !(error.status === 403 && error.code !== 'csrf_failed')) throw error;
   } finally {
     session.set(null);
   }

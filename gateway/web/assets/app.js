@@ -14,6 +14,8 @@ const ROUTES = [
   [/^\/sell$/, () => import('./views/sell.js'), 'create'],
   [/^\/mine$/, () => import('./views/list.js'), 'mine'],
   [/^\/admin$/, () => import('./views/admin.js')],
+  [/^\/admin\/audit$/, () => import('./views/audit.js')],
+  [/^\/activity$/, () => import('./views/activity.js')],
   [/^\/auctions\/(\d{1,16})$/, () => import('./views/auction.js')],
   [/^\/auctions\/(\d{1,16})\/edit$/, () => import('./views/sell.js'), 'edit'],
 ];
@@ -68,7 +70,8 @@ function renderNav() {
   const user = session.user;
   const items = [link('/', 'Auctions')];
   if (user && session.has('seller')) items.push(link('/sell', 'Sell'), link('/mine', 'My auctions'));
-  if (user && session.has('admin')) items.push(link('/admin', 'Admin'));
+  if (user) items.push(link('/activity', 'My bids'));
+  if (user && session.has('admin')) items.push(link('/admin', 'Admin'), link('/admin/audit', 'Audit'));
   if (user) {
     items.push(
       h('span', { class: 'who' }, 'Signed in as ', h('strong', {}, user.display_name)),

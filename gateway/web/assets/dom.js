@@ -36,11 +36,17 @@ export function setText(element, text) {
   if (element.textContent !== text) element.textContent = text;
 }
 
-/** Shows a short message in the corner; `kind` is '', 'good' or 'bad'. */
-export function toast(text, kind = '', ms = 5000) {
+/**
+ * Shows a short message in the corner; `kind` is '', 'good' or 'bad'. A toast with a `key`
+ * replaces the one showing with the same key (one live notice per subject, never a stack),
+ * and its time starts again.
+ */
+export function toast(text, kind = '', ms = 5000, key = null) {
   const box = document.getElementById('toasts');
   if (!box) return;
-  const item = h('div', { class: `toast ${kind}` }, text);
+  const old = key ? [...box.children].find((child) => child.dataset.key === key) : null;
+  if (old) old.remove();
+  const item = h('div', { class: `toast ${kind}`, 'data-key': key }, text);
   box.append(item);
   while (box.children.length > 4) box.firstElementChild.remove();
   setTimeout(() => item.remove(), ms);

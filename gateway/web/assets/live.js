@@ -18,8 +18,11 @@ const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 5000];
 const SILENCE_MS = 5000; // the server ticks `time` every second: 5 s of silence is a dead link
 const METRICS_MAX = 500;
 
-/** Update-latency samples (ms from a WS message to its DOM write), read by the browser tests. */
-export const metrics = { updates: [] };
+/**
+ * Read by the browser tests: update-latency samples (ms from a WS message to its DOM write)
+ * and the number of auction events taken.
+ */
+export const metrics = { updates: [], events: 0 };
 export function recordUpdate(receivedAt) {
   metrics.updates.push(performance.now() - receivedAt);
   if (metrics.updates.length > METRICS_MAX) metrics.updates.shift();
@@ -201,6 +204,7 @@ class Live {
           return;
         }
         sub.lastSeq = message.seq;
+        metrics.events += 1;
         sub.handler.event(message, receivedAt);
         break;
       case 'unsubscribed':

@@ -166,6 +166,15 @@ fn check_observations(
             });
         }
     }
+    // A request id sent again (at-least-once delivery) is answered from the engine's dedupe
+    // table: it may have been applied at its first attempt, so its earliest invoke counts.
+    let mut first_invoke: BTreeMap<&str, u64> = BTreeMap::new();
+    for operation in operations {
+        let earliest = first_invoke
+            .entry(operation.request.as_str())
+            .or_insert(operation.invoke_ns);
+        *earliest = (*earliest).min(operation.invoke_ns);
+    }
     for operation in operations {
         let (Some(true), Some(&(closed_at, close_line))) = (
             operation.bid_accepted(),
@@ -173,7 +182,11 @@ fn check_observations(
         ) else {
             continue;
         };
-        if operation.invoke_ns > closed_at {
+        let invoked = first_invoke
+            .get(operation.request.as_str())
+            .copied()
+            .unwrap_or(operation.invoke_ns);
+        if invoked > closed_at {
             verdict.report(Anomaly::BidAcknowledgedAfterObservedClose {
                 auction: operation.auction,
                 bid_line: operation.invoke_index + 1,
@@ -277,6 +290,23 @@ mod tests {
             &verdict.anomalies[..],
             [Anomaly::ObservedOutcomeDiffers { .. }]
         ));
+    }
+
+    #[test]
+    fn a_resend_answered_after_the_close_is_fine_when_its_first_attempt_came_before() {
+        let first = bid(1, 130, true, 3, 4);
+        let mut resend = first.clone();
+        (resend.invoke_index, resend.invoke_ns) = (7, 7);
+        (resend.completion_index, resend.complete_ns) = (Some(8), Some(8));
+        let log = vec![logged(&first.request, 1, 130, true), closed(sold(1, 130))];
+        let history = [
+            create(0, 1),
+            first,
+            close_observed(sold(1, 130), 5, 6),
+            resend,
+        ];
+        let verdict = check(&history, &replicas(&[("n1", log)]));
+        assert_eq!(verdict.validity, Validity::Valid, "{verdict:?}");
     }
 
     #[test]

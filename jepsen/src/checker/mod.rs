@@ -9,15 +9,19 @@
 //! | [`duplicate`]    | I2        | history + final state          |
 //! | [`close`]        | I4        | history + final state          |
 //! | [`digest`]       | I5        | node -> digest                 |
+//! | [`sink`]         | I6        | `sink.json` (runs with `--sink`) |
 //!
 //! A new checker gets its own module here, its anomalies as variants of [`Anomaly`], and a
 //! line in [`check_all`]. Every checker has tests showing it fails on a planted anomaly.
+//! The sink checker is the exception to the line in [`check_all`]: it judges only runs with
+//! a sink, so the runner adds its verdict ([`Report::push`]) when `sink.json` exists.
 
 pub mod close;
 pub mod digest;
 pub mod duplicate;
 pub mod linearizable;
 pub mod lost;
+pub mod sink;
 
 use serde::Serialize;
 
@@ -191,6 +195,19 @@ pub enum Anomaly {
     /// These replicas reported no digest (a node without digest support): the digest
     /// verdict is unknown, not valid.
     DigestUnavailable { replicas: Vec<String> },
+    /// The sink did not copy everything committed in time: (group, commit index to reach,
+    /// cursor found) for each group behind.
+    SinkNotCaughtUp {
+        reason: String,
+        groups: Vec<(u64, u64, Option<u64>)>,
+    },
+    /// Postgres and the Raft state could not be compared.
+    SinkUnchecked { reason: String },
+    /// The sink was on, but there was no row to compare: nothing was written.
+    SinkEmpty { auctions: usize },
+    /// Postgres differs from the Raft state: a row Raft lacks, a duplicate, a missing row
+    /// or a wrong value.
+    SinkDiffers { difference: String },
 }
 
 impl Anomaly {
@@ -210,6 +227,11 @@ pub struct Report {
 }
 
 impl Report {
+    /// Adds the verdict of a checker that only some runs have (the sink checker).
+    pub fn push(&mut self, verdict: Verdict) {
+        self.verdicts.push(verdict);
+    }
+
     /// True when every checker passed; an unknown verdict is not a pass.
     pub fn is_valid(&self) -> bool {
         self.verdicts.iter().all(Verdict::is_valid)

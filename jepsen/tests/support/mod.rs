@@ -64,6 +64,28 @@ pub fn must_run(binary: &Path, args: &[&str]) -> (i32, Value, tempfile::TempDir)
     (code, summary, dir)
 }
 
+/// The run that shows `skip-dedupe`: no faults, half of the acknowledged bids sent again.
+pub const SKIP_DEDUPE_RUN: &[&str] = &[
+    "--duration",
+    "15",
+    "--nemesis",
+    "none",
+    "--resend-percent",
+    "50",
+];
+
+/// Asserts that a run with the planted `bug` was caught by `checker` (its verdict invalid)
+/// and that the exit code says so.
+pub fn must_be_caught(code: i32, summary: &Value, bug: &str, checker: &str) {
+    assert_eq!(
+        validity(summary, checker),
+        "invalid",
+        "planted {bug} not caught by {checker}: {}",
+        text(summary)
+    );
+    assert_eq!(code, 1);
+}
+
 /// The verdict of `checker` in a summary (`valid`, `invalid`, `unknown`, or `missing`).
 pub fn validity<'a>(summary: &'a Value, checker: &str) -> &'a str {
     summary["verdicts"]

@@ -193,4 +193,15 @@ pub struct TestArgs {
     #[arg(long = "test-plant-bug", alias = "plant-bug", hide = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plant_bug: Option<String>,
+    /// Testing only: run the Postgres sink for every group this node holds, not only the
+    /// ones it leads, so several sinks race on each group's cursor.
+    #[arg(
+        long = "test-sink-every-replica",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        hide = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink_every_replica: Option<bool>,
 }

@@ -195,6 +195,7 @@ pub fn check(settings: Settings, layers: &Layers) -> Result<NodeConfig, ConfigEr
                     clock_offset_ms: test.clock_offset_ms,
                     clock_offset_file: test.clock_offset_file.clone(),
                     plant_bug,
+                    sink_every_replica: test.sink_every_replica,
                 },
             })
         }

@@ -18,9 +18,10 @@
 //!   from.
 //! - `check`: the checks, and [`ConfigError`].
 //!
-//! `[test]` holds the fault suite's knobs (dial overrides, clock offsets, planted bugs); their
-//! flags are hidden and start with `--test-`. How the node uses its settings lives with the
-//! code that uses them (`registry::raft_config` turns `[raft]` into openraft's config).
+//! `[test]` holds the fault suite's knobs (dial overrides, clock offsets, planted bugs, a sink
+//! on every replica); their flags are hidden and start with `--test-`. How the node uses its
+//! settings lives with the code that uses them (`registry::raft_config` turns `[raft]` into
+//! openraft's config).
 
 mod args;
 mod check;
@@ -75,6 +76,8 @@ pub struct TestConfig {
     pub clock_offset_file: Option<PathBuf>,
     /// The planted bug, in builds with the `planted-bugs` feature only.
     pub plant_bug: Option<martelo_engine::planted::Bug>,
+    /// Every replica runs the sink for its groups, not only the leader (`node::sink`).
+    pub sink_every_replica: bool,
 }
 
 impl NodeArgs {
@@ -126,6 +129,7 @@ impl NodeConfig {
                 clock_offset_ms: self.test.clock_offset_ms,
                 clock_offset_file: self.test.clock_offset_file.clone(),
                 plant_bug: self.test.plant_bug.map(|bug| bug.name().to_owned()),
+                sink_every_replica: self.test.sink_every_replica,
             },
         }
     }

@@ -218,6 +218,11 @@ pub struct TestSettings {
     /// suite can show that it catches it. Default: none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plant_bug: Option<String>,
+    /// Run the Postgres sink for every group this node holds, as leader or not, so that
+    /// several sinks write each group at once and only the cursor's compare-and-set keeps
+    /// them apart (the sink tests' two-writers case). Never on a production node: it
+    /// multiplies the load on Postgres. Default: false.
+    pub sink_every_replica: bool,
 }
 
 impl TestSettings {
@@ -256,6 +261,7 @@ pub const KEYS: &[&str] = &[
     "test.clock_offset_ms",
     "test.clock_offset_file",
     "test.plant_bug",
+    "test.sink_every_replica",
 ];
 
 /// Prefix of every environment variable that sets a node setting.

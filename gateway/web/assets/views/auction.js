@@ -1,7 +1,12 @@
 // The auction page: live state from the WebSocket (snapshot, then every event in seq
 // order), rendered at most once per animation frame; the countdown from the server's clock
 // and effective end; bids and buy-it-now with one idempotency key per intent; the server's
-// verdict once closed; the seller's edit and cancel.
+// verdict once closed; the seller's edit and cancel; an admin's void of a bid.
+//
+// Events only change `s` and ask for a frame: however many arrive between two frames (a
+// hot auction sends ~1,000 a second), the DOM is written once per frame, and the history
+// gets the new rows in one prepend. The next minimum bid comes with each price event
+// (`minimum_bid`); people are named by display name (names.js), "you" for the viewer.
 //
 // The page never decides that the auction closed: at zero it says it is waiting for the
 // close, and only an `auction_closed` event (or a snapshot with `closed`) ends it.
@@ -11,17 +16,21 @@ import { h, replace, setText, toast } from '../dom.js';
 import { clock, iso, money, parseMoney, remaining, when, zone } from '../format.js';
 import { describe, isUncertain } from '../messages.js';
 import { live, recordUpdate } from '../live.js';
+import { learnNames, nameListeners, nameOf } from '../names.js';
 
 const HISTORY_ROWS_MAX = 500;
 const RETRY_DELAYS_MS = [300, 1000, 2500];
 const MINIMUM_REFRESH_MS = 150;
+const ANNOUNCE_MS = 2000;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Who a user id is, from the viewer's side (the API gives ids, not display names). */
+/** Who a user id is, from the viewer's side: "you", the display name, or "Bidder #id" while
+ * the name is on its way. */
 function person(id) {
   if (id === null || id === undefined) return 'nobody yet';
-  return id === session.user?.id ? 'you' : `Bidder #${id}`;
+  if (id === session.user?.id) return 'you';
+  return nameOf(id) ?? `Bidder #${id}`;
 }
 const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 
@@ -169,9 +178,15 @@ export function mount(main, { params }) {
       } else if (isUncertain(error)) {
         bidResult.className = 'result error';
         bidResult.textContent = `${describe(error)} Press "Place bid" again to retry safely.`;
+      } else if (error.code === 'bid_too_low' && error.minimumBid !== null) {
+        // The refusal names the minimum the server holds just after it.
+        bidResult.className = 'result error';
+        bidResult.textContent = `Your bid is below the minimum bid of ${money(error.minimumBid, currency)}.`;
+        if (error.minimumBid > (s.minimum ?? 0)) s.minimum = error.minimumBid;
+        schedule();
       } else if (error.code === 'bid_too_low') {
-        // The refusal does not carry the minimum, and the page's copy may lag a price change
-        // by a moment: read the auction again and name the minimum the server holds now.
+        // A refusal without the minimum (the server could not read it): read the auction
+        // again and name the minimum the server holds now.
         bidResult.className = 'result error';
         const refusal = 'Your bid is below the minimum bid.';
         bidResult.textContent = refusal;
@@ -236,6 +251,67 @@ export function mount(main, { params }) {
     }
   });
 
+  // --- Admin: void a bid, with a reason ----------------------------------------------------
+  const voidTarget = h('p', { id: 'void-target' });
+  const voidReason = h('input', { id: 'void-reason', maxlength: 500, required: true, autocomplete: 'off' });
+  const voidButton = h('button', { type: 'submit', class: 'danger', id: 'void-button' }, 'Void bid');
+  const voidClose = h('button', { type: 'button', class: 'secondary', id: 'void-close' }, 'Keep it');
+  const voidResult = h('p', { class: 'result', id: 'void-result', role: 'status', 'aria-live': 'polite' });
+  const voidForm = h('form', { class: 'stack void-form', id: 'void-form', hidden: true, novalidate: true, 'aria-labelledby': 'void-target' },
+    voidTarget,
+    h('div', {}, h('label', { for: 'void-reason' }, 'Reason (bidders see it)'), voidReason),
+    h('div', { class: 'owner-actions' }, voidButton, voidClose), voidResult);
+  let voidIntent = null;
+  function openVoid(bidId) {
+    const bid = s.bids.find((candidate) => candidate.id === bidId);
+    if (!bid || !s.listing) return;
+    voidForm.hidden = false;
+    voidForm.dataset.bid = String(bidId);
+    setText(voidTarget, `Void the bid of ${money(bid.amount, s.listing.currency)} by ${capital(person(bid.bidder))}?`);
+    voidResult.textContent = '';
+    voidReason.focus();
+  }
+  voidClose.addEventListener('click', () => {
+    voidForm.hidden = true;
+    voidIntent = null;
+  });
+  history.addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-void]');
+    if (button) openVoid(Number(button.dataset.void));
+  });
+  voidForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const bidId = Number(voidForm.dataset.bid);
+    const reason = voidReason.value.trim();
+    if (!reason) {
+      voidReason.setAttribute('aria-invalid', 'true');
+      voidResult.className = 'result error';
+      voidResult.textContent = 'Give a reason: the bidders see it.';
+      voidReason.focus();
+      return;
+    }
+    voidReason.removeAttribute('aria-invalid');
+    if (!voidIntent || voidIntent.bidId !== bidId || voidIntent.reason !== reason) {
+      voidIntent = { bidId, reason, key: newKey() };
+    }
+    voidButton.disabled = true;
+    voidResult.className = 'result pending';
+    voidResult.textContent = 'Sending…';
+    try {
+      await api('POST', `/v1/auctions/${id}/bids/${bidId}/void`, { body: { reason }, key: voidIntent.key });
+      voidResult.className = 'result ok';
+      voidResult.textContent = 'The bid is voided; the price is recomputed without it.';
+      voidReason.value = '';
+      voidIntent = null;
+    } catch (error) {
+      voidResult.className = 'result error';
+      voidResult.textContent = describe(error);
+      if (!isUncertain(error)) voidIntent = null;
+    } finally {
+      voidButton.disabled = false;
+    }
+  });
+
   // --- State from the server --------------------------------------------------------------
   let minimumTimer = null;
   function refreshMinimum(attempt = 0) {
@@ -262,8 +338,23 @@ export function mount(main, { params }) {
     }, MINIMUM_REFRESH_MS);
   }
 
+  /**
+   * The minimum after a price event: the server sends it with the event. A frame without it
+   * (a resumed socket whose session has not read the listing) asks the server. Buy it now
+   * may disappear with a price change (the engine decides), so while it shows, read it.
+   */
+  function takeMinimum(event) {
+    if (typeof event.minimum_bid === 'number') {
+      s.minimum = event.minimum_bid;
+      if (s.buyNow !== null) refreshMinimum();
+    } else {
+      refreshMinimum();
+    }
+  }
+
   function applySnapshot(message, receivedAt) {
     const state = message.state;
+    learnNames(message.names);
     s.loaded = true;
     s.listing = state.listing;
     s.seller = state.seller;
@@ -307,12 +398,13 @@ export function mount(main, { params }) {
         s.leader = event.leader;
         s.reserveMet = event.reserve_met;
         if (event.leader === session.user?.id) s.outbid = false;
-        refreshMinimum();
+        takeMinimum(event);
         break;
       case 'outbid':
         if (event.bidder === session.user?.id) {
           s.outbid = true;
-          toast(`You were outbid on "${s.listing?.title ?? 'this auction'}".`, 'bad');
+          // One live notice per auction: a new outbid replaces it, never a stack.
+          toast(`You were outbid on "${s.listing?.title ?? 'this auction'}".`, 'bad', 5000, `outbid-${id}`);
         }
         break;
       case 'auction_extended':
@@ -324,19 +416,23 @@ export function mount(main, { params }) {
         const bid = s.bids.find((candidate) => candidate.id === event.bid_id);
         if (bid && !bid.voided) {
           bid.voided = true;
+          bid.reason = event.reason;
           s.voidedCount += 1;
         }
         s.voidedDirty = true;
+        setText(announce, `A bid was voided${event.reason ? `: ${event.reason}` : ''}.`);
         break;
       }
       case 'price_cleared':
         s.price = null;
         s.leader = null;
         s.reserveMet = false;
-        refreshMinimum();
+        takeMinimum(event);
         break;
       case 'auction_closed':
         s.closed = { ...event, at_us: message.timestamp_us };
+        s.voidedDirty = true; // rows lose their void buttons
+        voidForm.hidden = true;
         break;
       default:
         break;
@@ -356,10 +452,14 @@ export function mount(main, { params }) {
 
   function bidRow(bid, currency) {
     const mine = bid.bidder === session.user?.id;
+    const voidable = !bid.voided && !s.closed && session.has('admin');
     return h('li', { class: `${mine ? 'mine' : ''} ${bid.voided ? 'voided' : ''}`.trim(), 'data-bid': bid.id },
       h('span', { class: 'who' }, capital(person(bid.bidder))),
       h('span', { class: 'amount' }, money(bid.amount, currency), bid.voided ? ' (voided)' : ''),
-      h('time', { datetime: iso(bid.atUs) }, clock(bid.atUs)));
+      h('time', { datetime: iso(bid.atUs) }, clock(bid.atUs)),
+      bid.voided && bid.reason ? h('span', { class: 'void-reason' }, `Voided: ${bid.reason}`) : null,
+      voidable ? h('button', { type: 'button', class: 'link void', 'data-void': bid.id,
+        'aria-label': `Void the bid of ${money(bid.amount, currency)} by ${person(bid.bidder)}` }, 'Void…') : null);
   }
 
   function renderHistory(currency) {
@@ -386,7 +486,12 @@ export function mount(main, { params }) {
     const me = session.user;
     setText(title, s.listing.title);
     document.title = `${s.listing.title}: martelo`;
-    setText(seller, s.seller === me?.id ? 'You are the seller.' : `Sold by Seller #${s.seller}`);
+    const sellerName = s.seller === me?.id ? null : nameOf(s.seller) ?? `Seller #${s.seller}`;
+    if (seller.dataset.name !== String(sellerName)) {
+      seller.dataset.name = String(sellerName);
+      if (sellerName === null) replace(seller, 'You are the seller.');
+      else replace(seller, 'Sold by ', sellerName, ' · ', h('a', { href: `/?seller=${s.seller}`, id: 'seller-link' }, 'more from this seller'));
+    }
     setText(description, s.listing.description || '');
     const priceText = money(s.price ?? s.listing.starting_price, currency);
     setText(price, priceText);
@@ -414,7 +519,7 @@ export function mount(main, { params }) {
 
     if (priceText !== lastPriceText) {
       lastPriceText = priceText;
-      setText(announce, `${s.price === null ? 'Starting price' : 'Price'} ${priceText}.${winning ? ' You are winning.' : ''}`);
+      sayPrice(`${s.price === null ? 'Starting price' : 'Price'} ${priceText}.${winning ? ' You are winning.' : ''}`);
     }
 
     // Actions: the bid form, buy it now, or why not.
@@ -464,6 +569,25 @@ export function mount(main, { params }) {
     }
   }
 
+  /**
+   * Announces the price to screen readers at most every ANNOUNCE_MS (the latest one wins): a
+   * hot auction changes it dozens of times a second, and a live region that never stops
+   * talking says nothing.
+   */
+  let lastSaidAt = -Infinity;
+  let sayTimer = null;
+  let toSay = '';
+  function sayPrice(text) {
+    toSay = text;
+    if (sayTimer) return;
+    const wait = Math.max(0, lastSaidAt + ANNOUNCE_MS - performance.now());
+    sayTimer = setTimeout(() => {
+      sayTimer = null;
+      lastSaidAt = performance.now();
+      setText(announce, toSay);
+    }, wait);
+  }
+
   /** The countdown: cheap, every 200 ms, from the server's clock. */
   function tick() {
     if (!s.listing) return;
@@ -499,7 +623,7 @@ export function mount(main, { params }) {
         bidCard,
         owner),
       h('section', { class: 'card', 'aria-labelledby': 'history-title' },
-        h('h2', { id: 'history-title' }, 'Bid history'), historyNote, history)));
+        h('h2', { id: 'history-title' }, 'Bid history'), voidForm, historyNote, history)));
 
   const handler = {
     snapshot: applySnapshot,
@@ -514,14 +638,21 @@ export function mount(main, { params }) {
   };
   live.subscribe(id, handler);
   const ticker = setInterval(tick, 200);
-  const onSession = () => schedule();
+  // Who is signed in (void buttons, "you") and names arriving change every row.
+  const onSession = () => {
+    s.voidedDirty = true;
+    schedule();
+  };
   session.listeners.add(onSession);
+  nameListeners.add(onSession);
   return () => {
     stopped = true;
     cancelAnimationFrame(frame);
     clearInterval(ticker);
     clearTimeout(minimumTimer);
+    clearTimeout(sayTimer);
     session.listeners.delete(onSession);
+    nameListeners.delete(onSession);
     live.unsubscribe(id);
   };
 }
