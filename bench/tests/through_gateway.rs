@@ -55,52 +55,31 @@ fn must_have_decided_bids_and_no_unexpected_codes(report: &Value, kind: &str) {
     }
 }
 
-/// A short run of 16 bidders in flight over `target` (`http` or `ws`), judged by
-/// [`must_have_decided_bids_and_no_unexpected_codes`].
-fn must_decide_bids_over(target: &str) {
-    let report = must_run_and_read_report(&[
-        "--target",
-        target,
-        "--concurrency",
-        "16",
-        "--bidders",
-        "4",
-        "--duration",
-        "3s",
-        "--warmup",
-        "1s",
-    ]);
+/// A 3-second run of 4 bidders over `target` (`http` or `ws`) with the `load` flags (how
+/// many in flight, or a rate), judged by [`must_have_decided_bids_and_no_unexpected_codes`].
+fn must_decide_bids_over(target: &str, load: &[&str]) -> Value {
+    let mut flags = vec!["--target", target, "--bidders", "4"];
+    flags.extend_from_slice(load);
+    flags.extend_from_slice(&["--duration", "3s", "--warmup", "1s"]);
+    let report = must_run_and_read_report(&flags);
     must_have_decided_bids_and_no_unexpected_codes(&report, target);
+    report
 }
 
 #[test]
 fn bids_over_http_through_a_local_gateway_are_decided() {
-    must_decide_bids_over("http");
+    must_decide_bids_over("http", &["--concurrency", "16"]);
 }
 
 #[test]
 fn bids_over_websockets_through_a_local_gateway_are_decided() {
-    must_decide_bids_over("ws");
+    must_decide_bids_over("ws", &["--concurrency", "16"]);
 }
 
 #[test]
 fn watchers_receive_every_event_of_the_hot_auction_in_seq_order() {
     let watchers = 8;
-    let report = must_run_and_read_report(&[
-        "--target",
-        "ws",
-        "--watchers",
-        "8",
-        "--rate",
-        "100",
-        "--bidders",
-        "4",
-        "--duration",
-        "3s",
-        "--warmup",
-        "1s",
-    ]);
-    must_have_decided_bids_and_no_unexpected_codes(&report, "ws");
+    let report = must_decide_bids_over("ws", &["--watchers", "8", "--rate", "100"]);
     let seen = &report["watchers"];
     assert_eq!(seen["requested"], watchers, "{seen:#}");
     assert_eq!(seen["connected"], watchers, "{seen:#}");
