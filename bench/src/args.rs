@@ -21,6 +21,11 @@ pub struct BenchArgs {
     /// Start a local 3-node cluster in a temporary directory and run against it.
     #[arg(long, conflicts_with = "addr")]
     pub local: bool,
+    /// With --local: the nodes' Postgres sink writes to this database
+    /// (`postgres://user@host:port/db`), and the report adds the sink's throughput and its
+    /// lag at the end. Without it the local nodes run with the sink off.
+    #[arg(long, requires = "local", value_name = "URL")]
+    pub local_postgres: Option<String>,
     /// Prometheus endpoints of the nodes (`host:port,...`), scraped before and after the run
     /// for the Raft batch sizes. Known already with `--local`.
     #[arg(long, value_delimiter = ',')]

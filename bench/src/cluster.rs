@@ -69,8 +69,9 @@ pub struct LocalRun {
 }
 
 impl LocalRun {
-    /// Starts [`LOCAL_NODES`] nodes of `binary` with metrics on, and initialises them.
-    pub async fn start(binary: &Path) -> anyhow::Result<LocalRun> {
+    /// Starts [`LOCAL_NODES`] nodes of `binary` with metrics on (and their sink writing to
+    /// `postgres`, when given), and initialises them.
+    pub async fn start(binary: &Path, postgres: Option<&str>) -> anyhow::Result<LocalRun> {
         let dir = tempfile::Builder::new()
             .prefix("martelo-bench-")
             .tempdir()
@@ -81,6 +82,9 @@ impl LocalRun {
         // Ctrl-C in the terminal then reaches the bench alone, which finishes its report and
         // stops the nodes itself.
         config.own_process_group = true;
+        if let Some(url) = postgres {
+            config.extra_args = vec!["--postgres".to_owned(), url.to_owned()];
+        }
         let cluster = LocalCluster::start(config)
             .await
             .with_context(|| format!("cannot start a local cluster from {}", binary.display()))?;

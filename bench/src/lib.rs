@@ -72,9 +72,10 @@ use cluster::LocalRun;
 use driver::{DriveSettings, Live, Window};
 use gateway::{LocalGateway, raise_open_files_limit, read_auction_seq};
 use gateway_target::connect_target;
+use martelo_sink::metric_names as sink_metrics;
 use martelo_types::metric_names::PROPOSE_BATCH_ENTRIES;
 use prometheus::HistogramTotals;
-use report::{BatchStats, SetupInfo, TargetInfo, Throughput};
+use report::{BatchStats, SetupInfo, SinkStats, TargetInfo, Throughput};
 use target::{Decision, Target};
 use watchers::{WatcherSettings, Watchers, WatchersReport};
 use workload::Workload;
@@ -138,7 +139,11 @@ async fn run_with(
             cluster::LOCAL_NODES,
             binary.display()
         );
-        let started = until_stopped(stop, LocalRun::start(&binary)).await?;
+        let started = until_stopped(
+            stop,
+            LocalRun::start(&binary, args.local_postgres.as_deref()),
+        )
+        .await?;
         Some(started?)
     } else {
         None
@@ -205,6 +210,7 @@ async fn run_with(
         missed: measured.missed,
         abandoned: measured.abandoned,
         raft_batch: measured.raft_batch,
+        sink: measured.sink,
         notes: measured.notes,
         seconds: measured.seconds,
         watchers: measured.watchers,
@@ -244,6 +250,7 @@ struct Measured {
     missed: u64,
     abandoned: u64,
     raft_batch: Option<BatchStats>,
+    sink: Option<SinkStats>,
     notes: Vec<String>,
     watchers: Option<WatchersReport>,
 }
@@ -375,6 +382,7 @@ async fn measure(
         _ => bail!("--watchers needs a gateway and a created auction"),
     };
     let before = scrape_all(metrics_addresses, &mut notes).await;
+    let sink_before = scrape_sink(metrics_addresses).await;
     let window = Window::starting_now(plan.warmup, plan.duration);
     if let Some((watchers, ..)) = &watchers {
         watchers.start_measuring(wall_us_at(window.measure_start));
@@ -406,6 +414,8 @@ async fn measure(
     let _ = progress.await;
     let after = scrape_all(metrics_addresses, &mut notes).await;
     let raft_batch = batch_stats(&before, &after, metrics_addresses.is_empty(), &mut notes);
+    let sink_after = scrape_sink(metrics_addresses).await;
+    let sink_window = window.end.saturating_duration_since(window.start);
 
     let ended = driven.stopped_at.unwrap_or(window.end).min(window.end);
     let watchers = match watchers {
@@ -441,6 +451,7 @@ async fn measure(
         missed: driven.missed,
         abandoned: driven.abandoned,
         raft_batch,
+        sink: sink_stats(sink_before, sink_after, sink_window),
         notes,
         watchers,
     })
@@ -578,6 +589,56 @@ async fn scrape_all(addresses: &[String], notes: &mut Vec<String>) -> Vec<Option
     totals
 }
 
+/// The Postgres sink's counters on every node: events written (summed), and the largest
+/// lag in entries and in seconds of any group. `None` when a node did not answer or no
+/// node runs a sink (the counter is absent everywhere).
+async fn scrape_sink(addresses: &[String]) -> Option<SinkScrape> {
+    let mut scrape = SinkScrape::default();
+    let mut seen = false;
+    for address in addresses {
+        let page = prometheus::scrape(address, SCRAPE_TIMEOUT).await.ok()?;
+        let written: Vec<f64> = prometheus::samples(&page, sink_metrics::EVENTS_WRITTEN).collect();
+        seen |= !written.is_empty();
+        scrape.written += written.iter().sum::<f64>();
+        scrape.errors += prometheus::samples(&page, sink_metrics::ERRORS).sum::<f64>();
+        for value in prometheus::samples(&page, sink_metrics::LAG_ENTRIES) {
+            scrape.lag_entries = scrape.lag_entries.max(value);
+        }
+        for value in prometheus::samples(&page, sink_metrics::LAG_SECONDS) {
+            scrape.lag_seconds = scrape.lag_seconds.max(value);
+        }
+    }
+    seen.then_some(scrape)
+}
+
+/// One [`scrape_sink`] of every node.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct SinkScrape {
+    written: f64,
+    errors: f64,
+    lag_entries: f64,
+    lag_seconds: f64,
+}
+
+/// What the sink did between the scrapes around the load (warm-up included: `window`),
+/// and its lag at the end.
+fn sink_stats(
+    before: Option<SinkScrape>,
+    after: Option<SinkScrape>,
+    window: Duration,
+) -> Option<SinkStats> {
+    let after = after?;
+    let written = after.written - before.map_or(0.0, |before| before.written);
+    let errors = after.errors - before.map_or(0.0, |before| before.errors);
+    Some(SinkStats {
+        events_written: written,
+        errors,
+        events_per_s: written / window.as_secs_f64().max(1e-9),
+        lag_entries_at_end: after.lag_entries,
+        lag_seconds_at_end: after.lag_seconds,
+    })
+}
+
 /// The batching between the two scrapes, over the nodes scraped both times.
 fn batch_stats(
     before: &[Option<HistogramTotals>],
@@ -694,6 +755,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sink_stats_count_what_was_written_around_the_load_and_the_lag_at_its_end() {
+        let before = SinkScrape {
+            written: 100.0,
+            errors: 1.0,
+            lag_entries: 7.0,
+            lag_seconds: 0.5,
+        };
+        let after = SinkScrape {
+            written: 2_100.0,
+            errors: 3.0,
+            lag_entries: 3.0,
+            lag_seconds: 0.25,
+        };
+        let stats = sink_stats(Some(before), Some(after), Duration::from_secs(4)).expect("sink");
+        assert_eq!(stats.events_written, 2_000.0);
+        assert_eq!(stats.events_per_s, 500.0);
+        assert_eq!(stats.errors, 2.0);
+        assert_eq!(
+            (stats.lag_entries_at_end, stats.lag_seconds_at_end),
+            (3.0, 0.25)
+        );
+        assert_eq!(sink_stats(Some(before), None, Duration::from_secs(4)), None);
+    }
+
+    #[test]
     fn batch_sizes_come_from_nodes_scraped_before_and_after() {
         let mut notes = Vec::new();
         let before = [
@@ -760,6 +846,7 @@ mod tests {
         let plan = BenchArgs {
             addr: vec![],
             local: true,
+            local_postgres: None,
             metrics_addr: vec![],
             scenario: Scenario::Spread,
             duration: Duration::from_secs(5),

@@ -63,6 +63,17 @@ pub fn parse_histogram_totals(text: &str, name: &str) -> Option<HistogramTotals>
     seen.then_some(totals)
 }
 
+/// Every finite sample of the metric `name` (a counter or a gauge), one per label set.
+pub fn samples<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = f64> + 'a {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(split_sample)
+        .filter(move |(metric, _)| *metric == name)
+        .filter_map(|(_, value)| value.parse::<f64>().ok())
+        .filter(|value| value.is_finite())
+}
+
 /// Splits `name{labels} value [timestamp]` into the name and the value. Label values may
 /// hold spaces, braces and escaped quotes.
 fn split_sample(line: &str) -> Option<(&str, &str)> {
@@ -193,6 +204,18 @@ pub async fn scrape(address: &str, timeout: Duration) -> anyhow::Result<String> 
 #[cfg(test)]
 mod tests {
     use martelo_types::metric_names::PROPOSE_BATCH_ENTRIES;
+
+    #[test]
+    fn samples_of_one_metric_cover_every_label_set_and_nothing_else() {
+        let page = "# TYPE martelo_sink_lag_entries gauge\n\
+                    martelo_sink_lag_entries{group=\"1\"} 4\n\
+                    martelo_sink_lag_entries{group=\"2\"} 9\n\
+                    martelo_sink_lag_entries_other 100\n\
+                    martelo_sink_lag_entries{group=\"3\"} NaN\n";
+        let found: Vec<f64> = samples(page, "martelo_sink_lag_entries").collect();
+        assert_eq!(found, [4.0, 9.0]);
+        assert_eq!(samples(page, "absent").count(), 0);
+    }
 
     use super::*;
 

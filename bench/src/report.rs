@@ -42,6 +42,8 @@ pub struct Report {
     pub abandoned: u64,
     /// Raft proposal batching during the run, from the nodes' Prometheus endpoints.
     pub raft_batch: Option<BatchStats>,
+    /// `--local-postgres`: what the nodes' Postgres sink wrote, and its lag at the end.
+    pub sink: Option<SinkStats>,
     /// Why `raft_batch` is missing or partial.
     pub notes: Vec<String>,
     pub seconds: Vec<SecondRow>,
@@ -91,6 +93,21 @@ impl Throughput {
             rejected_per_s: per_s(totals.rejected),
         }
     }
+}
+
+/// The nodes' Postgres sink during a run (`--local-postgres`), from their Prometheus
+/// endpoints.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SinkStats {
+    /// Events the sink wrote to Postgres between the scrapes around the load (warm-up
+    /// included), over every node.
+    pub events_written: f64,
+    pub events_per_s: f64,
+    /// The sink's errors in the same span (`martelo_sink_errors_total`, every kind).
+    pub errors: f64,
+    /// The largest lag of any group when the load ended, in log entries and in seconds.
+    pub lag_entries_at_end: f64,
+    pub lag_seconds_at_end: f64,
 }
 
 /// Entries per Raft proposal batch
@@ -253,6 +270,18 @@ impl Report {
             None => {
                 let _ = writeln!(out, "  raft batch not measured");
             }
+        }
+        if let Some(sink) = &self.sink {
+            let _ = writeln!(
+                out,
+                "  sink       {:.0} events written to Postgres ({:.0}/s), {:.0} errors; lag at \
+                 the end: {:.0} entries, {:.2} s (the largest of any group)",
+                sink.events_written,
+                sink.events_per_s,
+                sink.errors,
+                sink.lag_entries_at_end,
+                sink.lag_seconds_at_end
+            );
         }
         if let Some(watchers) = &self.watchers {
             watchers_summary(&mut out, watchers);
@@ -432,6 +461,7 @@ mod tests {
             }),
             missed: 0,
             abandoned: 0,
+            sink: None,
             raft_batch: Some(BatchStats {
                 batches: 10.0,
                 entries: 30.0,

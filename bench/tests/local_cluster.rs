@@ -45,3 +45,30 @@ fn closing_auctions_reject_late_bids_in_an_open_loop() {
         "{report:#}"
     );
 }
+
+#[test]
+fn with_local_postgres_the_report_says_what_the_sink_wrote() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let db = runtime.block_on(martelo_sink::testing::TestDb::create());
+    let report = must_run_and_read_report(&[
+        "--local-postgres",
+        db.url(),
+        "--duration",
+        "3s",
+        "--warmup",
+        "1s",
+    ]);
+    let sink = &report["sink"];
+    assert!(
+        sink["events_written"].as_f64() > Some(0.0),
+        "the sink wrote nothing: {report:#}"
+    );
+    assert!(sink["lag_entries_at_end"].as_f64().is_some(), "{sink:#}");
+    let events: i64 = runtime.block_on(async {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&db.pool())
+            .await
+            .expect("count the events")
+    });
+    assert!(events > 0, "no event in Postgres");
+}
