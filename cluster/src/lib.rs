@@ -16,3 +16,4 @@ pub mod cli;
 pub mod clock;
 pub mod demo;
 pub mod node;
+pub mod signals;

@@ -437,7 +437,11 @@ async fn sigterm_stops_one_node_and_three_at_once_quickly_and_cleanly() {
     let clean = test.cluster.stop(NodeId(1)).await.expect("stop");
     let one = started.elapsed();
     println!("one node stopped in {one:?} (seen from outside, polled)");
-    assert!(clean, "node 1 did not exit with 0 on SIGTERM");
+    assert!(
+        clean,
+        "node 1 did not exit with 0 on SIGTERM; its log ends with:\n{}",
+        test.cluster.log_tail(NodeId(1)).unwrap_or_default()
+    );
     assert!(one < bound, "node 1 took {one:?} to stop");
     test.cluster.restart(NodeId(1)).await.expect("restart");
     test.cluster
@@ -454,7 +458,8 @@ async fn sigterm_stops_one_node_and_three_at_once_quickly_and_cleanly() {
     for (node, clean) in results {
         assert!(
             clean.expect("stop"),
-            "node {node} did not exit with 0 on SIGTERM"
+            "node {node} did not exit with 0 on SIGTERM; its log ends with:\n{}",
+            test.cluster.log_tail(node).unwrap_or_default()
         );
     }
     assert!(three < bound, "three nodes took {three:?} to stop");

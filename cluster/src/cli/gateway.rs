@@ -101,6 +101,9 @@ pub async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
         println!("wrote a new token key file: {}", path.display());
         return Ok(());
     }
+    // Before the gateway listens: see `crate::signals`.
+    let stop_signals =
+        crate::signals::StopSignals::install().context("installing the SIGTERM handler")?;
     let config = args.config()?;
     crate::node::telemetry::init_logs(args.log_format);
     tracing::info!(
@@ -108,31 +111,11 @@ pub async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
         cluster = ?config.cluster,
         "martelo gateway starting"
     );
-    martelo_gateway::server::serve(config, shutdown_signal())
+    martelo_gateway::server::serve(config, stop_signals.received())
         .await
         .context("the gateway failed")?;
     tracing::info!("martelo gateway stopped");
     Ok(())
-}
-
-/// Resolves on the first Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut interrupt), Ok(mut terminate)) => {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-        }
-        _ => {
-            // Without signal handlers, only Ctrl-C through tokio's portable API.
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[cfg(test)]

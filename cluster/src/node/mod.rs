@@ -82,6 +82,9 @@ const SERVER_CLOSE_WAIT: Duration = Duration::from_millis(100);
 /// Runs a node until SIGTERM or Ctrl-C, then stops cleanly.
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     // Before any group applies anything, so every command sees the same engine.
+    // First, before the port is bound: see `crate::signals`.
+    let stop_signals =
+        crate::signals::StopSignals::install().context("installing the SIGTERM handler")?;
     #[cfg(feature = "planted-bugs")]
     if let Some(bug) = config.test.plant_bug {
         anyhow::ensure!(
@@ -172,7 +175,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         });
     let mut server = tokio::spawn(server);
     tokio::select! {
-        () = shutdown_signal() => {}
+        () = stop_signals.received() => {}
         served = &mut server => {
             served.context("the gRPC server task failed")?.context("the gRPC server failed")?;
             anyhow::bail!("the gRPC server stopped unexpectedly");
@@ -382,20 +385,5 @@ where
             drop(guard);
             response
         })
-    }
-}
-
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
     }
 }
