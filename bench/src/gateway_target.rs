@@ -225,7 +225,12 @@ async fn open_socket(url: &str, token: &str) -> anyhow::Result<Socket> {
     let mut request = url.into_client_request()?;
     let bearer = HeaderValue::from_str(&format!("Bearer {token}"))?;
     request.headers_mut().insert("authorization", bearer);
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(
+        request,
+        Some(crate::watchers::client_config()),
+        true,
+    )
+    .await?;
     Ok(socket)
 }
 

@@ -141,15 +141,20 @@ struct Shared {
     /// The seq every watcher should reach, once known; and how many have.
     final_seq: AtomicU64,
     caught_up: AtomicUsize,
-    events_measured: AtomicU64,
-    negative: AtomicU64,
 }
 
 /// What one watcher task returns.
 #[derive(Debug)]
 enum Ended {
     NotConnected(String),
-    Ran { check: SeqCheck, closed_early: bool },
+    Ran {
+        check: SeqCheck,
+        closed_early: bool,
+        /// Events it measured, and of them those with a negative latency (counted per
+        /// watcher and summed at the end: no atomic shared by 10,000 tasks per message).
+        measured: u64,
+        negative: u64,
+    },
 }
 
 /// The running watchers.
@@ -183,8 +188,6 @@ impl Watchers {
             measure_until_us: AtomicU64::new(NOT_YET),
             final_seq: AtomicU64::new(NOT_YET),
             caught_up: AtomicUsize::new(0),
-            events_measured: AtomicU64::new(0),
-            negative: AtomicU64::new(0),
         });
         let (stop, stopped) = watch::channel(false);
         let connecting = Arc::new(Semaphore::new(CONNECT_IN_FLIGHT_MAX));
@@ -258,8 +261,12 @@ impl Watchers {
                 Ok(Ended::Ran {
                     check,
                     closed_early,
+                    measured,
+                    negative,
                 }) => {
                     report.connected += 1;
+                    report.events_measured += measured;
+                    report.negative_latencies += negative;
                     report.closed_early += usize::from(closed_early);
                     report.behind_at_end += usize::from(check.at.is_none_or(|at| at < final_seq));
                     report.events_received += check.events;
@@ -280,8 +287,6 @@ impl Watchers {
                 }
             }
         }
-        report.events_measured = self.shared.events_measured.load(Ordering::Relaxed);
-        report.negative_latencies = self.shared.negative.load(Ordering::Relaxed);
         report.latency = merged_latency(&self.shared.histograms);
         report
     }
@@ -330,10 +335,13 @@ async fn watch_one(
 ) -> Ended {
     let mut check = SeqCheck::default();
     let connected = tokio::time::timeout(SUBSCRIBE_TIMEOUT, async {
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async_with_config(settings.ws_url.as_str(), None, true)
-                .await
-                .map_err(|error| format!("connect: {}", error_kind(&error)))?;
+        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(
+            settings.ws_url.as_str(),
+            Some(client_config()),
+            true,
+        )
+        .await
+        .map_err(|error| format!("connect: {}", error_kind(&error)))?;
         let subscribe = format!(r#"{{"type":"subscribe","auction":{}}}"#, settings.auction);
         socket
             .send(Message::text(subscribe))
@@ -371,10 +379,16 @@ async fn watch_one(
     let shard = &shared.histograms[index % HISTOGRAM_SHARDS];
     let mut caught_up = false;
     let mut closed_early = false;
+    let (mut measured, mut negative) = (0, 0);
+    // One stop future for the whole run: a fresh `changed()` per message would register
+    // with (and unregister from) the channel's shared waiter list every time.
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
     loop {
         let message = tokio::select! {
+            biased;
             message = socket.next() => message,
-            _ = stop.changed() => break,
+            _ = &mut stopped => break,
         };
         let text = match message {
             Some(Ok(Message::Text(text))) => text,
@@ -400,11 +414,11 @@ async fn watch_one(
                     let latency = match received_us.checked_sub(committed_us) {
                         Some(latency) => latency,
                         None => {
-                            shared.negative.fetch_add(1, Ordering::Relaxed);
+                            negative += 1;
                             0
                         }
                     };
-                    shared.events_measured.fetch_add(1, Ordering::Relaxed);
+                    measured += 1;
                     if let Ok(mut histogram) = shard.lock() {
                         histogram.saturating_record(latency.clamp(1, LATENCY_MAX_US));
                     }
@@ -433,7 +447,20 @@ async fn watch_one(
     Ended::Ran {
         check,
         closed_early,
+        measured,
+        negative,
     }
+}
+
+/// Bytes a bench socket reads at once. tungstenite's default (128 KiB) is zero-filled on
+/// every read attempt: with 10,000 watchers that memset was half of the bench's CPU, i.e.
+/// the instrument slowed what it measures. A longer message is read in several reads.
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// The WebSocket settings of the bench's clients (watchers and `--target ws` bidders).
+pub fn client_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
 }
 
 /// A short, stable reason for a connection error (the counts are keyed by it).

@@ -311,3 +311,45 @@ async fn a_consumer_that_does_not_read_is_conflated_while_a_fast_one_is_unaffect
         "the slow client skipped its backlog"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_floods_requests_without_reading_is_closed_as_too_slow() {
+    // The session writes the socket itself: when the client stops reading, the frames the
+    // session makes (here pongs) wait in its bounded queue, and past the bound the client is
+    // closed with 4008 instead of growing the gateway's memory.
+    let mut setup = Setup {
+        send_buffer: Some(4096),
+        ..Setup::default()
+    };
+    setup.config.limits.ws_send_queue = 8;
+    let pending_max = 2 * 8 + setup.config.limits.ws_subscriptions_max + 64;
+    let test = Harness::start(setup).await;
+    let mut ws = test.open_with(&[], Some(4096)).await.expect("upgrade");
+    // Far more pongs than the kernel buffers, the socket's write buffer, one turn and the
+    // bounded queue hold together.
+    let pings = 20_000;
+    for index in 0..pings {
+        let ping = format!(r#"{{"type":"ping","nonce":"n-{index}"}}"#);
+        if ws.send_text(ping).await.is_err() {
+            break; // the gateway has closed: fine, it is what this test expects
+        }
+    }
+    let (mut pongs, mut closed) = (0, None);
+    while closed.is_none() {
+        match ws.next_within(WAIT).await {
+            Some(Got::Json(message)) if message["type"] == "pong" => pongs += 1,
+            Some(Got::Json(_)) => {}
+            Some(Got::Closed(frame)) => closed = Some(frame),
+            None => panic!("not closed within {WAIT:?}, after {pongs} pongs"),
+        }
+    }
+    assert!(
+        pongs < pings,
+        "{pongs} pongs of {pings}: the client was not cut off (queue bound {pending_max})"
+    );
+    // The close frame comes when the client reads within the grace; either way the socket
+    // is closed and the gateway counted why.
+    if let Some(Some((code, reason))) = closed {
+        assert_eq!((code, reason.as_str()), (4008, "client too slow"));
+    }
+}

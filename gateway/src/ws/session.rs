@@ -1,14 +1,19 @@
 //! One WebSocket connection: [`run`] reads client messages, sends the auctions' snapshots
 //! and events in seq order, places bids, and closes the socket when the user's session ends.
 //!
-//! Output has one order and two bounded queues. The hub pushes events into the
-//! connection's [`Outbox`](crate::fanout::outbox::Outbox) (conflating past
-//! `limits.ws_send_queue`); the session moves an item from it only when the writer task has
-//! room ([`WRITER_QUEUE`] frames), so a client that does not read makes its outbox conflate
-//! instead of growing anything. Frames the session makes itself (snapshots, bid results,
+//! Output has one order and bounded queues, and the session task writes the socket itself
+//! (no second task per connection: one wake-up per batch of events, not two). The hub
+//! pushes events into the connection's [`Outbox`](crate::fanout::outbox::Outbox)
+//! (conflating past `limits.ws_send_queue`); the session takes up to [`FRAMES_PER_TURN`]
+//! frames from it into its *turn* only once the previous turn is handed to the socket and
+//! flushed, and the socket takes frames only while its write buffer
+//! ([`super::WRITE_BUFFER_BYTES`]) is not blocked on the kernel. So a client that does not
+//! read makes its outbox conflate instead of growing anything, and never holds back the
+//! hub or other connections. Frames the session makes itself (snapshots, bid results,
 //! pongs, time) wait in `pending`, which is bounded too: past it the client is closed as too
-//! slow (4008). A close for a suspension or sign-out jumps ahead of queued frames; a writer
-//! stuck on a socket that does not drain is dropped after [`CLOSE_GRACE`].
+//! slow (4008). A close for a suspension or sign-out jumps ahead of the frames not yet
+//! handed to the socket; a socket that does not drain gets [`CLOSE_GRACE`] to take the
+//! close frame, then is dropped.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -17,10 +22,13 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, SplitSink, SplitStream};
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{FutureExt, Sink, SinkExt, StreamExt};
 use martelo_engine::{AuctionEventKind, AuctionId, AuctionResult, Listing};
 use martelo_proto::{ErrorCode, Traceparent};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::sync::{broadcast, watch};
 
 use super::protocol::{self, ClientMessage, SnapshotReason, close};
 use super::sequence::{Step, Tracker};
@@ -34,9 +42,7 @@ use crate::http::bids::{BidInput, place_bid};
 use crate::state::AppState;
 use crate::telemetry;
 
-/// Frames handed to the writer task and not yet written.
-pub const WRITER_QUEUE: usize = 16;
-/// How long a closing connection's writer may take to send the close frame.
+/// How long a closing connection's socket may take to send the close frame.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Bids of one connection waiting for their outcome at once.
 pub const BIDS_IN_FLIGHT_MAX: usize = 32;
@@ -126,14 +132,19 @@ struct Session {
     /// Frames made by the session, sent before the outbox's items: (kind, frame).
     pending: VecDeque<(&'static str, Utf8Bytes)>,
     pending_max: usize,
-    /// `martelo_gateway_ws_messages_sent_total{kind="event"}`, looked up once: the fan-out's
-    /// hot path sends one per event and watcher.
+    /// `martelo_gateway_ws_messages_sent_total{kind="event"}`, looked up once and counted
+    /// once per turn: the fan-out's hot path sends one per event and watcher.
     events_sent: metrics::Counter,
+    /// `martelo_gateway_fanout_lag_seconds`, looked up once (recorded per event sent).
+    fanout_lag: metrics::Histogram,
 }
 
-/// Frames handed to the writer task per wake-up of the session, at most: the writer feeds
-/// what it finds queued and flushes once, so a burst of events costs one write.
-const FRAMES_PER_TURN: usize = 64;
+type Sender = SplitSink<WebSocket, Message>;
+
+/// Frames taken for the socket per turn, at most: they are written into the socket's
+/// buffer and flushed once, so a burst of events (one entry's 2-3, or a backlog) costs one
+/// `write` and one wake-up. It also bounds what a connection holds outside its outbox.
+pub const FRAMES_PER_TURN: usize = 64;
 
 /// Serves one upgraded connection until it ends. `admission` holds its place in the
 /// connection limit.
@@ -143,10 +154,7 @@ pub async fn run<A: Send + 'static>(
     principal: Option<Principal>,
     admission: A,
 ) {
-    let (sink, stream) = socket.split();
-    let (tx, rx) = mpsc::channel::<Message>(WRITER_QUEUE);
-    let (close_tx, close_rx) = oneshot::channel::<CloseFrame>();
-    let mut writer = tokio::spawn(write_loop(sink, rx, close_rx));
+    let (mut sink, stream) = socket.split();
     let limits = &state.config.limits;
     let mut session = Session {
         connection: state.hub.connect(),
@@ -158,67 +166,44 @@ pub async fn run<A: Send + 'static>(
         bids: FuturesUnordered::new(),
         pending: VecDeque::new(),
         events_sent: metrics::counter!(telemetry::WS_MESSAGES_SENT_TOTAL, "kind" => "event"),
+        fanout_lag: metrics::histogram!(telemetry::FANOUT_LAG_SECONDS),
         state: state.clone(),
     };
-    let ended = session.serve(stream, &tx).await;
+    let ended = session.serve(stream, &mut sink).await;
     metrics::counter!(telemetry::WS_CLOSED_TOTAL, "reason" => ended.label()).increment(1);
     session.unwatch_all();
-    match ended.close_frame(state.config.limits.ws_message_bytes_max) {
-        Some(frame) => {
-            let _ = close_tx.send(frame);
+    drop(session);
+    // Frames of the turn not yet in the socket are dropped (the close jumps ahead of them);
+    // what the socket's buffer holds goes out first. Without a frame of ours (the client
+    // closed, or an error) this finishes the closing handshake. A socket that does not
+    // drain is dropped after the grace.
+    let close_frame = ended.close_frame(state.config.limits.ws_message_bytes_max);
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        if let Some(frame) = close_frame {
+            let _ = sink.send(Message::Close(Some(frame))).await;
         }
-        // No frame of ours: the writer finishes the closing handshake and ends.
-        None => drop(close_tx),
-    }
-    drop(tx);
-    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
-        .await
-        .is_err()
-    {
-        writer.abort();
-    }
+        let _ = sink.close().await;
+    })
+    .await;
     drop(admission);
 }
 
-/// Writes frames in order; a close frame jumps the queue and ends the connection.
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Message>,
-    mut close_rx: oneshot::Receiver<CloseFrame>,
-) {
-    loop {
-        tokio::select! {
-            biased;
-            frame = &mut close_rx => {
-                if let Ok(frame) = frame {
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                }
-                let _ = sink.close().await;
-                return;
-            }
-            message = rx.recv() => {
-                let Some(message) = message else {
-                    // The session ended; a close frame may still come.
-                    if let Ok(frame) = close_rx.await {
-                        let _ = sink.send(Message::Close(Some(frame))).await;
-                    }
-                    let _ = sink.close().await;
-                    return;
-                };
-                if sink.feed(message).await.is_err() {
-                    return;
-                }
-                while let Ok(message) = rx.try_recv() {
-                    if sink.feed(message).await.is_err() {
-                        return;
-                    }
-                }
-                if sink.flush().await.is_err() {
-                    return;
-                }
-            }
-        }
+/// Hands the turn's frames to the socket, in order, while it takes them, then flushes:
+/// `Ready(Ok)` once all are written out, `Pending` while the socket's buffer waits on the
+/// kernel (the frames left stay in `turn`, so dropping this between polls loses nothing).
+fn poll_write(
+    sink: &mut Sender,
+    turn: &mut VecDeque<Utf8Bytes>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), axum::Error>> {
+    while !turn.is_empty() {
+        ready!(Pin::new(&mut *sink).poll_ready(cx))?;
+        let Some(frame) = turn.pop_front() else {
+            break;
+        };
+        Pin::new(&mut *sink).start_send(Message::Text(frame))?;
     }
+    Pin::new(&mut *sink).poll_flush(cx)
 }
 
 fn seconds_until(unix_secs: u64) -> Duration {
@@ -227,11 +212,23 @@ fn seconds_until(unix_secs: u64) -> Duration {
 }
 
 impl Session {
-    fn count_sent(&self, kind: &'static str) {
-        if kind == "event" {
-            self.events_sent.increment(1);
-        } else {
-            metrics::counter!(telemetry::WS_MESSAGES_SENT_TOTAL, "kind" => kind).increment(1);
+    /// Takes the next frames (at most [`FRAMES_PER_TURN`]) into `turn` and counts them, the
+    /// events with one increment.
+    fn fill_turn(&mut self, turn: &mut VecDeque<Utf8Bytes>) {
+        let mut events = 0;
+        while turn.len() < FRAMES_PER_TURN {
+            let Some((kind, frame)) = self.next_frame() else {
+                break;
+            };
+            if kind == "event" {
+                events += 1;
+            } else {
+                metrics::counter!(telemetry::WS_MESSAGES_SENT_TOTAL, "kind" => kind).increment(1);
+            }
+            turn.push_back(frame);
+        }
+        if events > 0 {
+            self.events_sent.increment(events);
         }
     }
 
@@ -239,11 +236,7 @@ impl Session {
         self.principal.as_ref().map(|principal| principal.user)
     }
 
-    async fn serve(
-        &mut self,
-        mut stream: SplitStream<WebSocket>,
-        tx: &mpsc::Sender<Message>,
-    ) -> Ended {
+    async fn serve(&mut self, mut stream: SplitStream<WebSocket>, sink: &mut Sender) -> Ended {
         let mut ends: Option<broadcast::Receiver<SessionEnd>> = self
             .principal
             .as_ref()
@@ -256,11 +249,18 @@ impl Session {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let outbox = self.connection.outbox.clone();
+        // Frames taken for the socket and not yet written out, and whether the socket has
+        // frames to flush (the turn is refilled only once it is written and flushed).
+        let mut turn: VecDeque<Utf8Bytes> = VecDeque::with_capacity(FRAMES_PER_TURN);
+        let mut unflushed = false;
         loop {
             if self.pending.len() > self.pending_max {
                 return Ended::TooSlow;
             }
-            let has_output = !self.pending.is_empty() || outbox.has_items();
+            if !unflushed {
+                self.fill_turn(&mut turn);
+                unflushed = !turn.is_empty();
+            }
             tokio::select! {
                 biased;
                 end = recv_end(&mut ends) => {
@@ -272,6 +272,13 @@ impl Session {
                     }
                 }
                 _ = &mut expiry => return Ended::TokenExpired,
+                // Before reading: a client that floods messages still gets its output.
+                written = std::future::poll_fn(|cx| poll_write(sink, &mut turn, cx)), if unflushed => {
+                    if written.is_err() {
+                        return Ended::Error;
+                    }
+                    unflushed = false;
+                }
                 incoming = stream.next() => match incoming {
                     None | Some(Ok(Message::Close(_))) => return Ended::ClientClosed,
                     Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
@@ -294,21 +301,9 @@ impl Session {
                         return Ended::Error;
                     }
                 },
-                permit = tx.reserve(), if has_output => {
-                    let Ok(permit) = permit else { return Ended::Error };
-                    if let Some((kind, frame)) = self.next_frame() {
-                        self.count_sent(kind);
-                        permit.send(Message::Text(frame));
-                    }
-                    // Whatever else is ready goes in the same turn, while the writer has room.
-                    for _ in 1..FRAMES_PER_TURN {
-                        let Ok(permit) = tx.try_reserve() else { break };
-                        let Some((kind, frame)) = self.next_frame() else { break };
-                        self.count_sent(kind);
-                        permit.send(Message::Text(frame));
-                    }
-                }
-                _ = outbox.wait(), if !has_output => {}
+                // Nothing to write: wait for the hub (a push since the last `pop` is not lost:
+                // the wake-up is stored).
+                _ = outbox.wait(), if !unflushed => {}
                 Some((auction, id, result)) = self.fetches.next(), if !self.fetches.is_empty() => {
                     self.on_fetched(auction, id, result);
                 }
@@ -599,10 +594,14 @@ impl Session {
 
     fn apply_steps(&mut self, auction: AuctionId, steps: Vec<Step>) {
         for step in steps {
-            match step {
-                Step::Send(delivered) => self.send_event(delivered),
-                Step::Fetch(_) => self.start_fetch(auction),
-            }
+            self.apply_step(auction, step);
+        }
+    }
+
+    fn apply_step(&mut self, auction: AuctionId, step: Step) {
+        match step {
+            Step::Send(delivered) => self.send_event(delivered),
+            Step::Fetch(_) => self.start_fetch(auction),
         }
     }
 
@@ -613,14 +612,14 @@ impl Session {
             return;
         };
         if let Some(step) = sub.tracker.on_event(delivered) {
-            self.apply_steps(auction, vec![step]);
+            self.apply_step(auction, step);
         }
     }
 
     /// Queues an event's frame and the notices it means for the signed-in user.
     fn send_event(&mut self, delivered: Arc<Delivered>) {
         let lag_us = protocol::server_time_us().saturating_sub(delivered.timestamp.0);
-        metrics::histogram!(telemetry::FANOUT_LAG_SECONDS).record(lag_us as f64 / 1e6);
+        self.fanout_lag.record(lag_us as f64 / 1e6);
         let frame = self.frame_of(&delivered);
         self.push("event", frame);
         let (Some(me), Some(sub)) = (self.me(), self.subs.get_mut(&delivered.auction)) else {
@@ -702,7 +701,7 @@ impl Session {
             return;
         };
         if let Some(step) = sub.tracker.on_reset(reason) {
-            self.apply_steps(auction, vec![step]);
+            self.apply_step(auction, step);
         }
     }
 
