@@ -122,6 +122,12 @@ pub enum Scenario {
     /// Auctions with short windows that close during the run (with soft close), so later
     /// bids are rejected as `auction_not_open` or `auction_closed`.
     Closing,
+    /// One hot auction whose bidders climb a ladder: each bid is one increment above the
+    /// last bid *sent* (not the last one answered), as people who watch the live price and
+    /// bid at once. Bids in flight then rise instead of racing at one stale minimum, so
+    /// most are accepted and each makes 2-3 events (`bid_placed`, `price_changed`,
+    /// `outbid`): the load for a page watching ~1,000 events a second.
+    Ladder,
 }
 
 impl Scenario {
@@ -131,12 +137,13 @@ impl Scenario {
             Scenario::Spread => "spread",
             Scenario::Proxy => "proxy",
             Scenario::Closing => "closing",
+            Scenario::Ladder => "ladder",
         }
     }
 
     fn default_auctions(self) -> usize {
         match self {
-            Scenario::Hot => 1,
+            Scenario::Hot | Scenario::Ladder => 1,
             Scenario::Spread => 1_000,
             Scenario::Proxy => 16,
             Scenario::Closing => 64,
@@ -145,7 +152,7 @@ impl Scenario {
 
     fn default_bidders(self) -> usize {
         match self {
-            Scenario::Hot => 16,
+            Scenario::Hot | Scenario::Ladder => 16,
             Scenario::Spread => 1_000,
             Scenario::Proxy => 64,
             Scenario::Closing => 256,
@@ -429,5 +436,21 @@ mod tests {
             parse(&["--local", "--target", "http", "--scenario", "closing"]).expect("parses");
         assert!(closing.plan().is_err());
         assert!(parse(&["--local", "--gateway", "http://x"]).is_err());
+    }
+
+    #[test]
+    fn the_ladder_scenario_runs_through_a_gateway_on_one_auction() {
+        let flags = [
+            "--gateway",
+            "http://127.0.0.1:8080",
+            "--target",
+            "ws",
+            "--scenario",
+            "ladder",
+        ];
+        let plan = parse(&flags).expect("parses").plan().expect("valid");
+        assert_eq!(plan.scenario, Scenario::Ladder);
+        assert_eq!((plan.auctions, plan.bidders), (1, 16));
+        assert_eq!(Scenario::Ladder.as_str(), "ladder");
     }
 }

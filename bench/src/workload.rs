@@ -3,7 +3,9 @@
 //! Bids must be valid for the engine, or the run measures nothing but rejections. Each
 //! auction keeps the highest price seen in any reply, and a bid goes in at or just above the
 //! minimum that price implies (price plus the increment at that price). Races between
-//! bidders still make a share of bids too low, which is the realistic part.
+//! bidders still make a share of bids too low, which is the realistic part. The `ladder`
+//! scenario is the exception: its bids climb from the last one *sent* (see
+//! [`BenchAuction::climb`]), so bids in flight rarely race and most are accepted.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,6 +25,13 @@ use crate::rng::Rng;
 pub const BENCH_USER_BASE: u64 = 900_000_000_000_000;
 /// Every auction's first acceptable bid, in minor units.
 pub const STARTING_PRICE: Amount = Amount(100);
+/// The fixed increment of the `ladder` scenario: ten-cent steps keep the price of tens of
+/// thousands of climbing bids readable (the eBay table would reach $100 steps within a few
+/// hundred bids).
+pub const LADDER_INCREMENT: Amount = Amount(10);
+/// The `ladder` scenario's soft-close window: the engine's longest, so the whole run is in
+/// it.
+const LADDER_SOFT_CLOSE_WINDOW: Micros = martelo_engine::limits::SOFT_CLOSE_WINDOW_MAX;
 /// The reserve of every other auction in the `proxy` scenario.
 pub const PROXY_RESERVE: Amount = Amount(5_000);
 /// Auctions start this long before the local clock says "now", so a cluster clock a little
@@ -58,6 +67,8 @@ pub struct BenchAuction {
     known_price: AtomicU64,
     /// Set once a bid came back `auction_closed` or `auction_not_open`.
     closed: AtomicBool,
+    /// `ladder`: the highest amount planned so far (0 before the first).
+    ladder: AtomicU64,
 }
 
 impl BenchAuction {
@@ -70,6 +81,28 @@ impl BenchAuction {
 
     pub fn seen_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
+    }
+
+    /// The `ladder` scenario's next amount: one increment above the higher of the last
+    /// amount planned by any worker and the known price (the starting price first). The
+    /// amounts of bids planned one after another strictly rise, so bids in flight arriving
+    /// in about the order they were sent are each at or above the minimum the previous one
+    /// left; one that arrives behind a later one is too low, and its rejection only raises
+    /// the known price. Saturates at the engine's largest amount.
+    pub fn climb(&self, starting_price: Amount) -> Amount {
+        let known = self.known_price.load(Ordering::Relaxed);
+        let mut planned = starting_price;
+        // The closure always returns Some, so this never fails; `planned` is what it stored.
+        let _ = self
+            .ladder
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                planned = match last.max(known) {
+                    0 => starting_price,
+                    floor => step_up(&self.increment, Amount(floor), 1),
+                };
+                Some(planned.0)
+            });
+        planned
     }
 }
 
@@ -103,6 +136,7 @@ impl Workload {
                 increment: increment_policy(scenario),
                 known_price: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
+                ladder: AtomicU64::new(0),
             })
             .collect();
         Workload {
@@ -164,14 +198,18 @@ impl Workload {
         let auction = self.pick_auction(rng);
         let bidder = rng.below(self.bidders as u64) as usize;
         let target = &self.auctions[auction];
-        let proxy = self.scenario == Scenario::Proxy && rng.percent(40);
-        let (amount, max) = choose_amount(
-            &target.increment,
-            STARTING_PRICE,
-            target.known_price(),
-            proxy,
-            rng,
-        );
+        let (amount, max) = if self.scenario == Scenario::Ladder {
+            (target.climb(STARTING_PRICE), None)
+        } else {
+            let proxy = self.scenario == Scenario::Proxy && rng.percent(40);
+            choose_amount(
+                &target.increment,
+                STARTING_PRICE,
+                target.known_price(),
+                proxy,
+                rng,
+            )
+        };
         PlannedBid {
             auction,
             amount,
@@ -233,6 +271,7 @@ impl Workload {
 fn increment_policy(scenario: Scenario) -> IncrementPolicy {
     match scenario {
         Scenario::Spread => IncrementPolicy::Fixed(Amount(25)),
+        Scenario::Ladder => IncrementPolicy::Fixed(LADDER_INCREMENT),
         Scenario::Hot | Scenario::Proxy | Scenario::Closing => IncrementPolicy::Ebay,
     }
 }
@@ -275,6 +314,20 @@ pub fn auction_spec(
                 total_extension_max: Some(micros(cap)),
             };
             (end, Some(soft_close))
+        }
+        Scenario::Ladder => {
+            // The last hour of a hot auction under soft close: every price-changing bid of
+            // a run shorter than ~55 minutes falls in the window and pushes the end out by
+            // a second, one more event per bid (`auction_extended`).
+            let soft_close = SoftClose {
+                window: LADDER_SOFT_CLOSE_WINDOW,
+                mode: SoftCloseMode::AddToEnd(Micros::SECOND),
+                total_extension_max: None,
+            };
+            (
+                now.plus(micros(warmup + measure + END_MARGIN)),
+                Some(soft_close),
+            )
         }
         Scenario::Hot | Scenario::Spread | Scenario::Proxy => {
             (now.plus(micros(warmup + measure + END_MARGIN)), None)
@@ -410,6 +463,7 @@ mod tests {
             Scenario::Spread,
             Scenario::Proxy,
             Scenario::Closing,
+            Scenario::Ladder,
         ] {
             let workload = workload(scenario, 5);
             let requests =
@@ -514,30 +568,37 @@ mod tests {
         assert!(auction.seen_closed());
     }
 
-    #[test]
-    fn a_hot_auction_driven_through_the_engine_accepts_a_realistic_share() {
-        // Sequentially every bid would be accepted; with replies arriving late (here: four
-        // bids planned before any reply is seen) bidders race and some bids are too low.
-        let workload = workload(Scenario::Hot, 1);
+    /// An engine that has created `workload`'s auctions; `apply` runs requests in log order,
+    /// a microsecond apart.
+    fn engine_with(workload: &Workload) -> impl FnMut(Request) -> martelo_engine::Outcome {
         let mut state = State::new();
         let mut log_index = 0;
-        let mut apply = |state: &mut State, request: Request| {
+        let mut apply = move |request: Request| {
             log_index += 1;
             let ctx = ApplyCtx {
                 log_index,
                 timestamp: NOW.plus(Micros(log_index)),
             };
-            state.apply(ctx, &Command::Request(request)).reply
+            state.apply(ctx, &Command::Request(request))
         };
         for request in workload.create_requests(NOW, Duration::ZERO, Duration::from_secs(5)) {
-            assert!(apply(&mut state, request).is_accepted());
+            assert!(apply(request).reply.is_accepted());
         }
+        apply
+    }
+
+    #[test]
+    fn a_hot_auction_driven_through_the_engine_accepts_a_realistic_share() {
+        // Sequentially every bid would be accepted; with replies arriving late (here: four
+        // bids planned before any reply is seen) bidders race and some bids are too low.
+        let workload = workload(Scenario::Hot, 1);
+        let mut apply = engine_with(&workload);
         let mut rng = Rng::new(11);
         let (mut accepted, mut rejected) = (0, 0);
         for _ in 0..250 {
             let wave: Vec<PlannedBid> = (0..4).map(|_| workload.next_bid(&mut rng)).collect();
             for bid in wave {
-                let reply = apply(&mut state, bid.request.clone());
+                let reply = apply(bid.request.clone()).reply;
                 match &reply {
                     Reply::Accepted(_) => accepted += 1,
                     Reply::Rejected(code) => {
@@ -556,5 +617,48 @@ mod tests {
             "at least one bid per wave wins: {accepted}"
         );
         assert!(rejected >= 100, "racing bidders lose some: {rejected}");
+    }
+
+    #[test]
+    fn a_ladder_auction_accepts_almost_every_bid_with_several_events_each() {
+        // The same late replies as above (four bids planned before any reply), but the
+        // amounts climb from the last bid planned: in order, every bid is accepted, and
+        // makes a `bid_placed`, a `price_changed`, an `auction_extended` (soft close) and,
+        // when the lead changes hands, an `outbid`.
+        let workload = workload(Scenario::Ladder, 1);
+        let mut apply = engine_with(&workload);
+        let mut rng = Rng::new(11);
+        let (mut accepted, mut events) = (0, 0);
+        let mut previous = Amount(0);
+        for _ in 0..250 {
+            let wave: Vec<PlannedBid> = (0..4).map(|_| workload.next_bid(&mut rng)).collect();
+            for bid in wave {
+                assert!(bid.amount > previous, "amounts climb");
+                previous = bid.amount;
+                let outcome = apply(bid.request.clone());
+                if outcome.reply.is_accepted() {
+                    accepted += 1;
+                }
+                events += outcome.events.len();
+                workload.observe(&bid, &outcome.reply);
+            }
+        }
+        assert_eq!(accepted, 1_000, "bids in send order are all accepted");
+        assert!(events >= 3_000, "{events} events for 1,000 bids");
+        // A bid overtaken by a later one is too low; what it teaches keeps the ladder above.
+        let late = workload.next_bid(&mut rng);
+        let early = workload.next_bid(&mut rng);
+        assert!(apply(early.request.clone()).reply.is_accepted());
+        let refused = apply(late.request.clone()).reply;
+        // (`max_not_raised` when the overtaken bid is the new leader's own.)
+        assert!(
+            matches!(
+                refused,
+                Reply::Rejected(RejectCode::BidTooLow | RejectCode::MaxNotRaised)
+            ),
+            "{refused:?}"
+        );
+        workload.observe(&late, &refused);
+        assert!(workload.next_bid(&mut rng).amount > early.amount);
     }
 }

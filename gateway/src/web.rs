@@ -5,6 +5,11 @@
 //! - [`router`]: `GET /assets/{*path}` serves a file; the app's client-side routes
 //!   ([`APP_ROUTES`], e.g. `/auctions/{id}`) serve `index.html`, whose script routes in the
 //!   page. Anything else falls through to the API's 404.
+//! - The page served for a route names that route's view module in a
+//!   `<link rel="modulepreload">` (in place of the `<!-- view -->` marker), next to the
+//!   shared modules that `index.html` preloads itself. The browser then fetches every module
+//!   of the first page at once, instead of finding the view only after `app.js` has run:
+//!   one round of requests, not a waterfall (issue 14's first-load target).
 //! - Every file carries a strong `ETag` (its SHA-256, computed at compile time by
 //!   `rust-embed`) and `Cache-Control: no-cache`: the browser keeps its copy and revalidates
 //!   it with `If-None-Match` (a 304 with no body), so a new binary never serves a stale
@@ -28,19 +33,24 @@ use axum::routing::get;
 #[folder = "web/"]
 struct Assets;
 
-/// Paths that the page's client-side router handles: each serves `index.html`.
-pub const APP_ROUTES: &[&str] = &[
-    "/",
-    "/signin",
-    "/signup",
-    "/sell",
-    "/mine",
-    "/admin",
-    "/admin/audit",
-    "/activity",
-    "/auctions/{id}",
-    "/auctions/{id}/edit",
+/// Paths that the page's client-side router handles, each with the view module it shows
+/// (under `assets/`): each serves `index.html` with that module preloaded. Keep in step
+/// with `ROUTES` in `web/assets/app.js` (a test compares the views).
+pub const APP_ROUTES: &[(&str, &str)] = &[
+    ("/", "views/list.js"),
+    ("/signin", "views/auth.js"),
+    ("/signup", "views/auth.js"),
+    ("/sell", "views/sell.js"),
+    ("/mine", "views/list.js"),
+    ("/admin", "views/admin.js"),
+    ("/admin/audit", "views/audit.js"),
+    ("/activity", "views/activity.js"),
+    ("/auctions/{id}", "views/auction.js"),
+    ("/auctions/{id}/edit", "views/sell.js"),
 ];
+
+/// Where `index.html` takes the route's view preload.
+const VIEW_MARKER: &str = "<!-- view -->";
 
 /// The policy for pages. `'self'` everywhere it is needed, `'none'` elsewhere.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
@@ -53,8 +63,11 @@ const ASSET_PATH_BYTES_MAX: usize = 200;
 /// The web UI's routes, for any router state (they need none).
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     let mut router = Router::new().route("/assets/{*path}", get(asset));
-    for route in APP_ROUTES {
-        router = router.route(route, get(page));
+    for &(route, view) in APP_ROUTES {
+        router = router.route(
+            route,
+            get(move |headers: HeaderMap| async move { page(view, &headers) }),
+        );
     }
     router
 }
@@ -93,17 +106,39 @@ fn not_found() -> Response {
 /// copy is current. Pages also get the security headers.
 fn serve(path: &str, headers: &HeaderMap) -> Option<Response> {
     let file = Assets::get(path)?;
-    let hash = file.metadata.sha256_hash();
-    let etag = format!("\"{}\"", hex_prefix(&hash));
-    let mut response = if etag_matches(headers, &etag) {
+    let etag = format!("\"{}\"", hex_prefix(&file.metadata.sha256_hash()));
+    // Embedded files are borrowed from the binary: no copy per request.
+    let body = || match file.data {
+        std::borrow::Cow::Borrowed(bytes) => Body::from(bytes),
+        std::borrow::Cow::Owned(bytes) => Body::from(bytes),
+    };
+    Some(respond(path, &etag, body, headers))
+}
+
+/// `index.html` for a route whose view module is `view`: the view's preload in place of the
+/// marker. Its tag is the file's plus the view's, since each route's page differs.
+fn serve_page(view: &str, headers: &HeaderMap) -> Option<Response> {
+    let file = Assets::get("index.html")?;
+    let name = view.trim_start_matches("views/").trim_end_matches(".js");
+    let etag = format!("\"{}-{name}\"", hex_prefix(&file.metadata.sha256_hash()));
+    let body = || {
+        let html = String::from_utf8_lossy(&file.data).replacen(
+            VIEW_MARKER,
+            &format!("<link rel=\"modulepreload\" href=\"/assets/{view}\">"),
+            1,
+        );
+        Body::from(html)
+    };
+    Some(respond("index.html", &etag, body, headers))
+}
+
+/// The response for a file of type `path` tagged `etag`: 304 when the client's copy is
+/// current, else `body()`; with the caching and security headers.
+fn respond(path: &str, etag: &str, body: impl FnOnce() -> Body, headers: &HeaderMap) -> Response {
+    let mut response = if etag_matches(headers, etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        // Embedded files are borrowed from the binary: no copy per request.
-        let body = match file.data {
-            std::borrow::Cow::Borrowed(bytes) => Body::from(bytes),
-            std::borrow::Cow::Owned(bytes) => Body::from(bytes),
-        };
-        let mut response = Response::new(body);
+        let mut response = Response::new(body());
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(content_type(path)),
@@ -111,7 +146,7 @@ fn serve(path: &str, headers: &HeaderMap) -> Option<Response> {
         response
     };
     let out = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&etag) {
+    if let Ok(value) = HeaderValue::from_str(etag) {
         out.insert(header::ETAG, value);
     }
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -134,7 +169,7 @@ fn serve(path: &str, headers: &HeaderMap) -> Option<Response> {
             HeaderValue::from_static("same-origin"),
         );
     }
-    Some(response)
+    response
 }
 
 /// The first 16 bytes of a digest as lower-case hex (enough to tell versions apart).
@@ -148,8 +183,8 @@ fn hex_prefix(digest: &[u8]) -> String {
     text
 }
 
-async fn page(headers: HeaderMap) -> Response {
-    serve("index.html", &headers).unwrap_or_else(not_found)
+fn page(view: &str, headers: &HeaderMap) -> Response {
+    serve_page(view, headers).unwrap_or_else(not_found)
 }
 
 async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
@@ -209,6 +244,62 @@ mod tests {
         }
     }
 
+    async fn text_of(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        String::from_utf8(bytes.to_vec()).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn each_route_preloads_its_view_and_is_tagged_apart() {
+        let auction = get("/auctions/42", None).await;
+        let auction_tag = header_of(&auction, header::ETAG).to_owned();
+        let html = text_of(auction).await;
+        assert!(
+            html.contains(r#"<link rel="modulepreload" href="/assets/views/auction.js">"#),
+            "{html}"
+        );
+        assert!(!html.contains(VIEW_MARKER), "the marker is replaced");
+        let list = get("/", None).await;
+        let list_tag = header_of(&list, header::ETAG).to_owned();
+        assert!(text_of(list).await.contains("/assets/views/list.js"));
+        assert_ne!(
+            auction_tag, list_tag,
+            "each route's page is its own version"
+        );
+        let again = get("/auctions/7", Some(&auction_tag)).await;
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        let other = get("/", Some(&auction_tag)).await;
+        assert_eq!(other.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn every_route_names_an_embedded_view_that_the_app_routes_to() {
+        let app = Assets::get("assets/app.js").expect("app.js is embedded");
+        let app = String::from_utf8_lossy(&app.data);
+        let index = Assets::get("index.html").expect("index.html is embedded");
+        assert!(String::from_utf8_lossy(&index.data).contains(VIEW_MARKER));
+        for (route, view) in APP_ROUTES {
+            assert!(
+                Assets::get(&format!("assets/{view}")).is_some(),
+                "{route}: {view} is not embedded"
+            );
+            assert!(
+                app.contains(&format!("import('./{view}')")),
+                "{route}: app.js never loads {view}"
+            );
+        }
+        // And every view app.js loads is some route's.
+        for part in app.split("import('./").skip(1) {
+            let view = part.split('\'').next().unwrap_or_default();
+            assert!(
+                APP_ROUTES.iter().any(|(_, known)| *known == view),
+                "app.js loads {view}, which no route of web.rs preloads"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn assets_have_their_types_and_revalidate_by_etag() {
         let response = get("/assets/app.js", None).await;
@@ -252,6 +343,13 @@ mod tests {
         let index = Assets::get("index.html").expect("index.html is embedded");
         let text = String::from_utf8_lossy(&index.data);
         assert!(text.contains("/assets/app.js"), "the page loads the app");
+        for part in text.split(r#"rel="modulepreload" href="/"#).skip(1) {
+            let path = part.split('"').next().unwrap_or_default();
+            assert!(
+                Assets::get(path).is_some(),
+                "index.html preloads {path}: missing"
+            );
+        }
         for file in Assets::iter() {
             assert!(
                 content_type(&file) != "application/octet-stream",

@@ -37,6 +37,8 @@ from conftest import (
 
 # "Each sees the other's bid within 1 s without reloading" (issue #14).
 LIVE_MS = 1_000
+# Fresh-browser loads of an auction page measured by the first-load scenario.
+FIRST_LOADS = 3
 
 
 def history(page: Page):
@@ -334,28 +336,54 @@ def test_the_list_shows_open_auctions_and_first_load_is_small(new_page, seller):
     expect(page).to_have_url(re.compile(rf"/auctions/{auction}$"))
     expect(page.locator("#buy-now")).to_have_text("€50.00")
 
-    # First load of an auction page in a fresh browser: what it costs.
+    # First load of an auction page in a fresh browser (no cache, no cookies): what it costs,
+    # three times. "Interactive" is the page's mark `martelo:auction-rendered`: the first
+    # frame that draws the auction's live state (from the WebSocket snapshot: price, leader,
+    # minimum, countdown, history, the bid form), not a read that is not yet live.
+    loads = [first_load(new_page, auction, title) for _ in range(FIRST_LOADS)]
+    for figures in loads:
+        assert figures["bytes"] < 200_000, figures
+    rendered = sorted(figures["rendered"] for figures in loads)
+    print(f"first load of an auction page, {FIRST_LOADS} fresh browsers: live state rendered "
+          f"{', '.join(f'{ms:.0f}' for ms in rendered)} ms after navigation start "
+          f"(median {rendered[len(rendered) // 2]:.0f} ms)")
+
+
+def first_load(new_page, auction: int, title: str) -> dict:
+    """Loads an auction page in a fresh browser context; prints and returns its timeline."""
     fresh = new_page()
     started = time.monotonic()
     fresh.goto(f"{base_url()}/auctions/{auction}")
     expect(fresh.locator("#title")).to_have_text(title)
+    expect(fresh.locator("#bid-card")).to_be_visible()
     wall_ms = (time.monotonic() - started) * 1000
     figures = fresh.evaluate(
         """() => {
           const nav = performance.getEntriesByType('navigation')[0];
           const resources = performance.getEntriesByType('resource');
           const bytes = [nav, ...resources].reduce((sum, entry) => sum + (entry.transferSize || 0), 0);
-          const rendered = performance.getEntriesByName('martelo:auction-rendered')[0];
-          return { bytes, files: resources.length + 1,
+          const mark = (name) => performance.getEntriesByName(name, 'mark')[0]?.startTime ?? null;
+          const files = resources.map((entry) => [entry.name.replace(/^.*\\/assets\\//, ''),
+            entry.startTime, entry.responseEnd]);
+          files.sort((a, b) => a[1] - b[1]);
+          return { bytes, files: resources.length + 1, html: nav.responseEnd,
                    domContentLoaded: nav.domContentLoadedEventEnd,
-                   rendered: rendered ? rendered.startTime : null };
+                   appStart: mark('martelo:app-start'), wsOpen: mark('martelo:ws-open'),
+                   snapshot: mark('martelo:snapshot'),
+                   rendered: mark('martelo:auction-rendered'), timeline: files };
         }"""
     )
     assert figures["rendered"] is not None, "the page marks its first live render"
+    last_file = max(end for _, _, end in figures["timeline"])
+    ms = lambda value: "-" if value is None else f"{value:.0f}"  # noqa: E731
     print(f"\nfirst load of an auction page: {figures['bytes']} bytes in {figures['files']} files, "
           f"DOMContentLoaded {figures['domContentLoaded']:.0f} ms, live state rendered "
-          f"{figures['rendered']:.0f} ms after navigation start (wall {wall_ms:.0f} ms)")
-    assert figures["bytes"] < 200_000, figures
+          f"{figures['rendered']:.0f} ms after navigation start (wall {wall_ms:.0f} ms); "
+          f"html {ms(figures['html'])}, last file {last_file:.0f}, app.js runs "
+          f"{ms(figures['appStart'])}, socket open {ms(figures['wsOpen'])}, snapshot "
+          f"{ms(figures['snapshot'])} ms; files (start-end ms): "
+          + ", ".join(f"{name} {begin:.0f}-{end:.0f}" for name, begin, end in figures["timeline"]))
+    return figures
 
 
 def test_a_gateway_restart_resumes_with_no_missing_or_duplicate_rows(new_page, seller):

@@ -40,6 +40,8 @@ function cookie(name) {
 export const session = {
   user: null,
   expired: false,
+  // Successful refreshes: the access cookie changed (the socket may need to reconnect).
+  rotations: 0,
   listeners: new Set(),
   set(user, { expired = false } = {}) {
     if (expired) {
@@ -63,6 +65,7 @@ export function refresh() {
   if (!refreshing) {
     refreshing = raw('POST', '/v1/sessions/refresh', { body: {} })
       .then((answer) => {
+        session.rotations += 1;
         session.set(answer.user);
         return true;
       })

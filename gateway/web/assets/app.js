@@ -1,11 +1,21 @@
 // The entry point: the client-side router, the header (navigation, who is signed in, the
 // connection indicator) and start-up. Each view is a module exporting
 // `mount(main, params) → unmount`; the gateway serves index.html for every route below.
+//
+// Start-up runs its slow steps at once, not one after another: the first route's view
+// module (which the gateway also names in a modulepreload), the WebSocket and, on an
+// auction's page, its subscription (live.js keeps what arrives until the view takes it),
+// and who is signed in. Only the first render waits for the session, since what a view
+// shows depends on it. If reading the session rotated the access cookie, the socket (opened
+// with the old one) reconnects.
 
 import { loadSession, session, signOut } from './api.js';
 import { banner, h, replace, toast } from './dom.js';
 import { zone } from './format.js';
 import { live, metrics } from './live.js';
+
+// The auction page's route: at start-up its auction is subscribed to before the view loads.
+const AUCTION_ROUTE = /^\/auctions\/(\d{1,16})$/;
 
 const ROUTES = [
   [/^\/$/, () => import('./views/list.js')],
@@ -16,7 +26,7 @@ const ROUTES = [
   [/^\/admin$/, () => import('./views/admin.js')],
   [/^\/admin\/audit$/, () => import('./views/audit.js')],
   [/^\/activity$/, () => import('./views/activity.js')],
-  [/^\/auctions\/(\d{1,16})$/, () => import('./views/auction.js')],
+  [AUCTION_ROUTE, () => import('./views/auction.js')],
   [/^\/auctions\/(\d{1,16})\/edit$/, () => import('./views/sell.js'), 'edit'],
 ];
 
@@ -30,12 +40,15 @@ export function navigate(path, { replace: replaceState = false } = {}) {
   render();
 }
 
+function route(path) {
+  return ROUTES.map(([pattern, load, mode]) => [pattern.exec(path), load, mode])
+    .find(([found]) => found);
+}
+
 async function render() {
   const mine = ++generation;
   const main = document.getElementById('main');
-  const path = location.pathname;
-  const match = ROUTES.map(([pattern, load, mode]) => [pattern.exec(path), load, mode])
-    .find(([found]) => found);
+  const match = route(location.pathname);
   if (unmount) {
     try {
       unmount();
@@ -54,6 +67,8 @@ async function render() {
     const view = await load();
     if (mine !== generation) return;
     unmount = view.mount(main, { params: found.slice(1), mode, query: new URLSearchParams(location.search) }) ?? null;
+    // A start-up subscription that this view did not take is not needed.
+    live.dropPrefetched();
   } catch (error) {
     console.error(error);
     replace(main, h('h1', {}, 'This page failed to load'), h('p', {}, 'Reload the page to try again.'));
@@ -115,8 +130,12 @@ function onLinkClick(event) {
 }
 
 async function start() {
+  performance.mark('martelo:app-start');
   // Read by the browser tests: update latencies (ms from a WS message to its DOM write).
   window.__martelo = { metrics };
+  // The first view's module loads while the session is read (render() then finds it in the
+  // module map); a failure shows when render() imports it again.
+  route(location.pathname)?.[1]().catch(() => {});
   document.getElementById('zone').textContent = `Times are shown in your time zone, ${zone}.`;
   document.addEventListener('click', onLinkClick);
   window.addEventListener('popstate', render);
@@ -135,10 +154,17 @@ async function start() {
     }
     previous = user;
   });
+  live.start();
+  const auction = AUCTION_ROUTE.exec(location.pathname);
+  if (auction) live.prefetch(Number(auction[1]));
+  const rotations = session.rotations;
+  const hadSession = document.cookie.includes('martelo_csrf=');
   await loadSession();
+  // The socket connected with the cookies of before: after a refresh (or with a session
+  // that turned out expired) it reconnects with the current ones.
+  if (session.rotations !== rotations || (hadSession && !session.user)) live.restart();
   previous = session.user;
   if (session.expired) toast('Your session has expired. Sign in again.', 'bad', 8000);
-  live.start();
   render();
 }
 

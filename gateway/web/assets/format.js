@@ -19,9 +19,18 @@ function moneyFormat(currency) {
   return format;
 }
 
-/** Digits after the decimal point of `currency` (EUR 2, JPY 0, BHD 3). */
+const digitsOf = new Map();
+
+/** Digits after the decimal point of `currency` (EUR 2, JPY 0, BHD 3). Kept per currency:
+ * resolvedOptions() makes an object a call, and a hot auction formats hundreds of amounts a
+ * frame. */
 export function minorDigits(currency) {
-  return moneyFormat(currency).resolvedOptions().maximumFractionDigits;
+  let digits = digitsOf.get(currency);
+  if (digits === undefined) {
+    digits = moneyFormat(currency).resolvedOptions().maximumFractionDigits;
+    digitsOf.set(currency, digits);
+  }
+  return digits;
 }
 
 /** `minor` units of `currency` as text, e.g. money(1250, 'EUR') → "€12.50". */

@@ -408,9 +408,10 @@ export function mount(main, { params }) {
         }
         break;
       case 'auction_extended':
+        // Said (and flashed) once per frame in render(): under a hot soft close every bid
+        // extends the end.
         s.endUs = event.effective_end_us;
         s.extendedFlash = true;
-        setText(announce, `Soft close: the end moved to ${when(s.endUs)}.`);
         break;
       case 'bid_voided': {
         const bid = s.bids.find((candidate) => candidate.id === event.bid_id);
@@ -554,6 +555,7 @@ export function mount(main, { params }) {
     renderHistory(currency);
     if (s.extendedFlash) {
       s.extendedFlash = false;
+      setText(announce, `Soft close: the end moved to ${when(s.endUs)}.`);
       countdown.classList.remove('extended');
       void countdown.offsetWidth; // restart the animation
       countdown.classList.add('extended');
