@@ -49,6 +49,8 @@ async fn fill(url: &str) {
         let seq = seq as u64 + 1;
         records.push(SinkRecord {
             log_index: seq,
+            rejections: Vec::new(),
+            traceparent: None,
             events: vec![meta(
                 seq,
                 MetaEventKind::UserRegistered {
@@ -62,6 +64,8 @@ async fn fill(url: &str) {
     }
     records.push(SinkRecord {
         log_index: 4,
+        rejections: Vec::new(),
+        traceparent: None,
         events: vec![meta(
             4,
             MetaEventKind::UserSuspended {
@@ -90,6 +94,8 @@ async fn fill(url: &str) {
     };
     let mut records = vec![SinkRecord {
         log_index: 1,
+        rejections: Vec::new(),
+        traceparent: None,
         events: vec![on_auction(
             1,
             AuctionEventKind::Created {
@@ -101,12 +107,16 @@ async fn fill(url: &str) {
     for bid in 0..4u64 {
         records.push(SinkRecord {
             log_index: 2 + bid,
+            rejections: Vec::new(),
+            traceparent: None,
             events: vec![on_auction(
                 2 + bid,
                 AuctionEventKind::BidAccepted {
                     bid_id: BidId(bid as u32),
                     bidder: UserId(21),
                     amount: Amount(100 + bid * 10),
+                    proxy: false,
+                    raise: false,
                 },
             )],
         });

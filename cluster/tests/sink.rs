@@ -152,7 +152,7 @@ async fn postgres_converges_to_the_engine_through_bids_a_close_and_a_leader_kill
         sqlx::query(damage).execute(&pool).await.expect(damage);
     }
     let found = must_check(&pool, &views_now).await;
-    let caught: Vec<(ViolationClass, i64)> =
+    let caught: Vec<(ViolationClass, u64)> =
         found.iter().map(|v| (v.class(), v.auction())).collect();
     for planted in [
         (ViolationClass::Missing, 1),

@@ -41,6 +41,7 @@ use std::io::{self, Read, Write};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub mod compat;
 pub mod wire;
 
 /// The storage format written by this build. Readers accept exactly the formats they know:
@@ -51,7 +52,14 @@ pub mod wire;
 ///   has the same bytes in both formats; a format-1 `State` decodes with an empty meta state
 ///   (`meta::compat`). Enums gained variants at their ends (`Command::Meta`, `Event::Meta`,
 ///   `Accepted::Meta`, `RejectCode::Meta`), which leaves old values' bytes valid.
-pub const STORAGE_FORMAT_VERSION: u8 = 2;
+/// - 3: fields appended for the Postgres sink: `AuctionEventKind::BidAccepted` gained `proxy`
+///   and `raise`, and raft-store's stored event record gained `rejections` and
+///   `traceparent` (it was the bare list of events before). Format-1/2 values decode with
+///   those fields `false` / empty ([`compat`]); every other value has the same bytes.
+///   Unlike format 2, this build writes the format it introduces (the sink needs the fields
+///   now): a format-2 build cannot read a format-3 event record or snapshot, so an upgrade
+///   from it is not rolling, and no rollback after format-3 values are written.
+pub const STORAGE_FORMAT_VERSION: u8 = 3;
 
 /// The oldest storage format this build still reads.
 pub const STORAGE_FORMAT_VERSION_OLDEST: u8 = 1;
@@ -75,6 +83,36 @@ thread_local! {
 /// decoding: no wire type holds a `State`).
 pub(crate) fn decoding_format() -> u8 {
     DECODING_FORMAT.with(std::cell::Cell::get)
+}
+
+thread_local! {
+    /// Whether the value this thread is encoding or decoding has the fields appended in
+    /// storage format 3 and wire version 3 ([`compat`]). True outside the codec.
+    static LAYOUT_APPENDED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// [`LAYOUT_APPENDED`] now.
+fn layout_has_appended_fields() -> bool {
+    LAYOUT_APPENDED.with(std::cell::Cell::get)
+}
+
+/// Sets [`LAYOUT_APPENDED`] for one framed encode or decode, and restores the previous
+/// value when dropped, also when serde panics.
+struct LayoutGuard {
+    previous: bool,
+}
+
+impl LayoutGuard {
+    fn enter(appended: bool) -> LayoutGuard {
+        let previous = LAYOUT_APPENDED.with(|layout| layout.replace(appended));
+        LayoutGuard { previous }
+    }
+}
+
+impl Drop for LayoutGuard {
+    fn drop(&mut self) {
+        LAYOUT_APPENDED.with(|layout| layout.set(self.previous));
+    }
 }
 
 /// Sets [`decoding_format`] while it lives, and restores the previous value when dropped,
@@ -171,6 +209,8 @@ struct Readable {
     /// Whether the payload may hold a `State`, whose layout depends on the version
     /// ([`decoding_format`]).
     sets_decoding_format: bool,
+    /// The first version of this format with the fields [`compat`] appends.
+    appended_since: u8,
 }
 
 const STORAGE: Readable = Readable {
@@ -178,9 +218,15 @@ const STORAGE: Readable = Readable {
     oldest: STORAGE_FORMAT_VERSION_OLDEST,
     newest: STORAGE_FORMAT_VERSION,
     sets_decoding_format: true,
+    appended_since: compat::APPENDED_SINCE_STORAGE_FORMAT,
 };
 
 impl Readable {
+    /// Whether values of `version` of this format have the appended fields.
+    fn has_appended_fields(self, version: u8) -> bool {
+        version >= self.appended_since
+    }
+
     fn check(self, what: &'static str, found: u8) -> Result<(), CodecError> {
         if (self.oldest..=self.newest).contains(&found) {
             Ok(())
@@ -196,13 +242,16 @@ impl Readable {
     }
 }
 
-/// Frames `value` with `version`. The layout is bincode's standard configuration in every
-/// version so far; a version that changes it branches here.
+/// Frames `value` with `version` of `format`. The layout is bincode's standard configuration
+/// in every version so far; the fields appended in a version are left out of older ones
+/// ([`compat`]).
 fn encode_framed<T: Serialize + ?Sized>(
     version: u8,
+    format: Readable,
     what: &'static str,
     value: &T,
 ) -> Result<Vec<u8>, CodecError> {
+    let _layout = LayoutGuard::enter(format.has_appended_fields(version));
     let mut bytes = Vec::with_capacity(64);
     bytes.push(version);
     bincode::serde::encode_into_std_write(value, &mut bytes, bincode::config::standard()).map_err(
@@ -261,6 +310,7 @@ fn decode_framed<T: DeserializeOwned, const BYTES_MAX: usize>(
     let _format = readable
         .sets_decoding_format
         .then(|| DecodingFormat::enter(version));
+    let _layout = LayoutGuard::enter(readable.has_appended_fields(version));
     let config = bincode::config::standard().with_limit::<BYTES_MAX>();
     let (value, read) =
         bincode::serde::decode_from_slice(payload, config).map_err(|error| match error {
@@ -289,7 +339,21 @@ fn decode_framed<T: DeserializeOwned, const BYTES_MAX: usize>(
 
 /// Encodes a stored value into one framed buffer, in [`STORAGE_FORMAT_VERSION`].
 pub fn encode<T: Serialize + ?Sized>(what: &'static str, value: &T) -> Result<Vec<u8>, CodecError> {
-    encode_framed(STORAGE_FORMAT_VERSION, what, value)
+    encode_framed(STORAGE_FORMAT_VERSION, STORAGE, what, value)
+}
+
+/// Encodes a stored value in an older storage format this build reads (the fields appended
+/// since are left out, [`compat`]): what a build of that format wrote. For compatibility
+/// tests, and for a release that must keep writing the older format while its peers learn
+/// the newer one (docs/ARCHITECTURE.md, "Formats and compatibility"). Not for `State` of
+/// format 1, whose `meta` field has no such switch.
+pub fn encode_in_format<T: Serialize + ?Sized>(
+    version: u8,
+    what: &'static str,
+    value: &T,
+) -> Result<Vec<u8>, CodecError> {
+    STORAGE.check(what, version)?;
+    encode_framed(version, STORAGE, what, value)
 }
 
 /// Decodes one stored value, in any storage format this build reads, of at most
@@ -338,6 +402,7 @@ pub fn encode_to_writer<T: Serialize + ?Sized, W: Write>(
     writer: W,
 ) -> Result<u64, CodecError> {
     let encode_error = |reason: String| CodecError::Encode { what, reason };
+    let _layout = LayoutGuard::enter(STORAGE.has_appended_fields(STORAGE_FORMAT_VERSION));
     let mut writer = HashingWriter {
         inner: writer,
         hasher: blake3::Hasher::new(),
@@ -380,8 +445,10 @@ pub fn decode_from_reader<T: DeserializeOwned, R: Read>(
     }
     STORAGE.check(what, version[0])?;
     let format = DecodingFormat::enter(version[0]);
+    let layout = LayoutGuard::enter(STORAGE.has_appended_fields(version[0]));
     let value = bincode::serde::decode_from_std_read(&mut reader, stream_config())
         .map_err(|e| corrupt(e.to_string()))?;
+    drop(layout);
     drop(format);
     let expected = checksum(&reader.hasher);
     let mut stored = [0u8; CHECKSUM_BYTES];

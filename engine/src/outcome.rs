@@ -314,6 +314,23 @@ pub enum AuctionEventKind {
         bid_id: BidId,
         bidder: UserId,
         amount: Amount,
+        /// A proxy bid: the bidder set a maximum above `amount` (the maximum itself is never
+        /// in an event). Appended in storage format 3 / wire version 3; `false` when read
+        /// from an older one (`codec::compat`).
+        #[serde(
+            default,
+            deserialize_with = "crate::codec::compat::deserialize_bid_flag",
+            skip_serializing_if = "crate::codec::compat::omit_bid_flag"
+        )]
+        proxy: bool,
+        /// The bidder already led and raised their own maximum (`amount` is then the price
+        /// they were committed to). Appended like `proxy`.
+        #[serde(
+            default,
+            deserialize_with = "crate::codec::compat::deserialize_bid_flag",
+            skip_serializing_if = "crate::codec::compat::omit_bid_flag"
+        )]
+        raise: bool,
     },
     PriceChanged {
         price: Amount,
@@ -337,6 +354,48 @@ pub enum AuctionEventKind {
     Closed {
         result: AuctionResult,
     },
+}
+
+/// A command that went through the log and was rejected by the state machine, as the event
+/// log records it beside the events (for the sink's `rejections` table). Built from what
+/// apply already knows (the command, its entry's timestamp and its reply), so it is as
+/// deterministic as the apply.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The auction the command named, if any.
+    pub auction_id: Option<AuctionId>,
+    /// The user who sent it: `None` for the leader's `Close`, and for anonymous or operator
+    /// meta commands.
+    pub actor: Option<UserId>,
+    pub code: RejectCode,
+    /// The entry's (cluster) timestamp.
+    pub at: Timestamp,
+}
+
+impl Rejection {
+    /// The rejection `outcome` is, for `command` applied at `at`: `None` when the command was
+    /// accepted, or when the reply is a replay (the first attempt's rejection was recorded
+    /// at that attempt's index).
+    pub fn of(command: &crate::Command, at: Timestamp, outcome: &Outcome) -> Option<Rejection> {
+        let code = outcome.reply.rejection()?;
+        if outcome.replayed {
+            return None;
+        }
+        let actor = match command {
+            crate::Command::Request(request) => Some(request.actor.user),
+            crate::Command::Close { .. } => None,
+            crate::Command::Meta(meta) => match meta.actor {
+                crate::meta::MetaActor::User(user) => Some(user),
+                crate::meta::MetaActor::Anonymous | crate::meta::MetaActor::Operator => None,
+            },
+        };
+        Some(Rejection {
+            auction_id: command.auction_id(),
+            actor,
+            code,
+            at,
+        })
+    }
 }
 
 /// The public face of an [`crate::AuctionSpec`]: everything but the reserve amount.

@@ -307,7 +307,12 @@ async fn postgres_auctions(connection: &mut PgConnection) -> anyhow::Result<BTre
     )
     .fetch_all(connection)
     .await?;
-    Ok(ids.into_iter().map(|id| id.max(0) as u64).collect())
+    // Stored ids are the engine's u64 bits (`martelo_sink::ids`): an id above i64::MAX is a
+    // negative BIGINT, and must be asked about as the id it is.
+    Ok(ids
+        .into_iter()
+        .map(martelo_sink::ids::from_bigint)
+        .collect())
 }
 
 /// The engine's view of every auction in `auctions`, read linearizably from each group's
@@ -376,7 +381,7 @@ async fn compare_into(
     let rows: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM auctions) + (SELECT count(*) FROM bids) \
          + (SELECT count(*) FROM outcomes) \
-         + (SELECT count(*) FROM events WHERE auction_id IS NOT NULL)",
+         + (SELECT count(*) FROM events WHERE auction_id IS NOT NULL AND seq IS NOT NULL)",
     )
     .fetch_one(&mut connection)
     .await?;

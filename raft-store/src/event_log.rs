@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use martelo_engine::Event;
+use martelo_engine::outcome::Rejection;
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
+use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 use crate::keys::{self, CF_EVENTS, CF_STATE_MACHINE, StateKind};
@@ -22,11 +24,64 @@ use crate::{GroupId, codec};
 /// Most records one read returns; bounds the memory a reader can ask for.
 pub const EVENT_READ_RECORDS_MAX: usize = 4096;
 
-/// The events of one applied entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What one applied entry left for readers of the event log: its events, its rejection
+/// (a command that went through the log and was rejected emits no event) and its stored
+/// W3C `traceparent`. Only the state machine writes records, from the entry and the engine's
+/// outcome, so they are as deterministic as the apply: every replica stores the same bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EventRecord {
     pub log_index: u64,
     pub events: Vec<Event>,
+    /// Empty for records written in storage format 1-2 (they had no rejections).
+    pub rejections: Vec<Rejection>,
+    /// `None` for untraced commands and records written in storage format 1-2.
+    pub traceparent: Option<String>,
+}
+
+/// A record's stored value (its key holds the log index), as written since storage format
+/// 3. Format 1-2 values were the bare list of events, which is this struct's first field in
+/// bincode (a struct is its fields in order), so they decode with the appended fields empty
+/// (`martelo_engine::codec::compat`).
+#[derive(Debug, Deserialize)]
+struct StoredRecord {
+    events: Vec<Event>,
+    #[serde(
+        default,
+        deserialize_with = "martelo_engine::codec::compat::appended_in_format_3"
+    )]
+    rejections: Vec<Rejection>,
+    #[serde(
+        default,
+        deserialize_with = "martelo_engine::codec::compat::appended_in_format_3"
+    )]
+    traceparent: Option<String>,
+}
+
+/// [`StoredRecord`] for writing, borrowing the apply's outcome (same fields, same order).
+#[derive(Debug, Serialize)]
+pub(crate) struct StoredRecordRef<'a> {
+    pub(crate) events: &'a [Event],
+    pub(crate) rejections: &'a [Rejection],
+    pub(crate) traceparent: Option<&'a str>,
+}
+
+impl StoredRecordRef<'_> {
+    /// Whether the entry left anything to record (entries without events or a rejection
+    /// have no record).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.rejections.is_empty()
+    }
+}
+
+/// Decodes a stored record value of any storage format this build reads.
+pub(crate) fn decode_record(log_index: u64, value: &[u8]) -> Result<EventRecord, StoreError> {
+    let stored: StoredRecord = codec::decode("event record", value)?;
+    Ok(EventRecord {
+        log_index,
+        events: stored.events,
+        rejections: stored.rejections,
+        traceparent: stored.traceparent,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +127,8 @@ impl EventLog {
     }
 
     /// Records of entries with index `>= from`, in log order, at most `max_records`
-    /// (capped at [`EVENT_READ_RECORDS_MAX`]). Entries that emitted no event have no record.
+    /// (capped at [`EVENT_READ_RECORDS_MAX`]). Entries that emitted no event and were not
+    /// rejected have no record.
     pub fn read_from(
         &self,
         from: u64,
@@ -90,9 +146,8 @@ impl EventLog {
             .iterator_cf_opt(cf, options, IteratorMode::Start);
         for item in iterator.take(max_records.min(EVENT_READ_RECORDS_MAX)) {
             let (key, value) = item.map_err(StoreError::from)?;
-            let events = codec::decode("event record", &value).map_err(StoreError::from)?;
             let log_index = keys::index_of(&key).unwrap_or(u64::MAX);
-            records.push(EventRecord { log_index, events });
+            records.push(decode_record(log_index, &value)?);
         }
         // A trim that ran during the scan may have removed records we would have returned;
         // it raises the marker before deleting, so checking again catches it.
@@ -151,4 +206,69 @@ pub(crate) fn trim_into(
         codec::encode("event trim marker", &first_available)?,
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use martelo_engine::codec;
+    use martelo_engine::outcome::Rejection;
+    use martelo_engine::{
+        Amount, AuctionEvent, AuctionEventKind, AuctionId, BidId, Event, RejectCode, Timestamp,
+        UserId,
+    };
+
+    use super::{StoredRecordRef, decode_record};
+
+    fn bid(proxy: bool, raise: bool) -> Event {
+        Event::Auction(AuctionEvent {
+            auction_id: AuctionId(3),
+            seq: 2,
+            at: Timestamp(1_800_000_000_000_000),
+            kind: AuctionEventKind::BidAccepted {
+                bid_id: BidId(0),
+                bidder: UserId(7),
+                amount: Amount(1_500),
+                proxy,
+                raise,
+            },
+        })
+    }
+
+    #[test]
+    fn a_format_2_record_decodes_with_no_rejections_no_traceparent_and_no_flags() {
+        // What a format-2 build stored: the bare list of events, without the bid flags.
+        let stored = codec::encode_in_format(2, "event record", &vec![bid(true, true)]).unwrap();
+        assert_eq!(stored[0], 2);
+        let record = decode_record(12, &stored).unwrap();
+        assert_eq!(record.log_index, 12);
+        assert_eq!(record.events, vec![bid(false, false)]);
+        assert!(record.rejections.is_empty());
+        assert_eq!(record.traceparent, None);
+    }
+
+    #[test]
+    fn a_format_3_record_round_trips_its_rejections_and_traceparent() {
+        let rejection = Rejection {
+            auction_id: Some(AuctionId(3)),
+            actor: Some(UserId(8)),
+            code: RejectCode::BidTooLow,
+            at: Timestamp(1_800_000_000_000_001),
+        };
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let events = [bid(true, false)];
+        let stored = codec::encode(
+            "event record",
+            &StoredRecordRef {
+                events: &events,
+                rejections: std::slice::from_ref(&rejection),
+                traceparent: Some(parent),
+            },
+        )
+        .unwrap();
+        assert_eq!(stored[0], codec::STORAGE_FORMAT_VERSION);
+        let record = decode_record(13, &stored).unwrap();
+        assert_eq!(record.events, events);
+        assert_eq!(record.rejections, vec![rejection]);
+        assert_eq!(record.traceparent.as_deref(), Some(parent));
+    }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use futures::{Stream, StreamExt};
+use martelo_engine::outcome::Rejection;
 use martelo_engine::{ApplyCtx, State};
 use openraft::entry::RaftEntry;
 use openraft::storage::{ApplyResponder, EntryResponder, RaftStateMachine};
@@ -15,7 +16,7 @@ use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::event_log::{self, EventLog, GroupShared};
+use crate::event_log::{self, EventLog, GroupShared, StoredRecordRef};
 use crate::keys::{self, CF_EVENTS, CF_SNAPSHOT, CF_STATE_MACHINE, StateKind};
 use crate::snapshot::{SnapshotData, SnapshotReceiver, SnapshotRecord};
 use crate::store::Shared;
@@ -199,13 +200,23 @@ impl StateMachine {
                                 "applied a traced command"
                             );
                         }
-                        if !outcome.events.is_empty() && index >= first_available {
+                        // What the apply already knows, from the entry and the outcome: no
+                        // clock, no randomness, the same bytes on every replica.
+                        // The engine's time of the apply (the entry's timestamp, never before
+                        // the last one applied), as its events carry it.
+                        let at = applied.engine.last_applied().1;
+                        let rejections: Vec<Rejection> =
+                            Rejection::of(&stamped.command, at, &outcome)
+                                .into_iter()
+                                .collect();
+                        let record = StoredRecordRef {
+                            events: &outcome.events,
+                            rejections: &rejections,
+                            traceparent: stamped.traceparent.as_deref(),
+                        };
+                        if !record.is_empty() && index >= first_available {
                             let key = keys::indexed(self.group, index);
-                            batch.put_cf(
-                                events_cf,
-                                key,
-                                codec::encode("event record", &outcome.events)?,
-                            );
+                            batch.put_cf(events_cf, key, codec::encode("event record", &record)?);
                         }
                         Some(outcome)
                     }

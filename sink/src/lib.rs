@@ -8,6 +8,8 @@
 //!   Postgres  ◄── write_batch: BEGIN; cursor compare-and-set; rows; COMMIT
 //! ```
 //!
+//! - `ids`: how an engine id (`u64`) is stored as a `BIGINT`, and read back: the one home of
+//!   that mapping.
 //! - `record`: [`SinkRecord`], the events of one applied entry (no RocksDB type here: the
 //!   node converts its event log records).
 //! - `plan`: the mapping from records to rows, pure and unit-tested.
@@ -19,6 +21,7 @@
 //! The schema lives in the workspace's `migrations/` and is embedded at compile time, so
 //! building needs no database; every query is a runtime query tested against real Postgres.
 
+pub mod ids;
 pub mod metric_names;
 pub mod plan;
 pub mod policy;
@@ -31,7 +34,7 @@ mod url;
 pub mod verify;
 mod write;
 
-pub use record::SinkRecord;
+pub use record::{SinkRecord, trace_id};
 pub use url::{POSTGRES_URL_BYTES_MAX, PostgresUrl, PostgresUrlError, redact};
 pub use write::{
     ACQUIRE_TIMEOUT, BatchWritten, CursorMoved, MIGRATOR, POOL_CONNECTIONS_MAX, SinkError, connect,

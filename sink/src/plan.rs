@@ -14,8 +14,10 @@ use martelo_engine::{
 use serde_json::Value;
 
 use crate::SinkRecord;
+use crate::ids;
 
-/// A value does not fit the column it goes into (ids and amounts are BIGINT, positions INT).
+/// A value does not fit the column it goes into (amounts, timestamps, seqs and log indexes
+/// are BIGINT, positions INT). Ids never fail: they are stored by [`crate::ids`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} {value} does not fit a Postgres {column} column")]
 pub struct OutOfRange {
@@ -69,7 +71,25 @@ pub struct EventRow {
     pub user_id: Option<i64>,
     pub actor_id: Option<i64>,
     pub payload: Value,
+    /// The entry's trace id ([`crate::trace_id`]).
+    pub trace_id: Option<String>,
 }
+
+/// One row of `rejections` (and, with kind `rejected`, of `events`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectionRow {
+    pub log_index: i64,
+    pub position: i32,
+    pub at_micros: i64,
+    pub auction_id: Option<i64>,
+    pub actor_id: Option<i64>,
+    /// `RejectCode::as_str()`.
+    pub code: &'static str,
+    pub trace_id: Option<String>,
+}
+
+/// The `events.kind` of a rejection's row.
+pub const REJECTED_KIND: &str = "rejected";
 
 /// One row of `bids`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +104,10 @@ pub struct BidRow {
     pub price_after: i64,
     pub leader_after: i64,
     pub at_micros: i64,
+    /// A proxy bid: a maximum above `amount` (never the maximum itself).
+    pub proxy: bool,
+    /// The bidder led already and raised their own maximum.
+    pub raise: bool,
 }
 
 /// A new auction row, from its `Created` event.
@@ -200,6 +224,7 @@ pub struct Plan {
     pub outcomes: Vec<OutcomeRow>,
     pub accounts: Vec<AccountChange>,
     pub admin_actions: Vec<AdminActionRow>,
+    pub rejections: Vec<RejectionRow>,
     /// Cluster time of the batch's last event.
     pub last_event_at_micros: Option<i64>,
 }
@@ -210,8 +235,7 @@ pub fn touched_auctions(records: &[SinkRecord]) -> Vec<i64> {
         .iter()
         .flat_map(|record| &record.events)
         .filter_map(|event| match event {
-            // Ids above i64::MAX fail later in `plan`, with the error that names them.
-            Event::Auction(event) => i64::try_from(event.auction_id.0).ok(),
+            Event::Auction(event) => Some(auction(event.auction_id)),
             _ => None,
         })
         .collect();
@@ -240,12 +264,14 @@ fn listing_columns(listing: &Listing) -> Result<ListingColumns, OutOfRange> {
     })
 }
 
-fn user(value: UserId) -> Result<i64, OutOfRange> {
-    big("user id", value.0)
+/// A user id as stored ([`crate::ids`]: every id fits).
+fn user(value: UserId) -> i64 {
+    ids::to_bigint(value.0)
 }
 
-fn auction(value: AuctionId) -> Result<i64, OutOfRange> {
-    big("auction id", value.0)
+/// An auction id as stored ([`crate::ids`]: every id fits).
+fn auction(value: AuctionId) -> i64 {
+    ids::to_bigint(value.0)
 }
 
 /// The stable name of an event's kind, as the `events.kind` column holds it.
@@ -299,9 +325,10 @@ pub fn plan(
     let mut pending_bids: Vec<usize> = Vec::new();
     for record in records {
         let log_index = big("log index", record.log_index)?;
+        let trace_id = crate::trace_id(record.traceparent.as_deref());
         for (position, event) in record.events.iter().enumerate() {
             let position = int("event position", position as u64)?;
-            let row = plan_event(
+            let mut row = plan_event(
                 log_index,
                 position,
                 event,
@@ -309,6 +336,7 @@ pub fn plan(
                 &mut states,
                 &mut touched,
             )?;
+            row.trace_id.clone_from(&trace_id);
             if let Event::Auction(auction_event) = event {
                 match &auction_event.kind {
                     AuctionEventKind::BidAccepted { .. } => pending_bids.push(plan.bids.len() - 1),
@@ -320,6 +348,21 @@ pub fn plan(
             }
             plan.last_event_at_micros = Some(row.at_micros);
             plan.events.push(row);
+        }
+        // Rejections follow the entry's events (a rejected command has none), numbered on.
+        for (index, rejection) in record.rejections.iter().enumerate() {
+            let position = int("event position", (record.events.len() + index) as u64)?;
+            let row = RejectionRow {
+                log_index,
+                position,
+                at_micros: micros(rejection.at)?,
+                auction_id: rejection.auction_id.map(auction),
+                actor_id: rejection.actor.map(user),
+                code: rejection.code.as_str(),
+                trace_id: trace_id.clone(),
+            };
+            plan.events.push(rejection_event(&row, rejection));
+            plan.rejections.push(row);
         }
         // The entry is applied in full: the auction's price and leader now are the ones its
         // bids left behind (a proxy response is part of the same entry).
@@ -351,6 +394,23 @@ pub fn plan(
     Ok(plan)
 }
 
+/// The `events` row of a rejection: kind `rejected`, no seq, the actor as both the user it
+/// is about and the user who did it, the rejection itself as the payload.
+fn rejection_event(row: &RejectionRow, rejection: &martelo_engine::outcome::Rejection) -> EventRow {
+    EventRow {
+        log_index: row.log_index,
+        position: row.position,
+        at_micros: row.at_micros,
+        kind: REJECTED_KIND,
+        seq: None,
+        auction_id: row.auction_id,
+        user_id: row.actor_id,
+        actor_id: row.actor_id,
+        payload: serde_json::to_value(rejection).unwrap_or(Value::Null),
+        trace_id: row.trace_id.clone(),
+    }
+}
+
 fn plan_event(
     log_index: i64,
     position: i32,
@@ -371,6 +431,7 @@ fn plan_event(
         user_id: None,
         actor_id: None,
         payload,
+        trace_id: None,
     };
     let admin = |kind, at_micros| AdminActionRow {
         log_index,
@@ -385,7 +446,7 @@ fn plan_event(
     };
     match event {
         Event::Auction(event) => {
-            let auction_id = auction(event.auction_id)?;
+            let auction_id = auction(event.auction_id);
             let at = micros(event.at)?;
             let seq = big("seq", event.seq)?;
             row.at_micros = at;
@@ -406,10 +467,10 @@ fn plan_event(
                         seq,
                     },
                 );
-                row.user_id = Some(user(*seller)?);
+                row.user_id = Some(user(*seller));
                 plan.auctions_created.push(AuctionRow {
                     auction_id,
-                    seller_id: user(*seller)?,
+                    seller_id: user(*seller),
                     listing,
                     created_at_micros: at,
                     seq,
@@ -431,8 +492,10 @@ fn plan_event(
                     bid_id,
                     bidder,
                     amount,
+                    proxy,
+                    raise,
                 } => {
-                    let bidder = user(*bidder)?;
+                    let bidder = user(*bidder);
                     let amount = big("amount", amount.0)?;
                     row.user_id = Some(bidder);
                     state_seen(state);
@@ -447,6 +510,8 @@ fn plan_event(
                         price_after: amount,
                         leader_after: bidder,
                         at_micros: at,
+                        proxy: *proxy,
+                        raise: *raise,
                     });
                 }
                 AuctionEventKind::PriceChanged {
@@ -454,7 +519,7 @@ fn plan_event(
                     leader,
                     reserve_met,
                 } => {
-                    let (price, leader) = (big("price", price.0)?, user(*leader)?);
+                    let (price, leader) = (big("price", price.0)?, user(*leader));
                     row.user_id = Some(leader);
                     if let Some(state) = state {
                         state.current_price = Some(price);
@@ -464,7 +529,7 @@ fn plan_event(
                     }
                 }
                 AuctionEventKind::Outbid { bidder, .. } => {
-                    row.user_id = Some(user(*bidder)?);
+                    row.user_id = Some(user(*bidder));
                     state_seen(state);
                 }
                 AuctionEventKind::EndExtended { end } => {
@@ -509,7 +574,7 @@ fn plan_event(
                     row.actor_id = outcome.cancelled_by;
                     if let AuctionResult::Cancelled { by, reason } = result {
                         plan.admin_actions.push(AdminActionRow {
-                            actor_id: Some(user(*by)?),
+                            actor_id: Some(user(*by)),
                             auction_id: Some(auction_id),
                             reason: reason.as_ref().map(|reason| reason.as_str().to_owned()),
                             ..admin("auction_cancelled", at)
@@ -524,7 +589,7 @@ fn plan_event(
             reason,
             at,
         } => {
-            let (who, at) = (user(*who)?, micros(*at)?);
+            let (who, at) = (user(*who), micros(*at)?);
             row.at_micros = at;
             row.user_id = Some(who);
             plan.admin_actions.push(AdminActionRow {
@@ -534,7 +599,7 @@ fn plan_event(
             });
         }
         Event::BidderReinstated { user: who, at } => {
-            let (who, at) = (user(*who)?, micros(*at)?);
+            let (who, at) = (user(*who), micros(*at)?);
             row.at_micros = at;
             row.user_id = Some(who);
             plan.admin_actions.push(AdminActionRow {
@@ -577,9 +642,9 @@ fn plan_meta(
             display_name,
             roles: granted,
         } => {
-            row.user_id = Some(user(*who)?);
+            row.user_id = Some(user(*who));
             accounts.push(AccountChange::Registered {
-                user_id: user(*who)?,
+                user_id: user(*who),
                 username: username.as_str().to_owned(),
                 display_name: display_name.as_str().to_owned(),
                 roles: roles(granted),
@@ -588,8 +653,8 @@ fn plan_meta(
             });
         }
         MetaEventKind::PasswordChanged { user: who, by } => {
-            row.user_id = Some(user(*who)?);
-            row.actor_id = Some(user(*by)?);
+            row.user_id = Some(user(*who));
+            row.actor_id = Some(user(*by));
             // Only an admin resetting someone else's password is an admin action.
             if who != by {
                 action = Some(("password_changed", None));
@@ -600,10 +665,10 @@ fn plan_meta(
             roles: granted,
             by,
         } => {
-            row.user_id = Some(user(*who)?);
-            row.actor_id = Some(user(*by)?);
+            row.user_id = Some(user(*who));
+            row.actor_id = Some(user(*by));
             accounts.push(AccountChange::Roles {
-                user_id: user(*who)?,
+                user_id: user(*who),
                 roles: roles(granted),
                 at_micros,
                 seq,
@@ -615,10 +680,10 @@ fn plan_meta(
             reason,
             by,
         } => {
-            row.user_id = Some(user(*who)?);
-            row.actor_id = Some(user(*by)?);
+            row.user_id = Some(user(*who));
+            row.actor_id = Some(user(*by));
             accounts.push(AccountChange::Suspended {
-                user_id: user(*who)?,
+                user_id: user(*who),
                 reason: reason.as_str().to_owned(),
                 at_micros,
                 seq,
@@ -626,10 +691,10 @@ fn plan_meta(
             action = Some(("user_suspended", Some(reason.as_str().to_owned())));
         }
         MetaEventKind::UserReinstated { user: who, by } => {
-            row.user_id = Some(user(*who)?);
-            row.actor_id = Some(user(*by)?);
+            row.user_id = Some(user(*who));
+            row.actor_id = Some(user(*by));
             accounts.push(AccountChange::Reinstated {
-                user_id: user(*who)?,
+                user_id: user(*who),
                 at_micros,
                 seq,
             });
@@ -638,7 +703,7 @@ fn plan_meta(
         MetaEventKind::SessionCreated { user: who, .. }
         | MetaEventKind::SessionRevoked { user: who, .. }
         | MetaEventKind::AllSessionsRevoked { user: who } => {
-            row.user_id = Some(user(*who)?);
+            row.user_id = Some(user(*who));
         }
         MetaEventKind::ClusterFactsSet { .. } | MetaEventKind::NodeRetired { .. } => {}
     }
@@ -668,7 +733,7 @@ fn outcome_row(
     match result {
         AuctionResult::Sold { winner, price, via } => {
             row.result = "sold";
-            row.winner_id = Some(user(*winner)?);
+            row.winner_id = Some(user(*winner));
             row.price = Some(big("price", price.0)?);
             row.sale_kind = Some(match via {
                 SaleKind::Bidding => "bidding",
@@ -683,7 +748,7 @@ fn outcome_row(
         }
         AuctionResult::Cancelled { by, reason } => {
             row.result = "cancelled";
-            row.cancelled_by = Some(user(*by)?);
+            row.cancelled_by = Some(user(*by));
             row.cancel_reason = reason.as_ref().map(|reason| reason.as_str().to_owned());
         }
     }

@@ -13,7 +13,14 @@
 //!
 //! `views` must hold every auction of the cluster: a row for any other auction is reported
 //! as one the engine lacks. Accounts, admin actions and non-auction events are not compared
-//! (the views do not carry them).
+//! (the views do not carry them). Nor are a bid's `proxy` and `raise` flags, the
+//! `rejections` table and its `events` rows of kind `rejected` (seq NULL), or trace ids:
+//! the engine's public view (`AuctionView`, `PublicBid`), which the checker is fed by the
+//! nodes' linearizable reads, has no flags and no rejections, and the event log that has
+//! them is not what the checker reads. They are checked against the engine's records by
+//! `sink/tests/verify.rs` (`flags_rejections_and_trace_ids_land_once_and_only_once`).
+//!
+//! Ids are compared as the engine's `u64` ([`crate::ids`]).
 //!
 //! Used by the node's multi-process tests and, as its I6 checker, by the fault suite; each
 //! shows it failing on planted damage. `testing::wait_for_match` (feature `testing`) polls
@@ -25,13 +32,15 @@ use std::fmt;
 use martelo_engine::{AuctionResult, AuctionView, SaleKind, UnsoldReason};
 use sqlx::PgPool;
 
+use crate::ids::from_bigint;
+
 /// An auction's row in `auctions`, the columns the engine's view determines.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuctionRow {
-    pub seller_id: i64,
+    pub seller_id: u64,
     pub status: String,
     pub current_price: Option<i64>,
-    pub leader_id: Option<i64>,
+    pub leader_id: Option<u64>,
     pub seq: i64,
     /// `effective_end_at` in microseconds since the epoch.
     pub effective_end_micros: i64,
@@ -40,7 +49,7 @@ pub struct AuctionRow {
 /// A bid's row in `bids`, the columns the engine's view determines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BidRow {
-    pub bidder_id: i64,
+    pub bidder_id: u64,
     pub amount: i64,
     /// `at` in microseconds since the epoch.
     pub at_micros: i64,
@@ -52,11 +61,11 @@ pub struct BidRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutcomeRow {
     pub result: String,
-    pub winner_id: Option<i64>,
+    pub winner_id: Option<u64>,
     pub price: Option<i64>,
     pub sale_kind: Option<String>,
     pub unsold_reason: Option<String>,
-    pub cancelled_by: Option<i64>,
+    pub cancelled_by: Option<u64>,
 }
 
 /// How a [`Violation`] breaks I6.
@@ -72,61 +81,62 @@ pub enum ViolationClass {
     Differs,
 }
 
-/// One difference between Postgres and the engine. Auction ids are the engine's; ids read
-/// from Postgres that no engine value can have (negative) are kept as read.
+/// One difference between Postgres and the engine. Ids are the engine's `u64`: every stored
+/// `BIGINT` id is read back through [`crate::ids`], so a row for an auction id above
+/// `i64::MAX` names that id, not its negative stored form.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Violation {
     AuctionMissing {
-        auction: i64,
+        auction: u64,
     },
     AuctionNotInEngine {
-        auction: i64,
+        auction: u64,
     },
     AuctionDiffers {
-        auction: i64,
+        auction: u64,
         postgres: AuctionRow,
         engine: AuctionRow,
     },
     /// No event row with this auction seq (every seq `1..=view.seq` has one).
     EventMissing {
-        auction: i64,
+        auction: u64,
         seq: i64,
     },
     /// An event row whose auction or seq the engine does not have.
     EventNotInEngine {
-        auction: i64,
+        auction: u64,
         seq: i64,
     },
     /// Several event rows carry this auction seq.
     EventDuplicated {
-        auction: i64,
+        auction: u64,
         seq: i64,
         copies: i64,
     },
     BidMissing {
-        auction: i64,
+        auction: u64,
         bid_id: i64,
     },
     BidNotInEngine {
-        auction: i64,
+        auction: u64,
         bid_id: i64,
     },
     BidDiffers {
-        auction: i64,
+        auction: u64,
         bid_id: i64,
         postgres: BidRow,
         engine: BidRow,
     },
     /// The engine closed the auction; Postgres has no outcome.
     OutcomeMissing {
-        auction: i64,
+        auction: u64,
     },
     /// An outcome for an auction the engine has not closed (or does not have).
     OutcomeNotInEngine {
-        auction: i64,
+        auction: u64,
     },
     OutcomeDiffers {
-        auction: i64,
+        auction: u64,
         postgres: OutcomeRow,
         engine: OutcomeRow,
     },
@@ -151,7 +161,7 @@ impl Violation {
     }
 
     /// The auction the violation is about.
-    pub fn auction(&self) -> i64 {
+    pub fn auction(&self) -> u64 {
         match self {
             Violation::AuctionMissing { auction }
             | Violation::AuctionNotInEngine { auction }
@@ -259,11 +269,11 @@ pub async fn violations(
 /// What Postgres holds, as the checker compares it.
 #[derive(Debug, Default)]
 struct PostgresRows {
-    auctions: BTreeMap<i64, AuctionRow>,
-    bids: BTreeMap<(i64, i64), BidRow>,
-    outcomes: BTreeMap<i64, OutcomeRow>,
+    auctions: BTreeMap<u64, AuctionRow>,
+    bids: BTreeMap<(u64, i64), BidRow>,
+    outcomes: BTreeMap<u64, OutcomeRow>,
     /// (auction, seq) → how many event rows carry it.
-    events: BTreeMap<(i64, i64), i64>,
+    events: BTreeMap<(u64, i64), i64>,
 }
 
 type AuctionTuple = (i64, i64, String, Option<i64>, Option<i64>, i64, i64);
@@ -315,14 +325,14 @@ impl PostgresRows {
                 .map(
                     |(id, seller_id, status, current_price, leader_id, seq, end)| {
                         let row = AuctionRow {
-                            seller_id,
+                            seller_id: from_bigint(seller_id),
                             status,
                             current_price,
-                            leader_id,
+                            leader_id: leader_id.map(from_bigint),
                             seq,
                             effective_end_micros: end,
                         };
-                        (id, row)
+                        (from_bigint(id), row)
                     },
                 )
                 .collect(),
@@ -331,13 +341,13 @@ impl PostgresRows {
                 .map(
                     |(auction, bid_id, bidder_id, amount, at, log_index, voided)| {
                         let row = BidRow {
-                            bidder_id,
+                            bidder_id: from_bigint(bidder_id),
                             amount,
                             at_micros: at,
                             log_index,
                             voided,
                         };
-                        ((auction, i64::from(bid_id)), row)
+                        ((from_bigint(auction), i64::from(bid_id)), row)
                     },
                 )
                 .collect(),
@@ -346,25 +356,26 @@ impl PostgresRows {
                 .map(|(auction, result, winner_id, price, sale, unsold, by)| {
                     let row = OutcomeRow {
                         result,
-                        winner_id,
+                        winner_id: winner_id.map(from_bigint),
                         price,
                         sale_kind: sale,
                         unsold_reason: unsold,
-                        cancelled_by: by,
+                        cancelled_by: by.map(from_bigint),
                     };
-                    (auction, row)
+                    (from_bigint(auction), row)
                 })
                 .collect(),
             events: events
                 .into_iter()
-                .map(|(auction, seq, copies)| ((auction, seq), copies))
+                .map(|(auction, seq, copies)| ((from_bigint(auction), seq), copies))
                 .collect(),
         })
     }
 }
 
-/// An engine value as Postgres stores it. The sink refuses values above `i64::MAX`; such a
-/// value maps to `i64::MIN`, which no row holds, so it shows as a difference.
+/// An engine value that is not an id (an amount, a time, a seq, a log index) as Postgres
+/// stores it. The sink refuses such values above `i64::MAX`; one maps to `i64::MIN`, which no
+/// row holds, so it shows as a difference. Ids are compared as the engine's `u64`.
 fn big(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MIN)
 }
@@ -377,10 +388,10 @@ fn expected_auction(view: &AuctionView) -> AuctionRow {
         Some(AuctionResult::Cancelled { .. }) => "cancelled",
     };
     AuctionRow {
-        seller_id: big(view.seller.0),
+        seller_id: view.seller.0,
         status: status.to_owned(),
         current_price: view.price.map(|price| big(price.0)),
-        leader_id: view.leading_bidder.map(|user| big(user.0)),
+        leader_id: view.leading_bidder.map(|user| user.0),
         seq: big(view.seq),
         effective_end_micros: big(view.end.0),
     }
@@ -399,7 +410,7 @@ fn expected_outcome(view: &AuctionView) -> Option<OutcomeRow> {
     match result {
         AuctionResult::Sold { winner, price, via } => {
             row.result = "sold".to_owned();
-            row.winner_id = Some(big(winner.0));
+            row.winner_id = Some(winner.0);
             row.price = Some(big(price.0));
             row.sale_kind = Some(
                 match via {
@@ -421,7 +432,7 @@ fn expected_outcome(view: &AuctionView) -> Option<OutcomeRow> {
         }
         AuctionResult::Cancelled { by, .. } => {
             row.result = "cancelled".to_owned();
-            row.cancelled_by = Some(big(by.0));
+            row.cancelled_by = Some(by.0);
         }
     }
     Some(row)
@@ -430,7 +441,7 @@ fn expected_outcome(view: &AuctionView) -> Option<OutcomeRow> {
 /// The pure comparison of what was read with what the views imply.
 fn compare(rows: &PostgresRows, views: &[AuctionView]) -> Vec<Violation> {
     let mut found = Vec::new();
-    let engine_ids: BTreeSet<i64> = views.iter().map(|view| big(view.id.0)).collect();
+    let engine_ids: BTreeSet<u64> = views.iter().map(|view| view.id.0).collect();
     for &auction in rows.auctions.keys() {
         if !engine_ids.contains(&auction) {
             found.push(Violation::AuctionNotInEngine { auction });
@@ -465,7 +476,7 @@ fn compare(rows: &PostgresRows, views: &[AuctionView]) -> Vec<Violation> {
 }
 
 fn compare_auction(rows: &PostgresRows, view: &AuctionView, found: &mut Vec<Violation>) {
-    let auction = big(view.id.0);
+    let auction = view.id.0;
     let engine = expected_auction(view);
     match rows.auctions.get(&auction) {
         None => found.push(Violation::AuctionMissing { auction }),
@@ -505,7 +516,7 @@ fn compare_auction(rows: &PostgresRows, view: &AuctionView, found: &mut Vec<Viol
     for (index, bid) in view.bids.iter().enumerate() {
         let bid_id = index as i64;
         let engine = BidRow {
-            bidder_id: big(bid.bidder.0),
+            bidder_id: bid.bidder.0,
             amount: big(bid.amount.0),
             at_micros: big(bid.at.0),
             log_index: big(bid.log_index),

@@ -208,7 +208,7 @@ pub async fn write_batch(
         tx = planted_cursor_outside_tx(pool, tx).await?;
     }
     let events: usize = records.iter().map(|record| record.events.len()).sum();
-    if events > 0 {
+    if records.iter().any(|record| !record.is_empty()) {
         let before = load_auctions(&mut tx, &plan::touched_auctions(records)).await?;
         let plan = plan::plan(records, &before)?;
         write_plan(&mut tx, group_id, &plan).await?;
@@ -315,6 +315,7 @@ async fn write_plan(
     plan: &Plan,
 ) -> Result<(), SinkError> {
     insert_events(tx, group_id, plan).await?;
+    insert_rejections(tx, group_id, plan).await?;
     for row in &plan.auctions_created {
         let listing = &row.listing;
         sqlx::query(concat!(
@@ -467,12 +468,13 @@ async fn insert_events(
     let rows = &plan.events;
     sqlx::query(concat!(
         "INSERT INTO events (group_id, log_index, position, at, kind, seq, auction_id, ",
-        "user_id, actor_id, payload) SELECT $1, log_index, position, ",
+        "user_id, actor_id, payload, trace_id) SELECT $1, log_index, position, ",
         ts!("at_micros"),
-        ", kind, seq, auction_id, user_id, actor_id, payload FROM UNNEST($2::bigint[], ",
-        "$3::int[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], ",
-        "$9::bigint[], $10::jsonb[]) AS t(log_index, position, at_micros, kind, seq, ",
-        "auction_id, user_id, actor_id, payload) ON CONFLICT DO NOTHING"
+        ", kind, seq, auction_id, user_id, actor_id, payload, trace_id FROM UNNEST(",
+        "$2::bigint[], $3::int[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], ",
+        "$8::bigint[], $9::bigint[], $10::jsonb[], $11::text[]) AS t(log_index, position, ",
+        "at_micros, kind, seq, auction_id, user_id, actor_id, payload, trace_id) ",
+        "ON CONFLICT DO NOTHING"
     ))
     .bind(group_id)
     .bind(rows.iter().map(|row| row.log_index).collect::<Vec<_>>())
@@ -486,6 +488,46 @@ async fn insert_events(
     .bind(
         rows.iter()
             .map(|row| row.payload.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|row| row.trace_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The rejections, in one statement per batch (their `events` rows went with the events).
+async fn insert_rejections(
+    tx: &mut Transaction<'_, Postgres>,
+    group_id: i64,
+    plan: &Plan,
+) -> Result<(), SinkError> {
+    let rows = &plan.rejections;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(concat!(
+        "INSERT INTO rejections (group_id, log_index, position, at, auction_id, actor_id, ",
+        "code, trace_id) SELECT $1, log_index, position, ",
+        ts!("at_micros"),
+        ", auction_id, actor_id, code, trace_id FROM UNNEST($2::bigint[], $3::int[], ",
+        "$4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[]) AS t(log_index, ",
+        "position, at_micros, auction_id, actor_id, code, trace_id) ON CONFLICT DO NOTHING"
+    ))
+    .bind(group_id)
+    .bind(rows.iter().map(|row| row.log_index).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.position).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.at_micros).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.auction_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.actor_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.code).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|row| row.trace_id.as_deref())
             .collect::<Vec<_>>(),
     )
     .execute(&mut **tx)
@@ -504,13 +546,14 @@ async fn insert_bids(
     }
     sqlx::query(concat!(
         "INSERT INTO bids (group_id, auction_id, bid_id, log_index, position, seq, bidder_id, ",
-        "amount, price_after, leader_after, at) SELECT $1, auction_id, bid_id, log_index, ",
-        "position, seq, bidder_id, amount, price_after, leader_after, ",
+        "amount, price_after, leader_after, at, proxy, raise) SELECT $1, auction_id, bid_id, ",
+        "log_index, position, seq, bidder_id, amount, price_after, leader_after, ",
         ts!("at_micros"),
-        " FROM UNNEST($2::bigint[], $3::int[], $4::bigint[], $5::int[], $6::bigint[], ",
-        "$7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[]) AS t(",
-        "auction_id, bid_id, log_index, position, seq, bidder_id, amount, price_after, ",
-        "leader_after, at_micros) ON CONFLICT DO NOTHING"
+        ", proxy, raise FROM UNNEST($2::bigint[], $3::int[], $4::bigint[], $5::int[], ",
+        "$6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], ",
+        "$11::bigint[], $12::bool[], $13::bool[]) AS t(auction_id, bid_id, log_index, ",
+        "position, seq, bidder_id, amount, price_after, leader_after, at_micros, proxy, ",
+        "raise) ON CONFLICT DO NOTHING"
     ))
     .bind(group_id)
     .bind(rows.iter().map(|row| row.auction_id).collect::<Vec<_>>())
@@ -523,6 +566,8 @@ async fn insert_bids(
     .bind(rows.iter().map(|row| row.price_after).collect::<Vec<_>>())
     .bind(rows.iter().map(|row| row.leader_after).collect::<Vec<_>>())
     .bind(rows.iter().map(|row| row.at_micros).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.proxy).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.raise).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -37,12 +37,16 @@ fn a_bid_that_leaves_the_price_unchanged_gets_the_price_from_before_the_batch() 
     // The leader raising their own maximum: accepted, no PriceChanged.
     let records = [SinkRecord {
         log_index: 40,
+        rejections: Vec::new(),
+        traceparent: None,
         events: vec![event(
             11,
             AuctionEventKind::BidAccepted {
                 bid_id: BidId(3),
                 bidder: UserId(7),
                 amount: Amount(500),
+                proxy: false,
+                raise: false,
             },
         )],
     }];
@@ -60,6 +64,8 @@ fn a_bid_that_leaves_the_price_unchanged_gets_the_price_from_before_the_batch() 
 fn a_proxy_response_in_the_same_entry_sets_the_bids_visible_price() {
     let records = [SinkRecord {
         log_index: 41,
+        rejections: Vec::new(),
+        traceparent: None,
         events: vec![
             event(
                 11,
@@ -67,6 +73,8 @@ fn a_proxy_response_in_the_same_entry_sets_the_bids_visible_price() {
                     bid_id: BidId(3),
                     bidder: UserId(8),
                     amount: Amount(320),
+                    proxy: false,
+                    raise: false,
                 },
             ),
             event(
@@ -105,6 +113,8 @@ fn a_proxy_response_in_the_same_entry_sets_the_bids_visible_price() {
 fn a_void_then_price_cleared_marks_the_bid_and_clears_the_leader() {
     let records = [SinkRecord {
         log_index: 42,
+        rejections: Vec::new(),
+        traceparent: None,
         events: vec![
             event(
                 11,
@@ -124,14 +134,48 @@ fn a_void_then_price_cleared_marks_the_bid_and_clears_the_leader() {
 }
 
 #[test]
-fn ids_above_i64_max_are_refused_not_wrapped() {
+fn ids_above_i64_max_keep_their_bits_but_amounts_and_times_stay_checked() {
     let records = [SinkRecord {
         log_index: 1,
+        rejections: Vec::new(),
+        traceparent: None,
         events: vec![Event::BidderReinstated {
             user: UserId(u64::MAX),
             at: Timestamp(1),
         }],
     }];
-    let error = plan(&records, &BTreeMap::new()).unwrap_err();
-    assert_eq!(error.value, u64::MAX);
+    let rows = plan(&records, &BTreeMap::new()).expect("every id has a stored form");
+    assert_eq!(rows.events[0].user_id, Some(-1));
+    assert_eq!(rows.admin_actions[0].subject_id, Some(-1));
+    assert_eq!(martelo_sink::ids::from_bigint(-1), u64::MAX);
+
+    // Not ids: an amount or a time above i64::MAX is refused, never wrapped.
+    let amount = [SinkRecord {
+        log_index: 1,
+        rejections: Vec::new(),
+        traceparent: None,
+        events: vec![event(
+            11,
+            AuctionEventKind::BidAccepted {
+                bid_id: BidId(0),
+                bidder: UserId(u64::MAX),
+                amount: Amount(u64::MAX),
+                proxy: false,
+                raise: false,
+            },
+        )],
+    }];
+    let error = plan(&amount, &before()).unwrap_err();
+    assert_eq!((error.what, error.value), ("amount", u64::MAX));
+    let time = [SinkRecord {
+        log_index: 1,
+        rejections: Vec::new(),
+        traceparent: None,
+        events: vec![Event::BidderReinstated {
+            user: UserId(1),
+            at: Timestamp(u64::MAX),
+        }],
+    }];
+    let error = plan(&time, &before()).unwrap_err();
+    assert_eq!((error.what, error.value), ("timestamp", u64::MAX));
 }

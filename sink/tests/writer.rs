@@ -49,6 +49,8 @@ fn auction_life(auction: u64, first: u64) -> Vec<SinkRecord> {
     vec![
         SinkRecord {
             log_index: first,
+            rejections: Vec::new(),
+            traceparent: None,
             events: vec![auction_event(
                 auction,
                 1,
@@ -61,6 +63,8 @@ fn auction_life(auction: u64, first: u64) -> Vec<SinkRecord> {
         },
         SinkRecord {
             log_index: first + 1,
+            rejections: Vec::new(),
+            traceparent: None,
             events: vec![
                 auction_event(
                     auction,
@@ -70,6 +74,8 @@ fn auction_life(auction: u64, first: u64) -> Vec<SinkRecord> {
                         bid_id: BidId(0),
                         bidder: alice,
                         amount: Amount(100),
+                        proxy: false,
+                        raise: false,
                     },
                 ),
                 auction_event(
@@ -86,6 +92,8 @@ fn auction_life(auction: u64, first: u64) -> Vec<SinkRecord> {
         },
         SinkRecord {
             log_index: first + 3,
+            rejections: Vec::new(),
+            traceparent: None,
             events: vec![
                 auction_event(
                     auction,
@@ -95,6 +103,8 @@ fn auction_life(auction: u64, first: u64) -> Vec<SinkRecord> {
                         bid_id: BidId(1),
                         bidder: bob,
                         amount: Amount(150),
+                        proxy: false,
+                        raise: false,
                     },
                 ),
                 auction_event(
@@ -128,6 +138,8 @@ fn auction_life(auction: u64, first: u64) -> Vec<SinkRecord> {
         },
         SinkRecord {
             log_index: first + 4,
+            rejections: Vec::new(),
+            traceparent: None,
             events: vec![auction_event(
                 auction,
                 8,
@@ -370,6 +382,8 @@ async fn meta_events_write_public_accounts_and_admin_actions_never_a_hash() {
     let records = vec![
         SinkRecord {
             log_index: 1,
+            rejections: Vec::new(),
+            traceparent: None,
             events: vec![meta(
                 1,
                 MetaEventKind::UserRegistered {
@@ -382,6 +396,8 @@ async fn meta_events_write_public_accounts_and_admin_actions_never_a_hash() {
         },
         SinkRecord {
             log_index: 2,
+            rejections: Vec::new(),
+            traceparent: None,
             events: vec![meta(
                 2,
                 MetaEventKind::RolesChanged {
@@ -393,6 +409,8 @@ async fn meta_events_write_public_accounts_and_admin_actions_never_a_hash() {
         },
         SinkRecord {
             log_index: 3,
+            rejections: Vec::new(),
+            traceparent: None,
             events: vec![
                 meta(
                     3,

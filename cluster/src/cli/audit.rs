@@ -110,7 +110,7 @@ pub fn render_audit_table(rows: &[AuditRow]) -> String {
     let header = [
         "AT", "GROUP", "INDEX", "POS", "KIND", "AUCTION", "USER", "ACTOR",
     ];
-    let optional = |value: Option<i64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let optional = |value: Option<u64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
     let mut lines: Vec<[String; 8]> = vec![header.map(str::to_owned)];
     for row in rows {
         lines.push([
@@ -211,6 +211,7 @@ mod tests {
             user_id: Some(21),
             actor_id: Some(1),
             payload: serde_json::Value::Null,
+            trace_id: None,
         };
         let table = render_audit_table(&[row]);
         let lines: Vec<&str> = table.lines().collect();

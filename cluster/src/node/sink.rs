@@ -364,6 +364,8 @@ fn sink_record(record: EventRecord) -> SinkRecord {
     SinkRecord {
         log_index: record.log_index,
         events: record.events,
+        rejections: record.rejections,
+        traceparent: record.traceparent,
     }
 }
 

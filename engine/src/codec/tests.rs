@@ -213,3 +213,138 @@ fn stream_round_trips_and_detects_corruption() {
         Err(CodecError::UnknownVersion { found, .. }) if found == STORAGE_FORMAT_VERSION + 1
     ));
 }
+
+/// A `BidAccepted` event as storage format 2 (and wire version 2) wrote it, before `proxy`
+/// and `raise` were appended: the same struct-variant fields without the two flags.
+#[derive(serde::Serialize)]
+enum KindV2 {
+    _Created,
+    _Edited,
+    BidAccepted {
+        bid_id: crate::BidId,
+        bidder: crate::UserId,
+        amount: crate::Amount,
+    },
+}
+
+#[derive(serde::Serialize)]
+struct AuctionEventV2 {
+    auction_id: crate::AuctionId,
+    seq: u64,
+    at: crate::Timestamp,
+    kind: KindV2,
+}
+
+#[derive(serde::Serialize)]
+enum EventV2 {
+    Auction(AuctionEventV2),
+}
+
+pub(super) fn bid_event(proxy: bool, raise: bool) -> crate::Event {
+    crate::Event::Auction(crate::AuctionEvent {
+        auction_id: crate::AuctionId(3),
+        seq: 9,
+        at: crate::Timestamp(1_800_000_000_000_000),
+        kind: crate::AuctionEventKind::BidAccepted {
+            bid_id: crate::BidId(4),
+            bidder: crate::UserId(7),
+            amount: crate::Amount(1_500),
+            proxy,
+            raise,
+        },
+    })
+}
+
+/// Format-2 bytes of a list of events (what an event record held then): a bid, then a
+/// second event after it, so a decoder that read flags would misread the rest.
+fn format_2_events() -> Vec<u8> {
+    format_2_events_with_seqs(9, 10)
+}
+
+/// Format-2 bytes of two bid events with these seqs, built by hand from the old layout.
+fn format_2_events_with_seqs(first: u64, second: u64) -> Vec<u8> {
+    let v2 = |seq| {
+        EventV2::Auction(AuctionEventV2 {
+            auction_id: crate::AuctionId(3),
+            seq,
+            at: crate::Timestamp(1_800_000_000_000_000),
+            kind: KindV2::BidAccepted {
+                bid_id: crate::BidId(4),
+                bidder: crate::UserId(7),
+                amount: crate::Amount(1_500),
+            },
+        })
+    };
+    let payload =
+        bincode::serde::encode_to_vec(vec![v2(first), v2(second)], bincode::config::standard())
+            .unwrap();
+    // A frame with a placeholder checksum, then framed as format 2 with a valid one.
+    let mut bytes = vec![0u8];
+    bytes.extend(payload);
+    bytes.extend_from_slice(&[0; CHECKSUM_BYTES]);
+    reframed(&bytes, 2)
+}
+
+#[test]
+fn format_2_bid_events_decode_with_both_flags_false() {
+    assert_eq!(STORAGE_FORMAT_VERSION, 3);
+    let decoded: Vec<crate::Event> = decode("events", &format_2_events()).unwrap();
+    let mut second = bid_event(false, false);
+    if let crate::Event::Auction(event) = &mut second {
+        event.seq = 10;
+    }
+    assert_eq!(decoded, vec![bid_event(false, false), second]);
+    let streamed: Vec<crate::Event> =
+        decode_from_reader("events", format_2_events().as_slice()).unwrap();
+    assert_eq!(streamed, decoded);
+}
+
+#[test]
+fn format_3_bid_events_carry_the_flags_and_round_trip() {
+    for (proxy, raise) in [(false, false), (true, false), (true, true)] {
+        let event = bid_event(proxy, raise);
+        let bytes = encode("event", &event).unwrap();
+        assert_eq!(bytes[0], 3);
+        assert_eq!(decode::<crate::Event>("event", &bytes).unwrap(), event);
+    }
+    // The two flags are the only new bytes: format 3 is format 2 plus two bools.
+    let v3 = encode("event", &bid_event(true, true)).unwrap();
+    let v2 = format_2_events();
+    let one_v2_event_len = {
+        let list = &v2[1..v2.len() - CHECKSUM_BYTES];
+        // The list is a length (1 byte) and two events of equal length.
+        (list.len() - 1) / 2
+    };
+    assert_eq!(v3.len() - 1 - CHECKSUM_BYTES, one_v2_event_len + 2);
+}
+
+#[test]
+fn json_carries_the_flags_and_reads_events_without_them() {
+    let json = serde_json::to_value(bid_event(true, false)).unwrap();
+    assert_eq!(json["Auction"]["kind"]["BidAccepted"]["proxy"], true);
+    assert_eq!(json["Auction"]["kind"]["BidAccepted"]["raise"], false);
+    let mut old = json.clone();
+    let kind = old["Auction"]["kind"]["BidAccepted"]
+        .as_object_mut()
+        .unwrap();
+    kind.remove("proxy");
+    kind.remove("raise");
+    let read: crate::Event = serde_json::from_value(old).unwrap();
+    assert_eq!(read, bid_event(false, false));
+}
+
+#[test]
+fn an_older_format_written_by_this_build_is_the_older_layout() {
+    let event = bid_event(true, true);
+    let v2 = encode_in_format(2, "event", &vec![event.clone(), event.clone()]).unwrap();
+    assert_eq!(v2[0], 2);
+    assert_eq!(v2, format_2_events_with_seqs(9, 9));
+    assert_eq!(
+        decode::<Vec<crate::Event>>("event", &v2).unwrap(),
+        vec![bid_event(false, false), bid_event(false, false)]
+    );
+    assert!(matches!(
+        encode_in_format(STORAGE_FORMAT_VERSION + 1, "event", &event),
+        Err(CodecError::UnknownVersion { .. })
+    ));
+}

@@ -26,6 +26,13 @@
 //!   no version-1 request can lead to a meta answer (the client API takes auction requests
 //!   in version 1, and meta commands, the meta types, only from version 2 on; Raft answers
 //!   carry no commands). [`WireVersion::META_OLDEST`] is that first version.
+//! - 3: `AuctionEventKind::BidAccepted` gained `proxy` and `raise` (as storage format 3).
+//!   Every other value has the same bytes as in version 2. A version-1/2 payload decodes with
+//!   both flags `false`, and an event written in version 1 or 2 (an answer to an older asker)
+//!   leaves them out, so every version this build reads it can also write
+//!   ([`super::compat`]). Events go out in [`WIRE_VERSION`] (their requests name no version),
+//!   so a client that reads only up to version 2 cannot decode this build's events: clients
+//!   (the gateway) upgrade with the nodes or before them.
 //!
 //! Limits. Every decode names the limit of its own input as `BYTES_MAX` (the constants are in
 //! `martelo_proto::limits`): the input's length, and what decoding it may claim, are checked
@@ -37,10 +44,12 @@ use serde::de::DeserializeOwned;
 
 use super::{CodecError, Readable, decode_framed, encode_framed};
 
+const _: () = assert!(super::compat::BID_FLAGS_SINCE_WIRE_VERSION <= WIRE_VERSION);
+
 /// The wire version this build sends when no request names one (and the newest it reads).
 /// Builds before the formats were split sent their storage format here, 2, and compared it
-/// with equality: sending 2 keeps them talking to this build.
-pub const WIRE_VERSION: u8 = 2;
+/// with equality; they do not talk to builds that send 3.
+pub const WIRE_VERSION: u8 = 3;
 
 /// The oldest wire version this build reads and answers in.
 pub const WIRE_VERSION_OLDEST: u8 = 1;
@@ -54,6 +63,7 @@ const WIRE: Readable = Readable {
     oldest: WIRE_VERSION_OLDEST,
     newest: WIRE_VERSION,
     sets_decoding_format: false,
+    appended_since: super::compat::BID_FLAGS_SINCE_WIRE_VERSION,
 };
 
 /// A wire version this build reads, and so can answer in.
@@ -133,7 +143,7 @@ pub fn encode<T: ClientPayload>(
     value: &T,
     version: WireVersion,
 ) -> Result<Vec<u8>, CodecError> {
-    encode_framed(version.get(), what, value)
+    encode_framed(version.get(), WIRE, what, value)
 }
 
 /// Decodes a client payload in any wire version this build reads, refusing it
@@ -159,7 +169,7 @@ pub fn encode_peer<T: Serialize + ?Sized>(
     value: &T,
     version: WireVersion,
 ) -> Result<Vec<u8>, CodecError> {
-    encode_framed(version.get(), what, value)
+    encode_framed(version.get(), WIRE, what, value)
 }
 
 /// Decodes a message from another node in any wire version this build reads, refusing it
@@ -210,13 +220,38 @@ mod tests {
     }
 
     #[test]
-    fn this_build_sends_version_2_with_the_bytes_builds_before_the_split_sent() {
-        // Those builds sent storage format 2 in `codec_version` and framed every payload with
-        // the storage codec: the same number and the same bytes keep them talking to us.
-        assert_eq!(WireVersion::CURRENT.codec_version(), 2);
+    fn this_build_sends_version_3_with_the_storage_bytes_and_answers_version_2_as_before() {
+        assert_eq!(WireVersion::CURRENT.codec_version(), 3);
         let request = bid("r-1");
         let wire = encode("request", &request, WireVersion::CURRENT).unwrap();
         assert_eq!(wire, crate::codec::encode("request", &request).unwrap());
+        // A request has the same payload in versions 2 and 3: only `BidAccepted` changed.
+        let v2 = WireVersion::from_codec_version(2).unwrap();
+        let old = encode("request", &request, v2).unwrap();
+        assert_eq!(old[1..old.len() - 4], wire[1..wire.len() - 4]);
+    }
+
+    #[test]
+    fn bid_flags_travel_from_version_3_and_are_left_out_of_older_versions() {
+        use crate::codec::tests::bid_event;
+        let event = bid_event(true, true);
+        let current = encode("event", &event, WireVersion::CURRENT).unwrap();
+        assert_eq!(
+            decode::<crate::Event, LIMIT>("event", &current).unwrap(),
+            event
+        );
+        for version in [
+            WireVersion::OLDEST,
+            WireVersion::from_codec_version(2).unwrap(),
+        ] {
+            let old = encode("event", &event, version).unwrap();
+            assert_eq!(old.len() + 2, current.len(), "no flag bytes in {version:?}");
+            assert_eq!(
+                decode::<crate::Event, LIMIT>("event", &old).unwrap(),
+                bid_event(false, false),
+                "{version:?}"
+            );
+        }
     }
 
     #[test]

@@ -190,6 +190,14 @@ impl State {
             .get_mut(&auction_id)
             .ok_or(RejectCode::AuctionNotFound)?;
         let amount = auction.bid_amount(now, actor.user, suspended, bids_max, bid.amount, max)?;
+        // The flags the event carries (for the read model), from what was just decided:
+        // `bid_amount` took the raise path exactly when the bidder leads at a price, and a
+        // maximum above the recorded amount makes the bid a proxy (a raise always is one).
+        let raise = auction.price.is_some()
+            && auction
+                .leader
+                .is_some_and(|leader| leader.bidder == actor.user);
+        let proxy = max > amount;
         let bid_id = BidId(u32::try_from(auction.bids.len()).expect("bids are bounded"));
         let placed = Bid {
             bidder: actor.user,
@@ -205,6 +213,8 @@ impl State {
             bid_id,
             bidder: actor.user,
             amount,
+            proxy,
+            raise,
         };
         auction.emit(now, kind, events);
         let change = fold_bid(

@@ -226,3 +226,90 @@ fn the_leader_may_raise_their_maximum_without_raising_the_price() {
         Some(Amount(8_000))
     );
 }
+
+// ---- the flags of an accepted bid -----------------------------------------------------------
+
+/// `BidAccepted`'s `(proxy, raise)` in `outcome`, if it accepted a bid.
+fn bid_flags(outcome: &Outcome) -> Option<(bool, bool)> {
+    outcome.events.iter().find_map(|event| match event {
+        Event::Auction(AuctionEvent {
+            kind: AuctionEventKind::BidAccepted { proxy, raise, .. },
+            ..
+        }) => Some((*proxy, *raise)),
+        _ => None,
+    })
+}
+
+#[test]
+fn an_accepted_bid_says_whether_it_is_a_proxy_bid_and_whether_it_raised_the_leaders_maximum() {
+    let mut harness = Harness::with(spec());
+    let bid = |harness: &mut Harness, id: &str, actor: Actor, amount: u64, max: Option<u64>| {
+        let action = Action::PlaceBid {
+            auction_id: A1,
+            amount: Amount(amount),
+            max: max.map(Amount),
+        };
+        harness.request(1, actor, id, action)
+    };
+    // A plain bid: no maximum above its amount, nobody led.
+    let plain = bid(&mut harness, "a", ALICE, 1_000, None);
+    assert_eq!(bid_flags(&plain), Some((false, false)));
+    // A maximum equal to the amount is no proxy.
+    let equal = bid(&mut harness, "b", BOB, 1_100, Some(1_100));
+    assert_eq!(bid_flags(&equal), Some((false, false)));
+    // A maximum above the amount: a proxy bid (Alice did not lead any more).
+    let proxy = bid(&mut harness, "c", ALICE, 1_200, Some(5_000));
+    assert_eq!(bid_flags(&proxy), Some((true, false)));
+    // Alice leads and raises her own maximum: a raise, recorded at the price (so a proxy).
+    let raise = bid(&mut harness, "d", ALICE, 1_300, Some(8_000));
+    assert_eq!(bid_flags(&raise), Some((true, true)));
+    assert_eq!(harness.leader(), Some(ALICE.user));
+    // Bob bids above the price without a maximum: Alice's proxy answers; Bob's bid is plain.
+    let outbid = bid(&mut harness, "e", BOB, 6_000, None);
+    assert_eq!(bid_flags(&outbid), Some((false, false)));
+    // A rejected bid (Alice raising to less than her maximum) emits no event at all.
+    let refused = bid(&mut harness, "f", ALICE, 6_200, Some(7_000));
+    assert_eq!(refused.reply.rejection(), Some(RejectCode::MaxNotRaised));
+    assert_eq!(bid_flags(&refused), None);
+}
+
+#[test]
+fn a_rejection_through_the_log_names_its_auction_actor_code_and_time_but_not_a_replay() {
+    let mut harness = Harness::with(spec());
+    let command = Command::Request(Request {
+        actor: BOB,
+        request_id: RequestId::try_from("low").unwrap(),
+        action: Action::PlaceBid {
+            auction_id: A1,
+            amount: Amount(10),
+            max: None,
+        },
+    });
+    let outcome = harness.apply(5, command.clone());
+    assert_eq!(
+        crate::outcome::Rejection::of(&command, at(5), &outcome),
+        Some(crate::outcome::Rejection {
+            auction_id: Some(A1),
+            actor: Some(BOB.user),
+            code: RejectCode::BidTooLow,
+            at: at(5),
+        })
+    );
+    // The same request again is a replay of the stored reply: not a new rejection.
+    let replay = harness.apply(6, command.clone());
+    assert!(replay.replayed);
+    assert_eq!(
+        crate::outcome::Rejection::of(&command, at(6), &replay),
+        None
+    );
+    // An accepted command is no rejection; the leader's close has no actor.
+    let accepted = harness.bid(7, ALICE, 1_000, None);
+    assert!(accepted.is_accepted());
+    let close = Command::Close { auction_id: A1 };
+    let early = harness.apply(8, close.clone());
+    let rejection = crate::outcome::Rejection::of(&close, at(8), &early).unwrap();
+    assert_eq!(
+        (rejection.actor, rejection.code),
+        (None, RejectCode::AuctionNotEnded)
+    );
+}

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `auction_created` | `seller`, `listing` (as in the view) |
 //! | `auction_edited` | `listing` |
-//! | `bid_placed` | `bid_id`, `bidder`, `amount` |
+//! | `bid_placed` | `bid_id`, `bidder`, `amount`, `proxy` (the bid set a maximum above its amount; never the maximum), `raise` (the leader raised their own maximum) |
 //! | `price_changed` | `price`, `leader`, `reserve_met`, `minimum_bid` (see below) |
 //! | `outbid` | `bidder` (no longer leads), `by` |
 //! | `auction_extended` | `effective_end_us` |
@@ -44,11 +44,15 @@ pub fn event_json(kind: &AuctionEventKind) -> Value {
             bid_id,
             bidder,
             amount,
+            proxy,
+            raise,
         } => json!({
             "kind": "bid_placed",
             "bid_id": bid_id.0,
             "bidder": bidder.0,
             "amount": amount.0,
+            "proxy": proxy,
+            "raise": raise,
         }),
         AuctionEventKind::PriceChanged {
             price,
@@ -240,6 +244,8 @@ mod tests {
                 bid_id: BidId(1),
                 bidder: UserId(9),
                 amount: Amount(150),
+                proxy: true,
+                raise: false,
             },
         };
         let frame: Value = serde_json::from_str(&event_frame(&event, Timestamp(11))).unwrap();
@@ -247,7 +253,8 @@ mod tests {
             frame,
             json!({
                 "type": "event", "auction": 7, "seq": 3, "timestamp_us": 11,
-                "event": {"kind": "bid_placed", "bid_id": 1, "bidder": 9, "amount": 150},
+                "event": {"kind": "bid_placed", "bid_id": 1, "bidder": 9, "amount": 150,
+                          "proxy": true, "raise": false},
             })
         );
         let closed = event_json(&AuctionEventKind::Closed {

@@ -5,7 +5,11 @@
 //!
 //! Admin actions (suspensions, role changes, voids, cancellations) are events too, with their
 //! actor where the event names one, so one search covers them: `kind=user_suspended`,
-//! `actor=ID`. Every filter matches an index that ends in the keyset's columns
+//! `actor=ID`. So are the commands that went through the log and were rejected: the sink
+//! writes each as an `events` row of kind `rejected` (no seq; its sender as both `user` and
+//! `actor`; the payload names the auction, actor, stable code and time), so `kind=rejected`
+//! lists them and `user=ID` shows a user's rejections among their events. Every row carries
+//! the `trace_id` of the command's entry when it was traced. Every filter matches an index that ends in the keyset's columns
 //! (`events_by_user`, `events_by_actor`, `events_by_auction`, `events_by_kind`,
 //! `events_by_time`).
 
@@ -14,7 +18,8 @@ use sqlx::postgres::PgPool;
 use sqlx::{Postgres, QueryBuilder};
 
 use super::cursor::{self, CursorKind};
-use super::{Limit, Page, QueryError, Statement, fetch_page, id};
+use super::{Limit, Page, QueryError, Statement, bound, fetch_page, id};
+use crate::ids::StoredOptionalId;
 use crate::sql_time::{micros_of, push_ts};
 
 /// Longest `kind` filter; kinds are `snake_case` names such as `bid_accepted`.
@@ -89,11 +94,17 @@ pub struct AuditRow {
     pub position: i32,
     pub kind: String,
     pub seq: Option<i64>,
-    pub auction_id: Option<i64>,
-    pub user_id: Option<i64>,
-    pub actor_id: Option<i64>,
-    /// The event itself, as the engine serialises it.
+    /// Ids are the engine's `u64` ([`crate::ids`]).
+    #[sqlx(try_from = "StoredOptionalId")]
+    pub auction_id: Option<u64>,
+    #[sqlx(try_from = "StoredOptionalId")]
+    pub user_id: Option<u64>,
+    #[sqlx(try_from = "StoredOptionalId")]
+    pub actor_id: Option<u64>,
+    /// The event itself, as the engine serialises it (for kind `rejected`, the rejection).
     pub payload: serde_json::Value,
+    /// The trace id (32 hex digits) of the traced command whose entry this came from.
+    pub trace_id: Option<String>,
 }
 
 /// A checked audit search.
@@ -130,20 +141,17 @@ impl AuditQuery {
                 "1 to 64 lower-case letters and underscores",
             ));
         }
-        let from = filter.from_us.map(|at| id("from", at)).transpose()?;
-        let to = filter.to_us.map(|at| id("to", at)).transpose()?;
+        let from = filter.from_us.map(|at| bound("from", at)).transpose()?;
+        let to = filter.to_us.map(|at| bound("to", at)).transpose()?;
         if let (Some(from), Some(to)) = (from, to)
             && from >= to
         {
             return Err(filter_error("to", "must be later than from"));
         }
         Ok(AuditQuery {
-            user: filter.user.map(|user| id("user", user)).transpose()?,
-            actor: filter.actor.map(|actor| id("actor", actor)).transpose()?,
-            auction: filter
-                .auction
-                .map(|auction| id("auction", auction))
-                .transpose()?,
+            user: filter.user.map(id),
+            actor: filter.actor.map(id),
+            auction: filter.auction.map(id),
             kind: filter.kind.clone(),
             from,
             to,
@@ -159,7 +167,14 @@ fn audit_cursor(text: &str) -> Result<([i64; 3], i32), QueryError> {
     let position = i32::try_from(position).map_err(|_| cursor::CursorError {
         reason: "a field is out of range",
     })?;
-    Ok(([at, group_id, log_index], position))
+    Ok((
+        [
+            cursor::bigint(at)?,
+            cursor::bigint(group_id)?,
+            cursor::bigint(log_index)?,
+        ],
+        position,
+    ))
 }
 
 impl Statement for AuditQuery {
@@ -168,7 +183,7 @@ impl Statement for AuditQuery {
         sql.push(format!(
             "SELECT to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS at, \
              {} AS at_us, e.group_id, e.log_index, e.position, e.kind, e.seq, e.auction_id, \
-             e.user_id, e.actor_id, e.payload FROM events e",
+             e.user_id, e.actor_id, e.payload, e.trace_id FROM events e",
             micros_of("e.at")
         ));
         let mut first = true;
@@ -223,18 +238,19 @@ pub async fn search_audit(pool: &PgPool, query: &AuditQuery) -> Result<Page<Audi
         cursor::encode(
             CursorKind::Audit,
             &[
-                row.at_us,
-                row.group_id,
-                row.log_index,
-                i64::from(row.position),
+                cursor::field(row.at_us),
+                cursor::field(row.group_id),
+                cursor::field(row.log_index),
+                cursor::field(i64::from(row.position)),
             ],
         )
     })
     .await
 }
 
-/// The CSV columns, in order.
-pub const AUDIT_CSV_HEADER: [&str; 11] = [
+/// The CSV columns, in order (`trace_id` appended last, after the payload, so older readers'
+/// column positions hold).
+pub const AUDIT_CSV_HEADER: [&str; 12] = [
     "at",
     "at_us",
     "group_id",
@@ -246,6 +262,7 @@ pub const AUDIT_CSV_HEADER: [&str; 11] = [
     "user_id",
     "actor_id",
     "payload",
+    "trace_id",
 ];
 
 /// `rows` as CSV (RFC 4180: comma-separated, CRLF line ends, a header line). Fields with a
@@ -258,6 +275,7 @@ pub fn audit_csv(rows: &[AuditRow]) -> String {
         AUDIT_CSV_HEADER.iter().map(|name| (*name).to_owned()),
     );
     let number = |value: Option<i64>| value.map(|value| value.to_string()).unwrap_or_default();
+    let id = |value: Option<u64>| value.map(|value| value.to_string()).unwrap_or_default();
     for row in rows {
         push_line(
             &mut out,
@@ -269,10 +287,11 @@ pub fn audit_csv(rows: &[AuditRow]) -> String {
                 row.position.to_string(),
                 text_field(&row.kind),
                 number(row.seq),
-                number(row.auction_id),
-                number(row.user_id),
-                number(row.actor_id),
+                id(row.auction_id),
+                id(row.user_id),
+                id(row.actor_id),
                 text_field(&row.payload.to_string()),
+                row.trace_id.clone().unwrap_or_default(),
             ]
             .into_iter(),
         );
@@ -351,6 +370,7 @@ mod tests {
             user_id: Some(20),
             actor_id: None,
             payload,
+            trace_id: None,
         }
     }
 
@@ -365,7 +385,7 @@ mod tests {
         assert_eq!(
             lines[1],
             "2027-01-15T08:00:00.000001Z,1800000000000001,1,9,0,bid_accepted,3,,20,,\
-             \"{\"\"a\"\":\"\"x,\\\"\"y\\\"\"\\n\"\"}\""
+             \"{\"\"a\"\":\"\"x,\\\"\"y\\\"\"\\n\"\"}\","
         );
         assert!(lines[2].contains(",'=cmd,"), "{}", lines[2]);
         assert_eq!(lines.last(), Some(&""), "ends with CRLF");

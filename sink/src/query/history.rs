@@ -3,13 +3,17 @@
 //!
 //! Public fields only: the `bids` table holds no proxy maximum (the events never carry one),
 //! and these rows add the bidder's display name from `accounts`, never more of the account.
+//!
+//! Ids in and out are the engine's `u64`; [`crate::ids`] maps them to and from the stored
+//! `BIGINT` (the rows decode through [`StoredId`] and [`StoredOptionalId`]).
 
 use serde::Serialize;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, QueryBuilder};
 
 use super::cursor::{self, CursorKind};
-use super::{Limit, Page, QueryError, Statement, fetch_page, id, push_after_newest};
+use super::{Limit, Page, QueryError, Statement, bound, fetch_page, id, push_after_newest};
+use crate::ids::{StoredId, StoredOptionalId};
 use crate::sql_time::micros_of;
 
 /// One accepted bid of an auction, as anyone signed in may see it.
@@ -18,18 +22,24 @@ pub struct HistoryBidRow {
     /// The auction's event seq of the bid: the history's order and its paging key.
     pub seq: i64,
     pub bid_id: i32,
-    pub bidder_id: i64,
+    #[sqlx(try_from = "StoredId")]
+    pub bidder_id: u64,
     /// The bidder's display name, when the account is in the database.
     pub bidder_name: Option<String>,
     pub amount: i64,
     /// The visible price once the bid (and any proxy response) was folded in.
     pub price_after: i64,
     /// Who led then.
-    pub leader_after: i64,
+    #[sqlx(try_from = "StoredId")]
+    pub leader_after: u64,
     /// Commit time, microseconds since the Unix epoch (cluster time).
     pub at_us: i64,
     pub voided: bool,
     pub void_reason: Option<String>,
+    /// A proxy bid: the bidder set a maximum above `amount` (the maximum stays private).
+    pub proxy: bool,
+    /// The bidder led already and raised their own maximum.
+    pub raise: bool,
 }
 
 /// An auction's bids in seq order, after `after_seq`.
@@ -44,8 +54,8 @@ impl BidHistoryQuery {
     /// The bids of `auction` with a seq above `after_seq` (all when `None`).
     pub fn new(auction: u64, after_seq: Option<u64>, limit: Limit) -> Result<Self, QueryError> {
         Ok(BidHistoryQuery {
-            auction_id: id("auction", auction)?,
-            after_seq: id("after_seq", after_seq.unwrap_or(0))?,
+            auction_id: id(auction),
+            after_seq: bound("after_seq", after_seq.unwrap_or(0))?,
             limit,
         })
     }
@@ -56,8 +66,8 @@ impl Statement for BidHistoryQuery {
         let mut sql = QueryBuilder::new(prefix);
         sql.push(format!(
             "SELECT b.seq, b.bid_id, b.bidder_id, a.display_name AS bidder_name, b.amount, \
-             b.price_after, b.leader_after, {} AS at_us, b.voided, b.void_reason \
-             FROM bids b LEFT JOIN accounts a ON a.user_id = b.bidder_id WHERE b.auction_id = ",
+             b.price_after, b.leader_after, {} AS at_us, b.voided, b.void_reason, b.proxy, \
+             b.raise FROM bids b LEFT JOIN accounts a ON a.user_id = b.bidder_id WHERE b.auction_id = ",
             micros_of("b.at")
         ));
         sql.push_bind(self.auction_id);
@@ -79,6 +89,12 @@ pub async fn bid_history(
         row.seq.to_string()
     })
     .await
+}
+
+/// The key of a (time, auction) cursor, as the query binds it.
+fn time_and_auction(kind: CursorKind, text: &str) -> Result<[i64; 2], QueryError> {
+    let [at, auction] = cursor::decode::<2>(kind, text)?;
+    Ok([cursor::bigint(at)?, id(auction)])
 }
 
 /// How a closed auction ended, as a filter.
@@ -119,20 +135,24 @@ impl std::str::FromStr for ResultFilter {
 /// A closed auction and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ClosedAuctionRow {
-    pub auction_id: i64,
-    pub seller_id: i64,
+    #[sqlx(try_from = "StoredId")]
+    pub auction_id: u64,
+    #[sqlx(try_from = "StoredId")]
+    pub seller_id: u64,
     pub title: String,
     pub currency: String,
     /// `sold`, `unsold` or `cancelled`.
     pub result: String,
-    pub winner_id: Option<i64>,
+    #[sqlx(try_from = "StoredOptionalId")]
+    pub winner_id: Option<u64>,
     /// The sale price when sold.
     pub price: Option<i64>,
     /// `bidding` or `buy_now` when sold.
     pub sale_kind: Option<String>,
     /// `no_bids` or `reserve_not_met` when unsold.
     pub unsold_reason: Option<String>,
-    pub cancelled_by: Option<i64>,
+    #[sqlx(try_from = "StoredOptionalId")]
+    pub cancelled_by: Option<u64>,
     /// Microseconds since the Unix epoch (cluster time).
     pub closed_at_us: i64,
 }
@@ -143,6 +163,7 @@ pub struct ClosedAuctionsQuery {
     result: Option<ResultFilter>,
     seller: Option<i64>,
     winner: Option<i64>,
+    /// (closed_at µs, auction id as stored).
     after: Option<[i64; 2]>,
     limit: Limit,
 }
@@ -158,10 +179,10 @@ impl ClosedAuctionsQuery {
     ) -> Result<Self, QueryError> {
         Ok(ClosedAuctionsQuery {
             result,
-            seller: seller.map(|seller| id("seller", seller)).transpose()?,
-            winner: winner.map(|winner| id("winner", winner)).transpose()?,
+            seller: seller.map(id),
+            winner: winner.map(id),
             after: cursor
-                .map(|text| cursor::decode::<2>(CursorKind::Closed, text))
+                .map(|text| time_and_auction(CursorKind::Closed, text))
                 .transpose()?,
             limit,
         })
@@ -208,7 +229,10 @@ pub async fn closed_auctions(
     query: &ClosedAuctionsQuery,
 ) -> Result<Page<ClosedAuctionRow>, QueryError> {
     fetch_page(pool, query, query.limit, |row: &ClosedAuctionRow| {
-        cursor::encode(CursorKind::Closed, &[row.closed_at_us, row.auction_id])
+        cursor::encode(
+            CursorKind::Closed,
+            &[cursor::field(row.closed_at_us), row.auction_id],
+        )
     })
     .await
 }
@@ -216,12 +240,14 @@ pub async fn closed_auctions(
 /// One of the user's own bids, with the auction it is on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct UserBidRow {
-    pub auction_id: i64,
+    #[sqlx(try_from = "StoredId")]
+    pub auction_id: u64,
     pub bid_id: i32,
     pub seq: i64,
     pub amount: i64,
     pub price_after: i64,
-    pub leader_after: i64,
+    #[sqlx(try_from = "StoredId")]
+    pub leader_after: u64,
     /// Microseconds since the Unix epoch (cluster time).
     pub at_us: i64,
     pub voided: bool,
@@ -233,12 +259,17 @@ pub struct UserBidRow {
     pub auction_status: Option<String>,
     /// Whether the user leads (or won) the auction now.
     pub leading_now: bool,
+    /// The bid set a maximum above its amount (the maximum is the user's own, not shown).
+    pub proxy: bool,
+    /// The user led already and raised their own maximum.
+    pub raise: bool,
 }
 
 /// A user's bids, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserBidsQuery {
     bidder: i64,
+    /// (at µs, auction id as stored, bid id).
     after: Option<[i64; 3]>,
     limit: Limit,
 }
@@ -247,9 +278,12 @@ impl UserBidsQuery {
     /// The bids of `bidder`, after `cursor` (a `next_cursor`).
     pub fn new(bidder: u64, cursor: Option<&str>, limit: Limit) -> Result<Self, QueryError> {
         Ok(UserBidsQuery {
-            bidder: id("user", bidder)?,
+            bidder: id(bidder),
             after: cursor
-                .map(|text| cursor::decode::<3>(CursorKind::UserBids, text))
+                .map(|text| {
+                    let [at, auction, bid] = cursor::decode::<3>(CursorKind::UserBids, text)?;
+                    Ok::<_, QueryError>([cursor::bigint(at)?, id(auction), cursor::bigint(bid)?])
+                })
                 .transpose()?,
             limit,
         })
@@ -263,7 +297,7 @@ impl Statement for UserBidsQuery {
             "SELECT b.auction_id, b.bid_id, b.seq, b.amount, b.price_after, b.leader_after, \
              {} AS at_us, b.voided, b.void_reason, a.title, a.currency, \
              a.status AS auction_status, COALESCE(a.leader_id = b.bidder_id, false) \
-             AS leading_now FROM bids b LEFT JOIN auctions a ON a.auction_id = b.auction_id \
+             AS leading_now, b.proxy, b.raise FROM bids b LEFT JOIN auctions a ON a.auction_id = b.auction_id \
              WHERE b.bidder_id = ",
             micros_of("b.at")
         ));
@@ -292,7 +326,11 @@ pub async fn user_bids(
     fetch_page(pool, query, query.limit, |row: &UserBidRow| {
         cursor::encode(
             CursorKind::UserBids,
-            &[row.at_us, row.auction_id, i64::from(row.bid_id)],
+            &[
+                cursor::field(row.at_us),
+                row.auction_id,
+                cursor::field(i64::from(row.bid_id)),
+            ],
         )
     })
     .await
@@ -301,10 +339,12 @@ pub async fn user_bids(
 /// An auction the user won.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct UserWinRow {
-    pub auction_id: i64,
+    #[sqlx(try_from = "StoredId")]
+    pub auction_id: u64,
     pub title: Option<String>,
     pub currency: Option<String>,
-    pub seller_id: Option<i64>,
+    #[sqlx(try_from = "StoredOptionalId")]
+    pub seller_id: Option<u64>,
     pub price: Option<i64>,
     /// `bidding` or `buy_now`.
     pub sale_kind: Option<String>,
@@ -316,6 +356,7 @@ pub struct UserWinRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserWinsQuery {
     winner: i64,
+    /// (won at µs, auction id as stored).
     after: Option<[i64; 2]>,
     limit: Limit,
 }
@@ -324,9 +365,9 @@ impl UserWinsQuery {
     /// The wins of `winner`, after `cursor` (a `next_cursor`).
     pub fn new(winner: u64, cursor: Option<&str>, limit: Limit) -> Result<Self, QueryError> {
         Ok(UserWinsQuery {
-            winner: id("user", winner)?,
+            winner: id(winner),
             after: cursor
-                .map(|text| cursor::decode::<2>(CursorKind::UserWins, text))
+                .map(|text| time_and_auction(CursorKind::UserWins, text))
                 .transpose()?,
             limit,
         })
@@ -361,7 +402,10 @@ pub async fn user_wins(
     query: &UserWinsQuery,
 ) -> Result<Page<UserWinRow>, QueryError> {
     fetch_page(pool, query, query.limit, |row: &UserWinRow| {
-        cursor::encode(CursorKind::UserWins, &[row.won_at_us, row.auction_id])
+        cursor::encode(
+            CursorKind::UserWins,
+            &[cursor::field(row.won_at_us), row.auction_id],
+        )
     })
     .await
 }

@@ -71,7 +71,8 @@ pub enum QueryError {
     /// The page size is outside `1..=max`.
     #[error("limit {limit} is outside 1..={max}")]
     Limit { limit: u64, max: u32 },
-    /// A filter value cannot match anything valid (an id above `i64::MAX`, an empty range).
+    /// A filter value cannot match anything valid (a time or seq above `i64::MAX`, an empty
+    /// range). Ids are never refused: every `u64` has its stored form ([`crate::ids`]).
     #[error("{field}: {reason}")]
     Filter { field: &'static str, reason: String },
     /// Postgres failed or is unreachable.
@@ -212,11 +213,17 @@ pub fn connect_reader(
         .connect_lazy_with(options))
 }
 
-/// An id given as `u64` (the engine's) as the BIGINT it is stored as.
-fn id(field: &'static str, value: u64) -> Result<i64, QueryError> {
+/// An id given as `u64` (the engine's) as the BIGINT it is stored as ([`crate::ids`]).
+fn id(value: u64) -> i64 {
+    crate::ids::to_bigint(value)
+}
+
+/// A seq or a time given as `u64` as the BIGINT it is stored as; above `i64::MAX` no stored
+/// value can match, so it is refused rather than wrapped.
+fn bound(field: &'static str, value: u64) -> Result<i64, QueryError> {
     i64::try_from(value).map_err(|_| QueryError::Filter {
         field,
-        reason: format!("{value} is larger than any stored id"),
+        reason: format!("{value} is larger than any stored value"),
     })
 }
 
@@ -288,8 +295,13 @@ mod tests {
     }
 
     #[test]
-    fn ids_above_i64_max_are_a_filter_error_not_a_wrap() {
-        assert_eq!(id("seller", 7).unwrap(), 7);
-        assert_eq!(id("seller", u64::MAX).unwrap_err().code(), "invalid_filter");
+    fn every_id_has_a_stored_form_but_seqs_and_times_above_i64_max_are_refused() {
+        assert_eq!(id(7), 7);
+        assert_eq!(id(u64::MAX), -1);
+        assert_eq!(bound("after_seq", 7).unwrap(), 7);
+        assert_eq!(
+            bound("after_seq", u64::MAX).unwrap_err().code(),
+            "invalid_filter"
+        );
     }
 }
