@@ -193,6 +193,70 @@ fn stream_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<SNAPSHOT_BYTES_MAX>()
 }
 
+/// What decoding one byte of input may claim, at most, in a valid value: bincode counts
+/// every primitive at its in-memory width, and the widest (a `u128`, the request-id hashes)
+/// takes one byte on the wire when small. So a valid `n`-byte input claims at most
+/// `CLAIM_PER_INPUT_BYTE * n` bytes, and anything claiming more is a lie (a length prefix
+/// larger than what follows it), refused before the allocation it asks for.
+pub const CLAIM_PER_INPUT_BYTE: usize = 16;
+
+/// The claim limit for an input of `input_bytes` bytes whose own limit is `limit`: the
+/// smallest of [`CLAIM_LADDER`]'s rungs at or above `CLAIM_PER_INPUT_BYTE * input_bytes`,
+/// or `limit` when that is smaller. What a decode allocates is bounded by this, so a 16-byte
+/// input can no longer ask for 200 MB: at most a few KiB.
+pub fn claim_limit(input_bytes: u64, limit: u64) -> u64 {
+    let wanted = input_bytes.saturating_mul(CLAIM_PER_INPUT_BYTE as u64);
+    CLAIM_LADDER
+        .iter()
+        .copied()
+        .find(|rung| *rung >= wanted)
+        .unwrap_or(u64::MAX)
+        .min(limit)
+}
+
+/// The claim limits decoding can use (bincode takes its limit as a constant): powers of 4
+/// from 1 KiB to 64 GiB, so the chosen one is at most 4 times what the input needs.
+const CLAIM_LADDER: [u64; 14] = [
+    1 << 10,
+    1 << 12,
+    1 << 14,
+    1 << 16,
+    1 << 18,
+    1 << 20,
+    1 << 22,
+    1 << 24,
+    1 << 26,
+    1 << 28,
+    1 << 30,
+    1 << 32,
+    1 << 34,
+    1 << 36,
+];
+
+/// Runs `$decode` with `$config` bound to bincode's standard configuration limited to
+/// `$claim` bytes claimed: one of [`CLAIM_LADDER`]'s rungs (bincode takes its limit as a
+/// constant, hence one branch per rung), else `$fallback` (the input's own limit, which
+/// [`claim_limit`] returns when no smaller rung fits).
+macro_rules! with_claim_limit {
+    ($claim:expr, $fallback:expr, |$config:ident| $decode:expr) => {{
+        let claim: u64 = $claim;
+        with_claim_limit!(@rungs claim, $fallback, $config, $decode;
+            10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36)
+    }};
+    (@rungs $claim:ident, $fallback:expr, $config:ident, $decode:expr; $($shift:literal),+) => {{
+        $(
+            if $claim == 1u64 << $shift {
+                let $config = bincode::config::standard().with_limit::<{ 1usize << $shift }>();
+                $decode
+            } else
+        )+
+        {
+            let $config = $fallback;
+            $decode
+        }
+    }};
+}
+
 fn checksum(hasher: &blake3::Hasher) -> [u8; CHECKSUM_BYTES] {
     let digest = hasher.finalize();
     let mut out = [0u8; CHECKSUM_BYTES];
@@ -311,23 +375,28 @@ fn decode_framed<T: DeserializeOwned, const BYTES_MAX: usize>(
         .sets_decoding_format
         .then(|| DecodingFormat::enter(version));
     let _layout = LayoutGuard::enter(readable.has_appended_fields(version));
-    let config = bincode::config::standard().with_limit::<BYTES_MAX>();
-    let (value, read) =
-        bincode::serde::decode_from_slice(payload, config).map_err(|error| match error {
-            bincode::error::DecodeError::LimitExceeded => CodecError::TooLarge {
-                what,
-                limit: BYTES_MAX,
-                reason: format!(
-                    "decoding the {}-byte input would claim more (a length inside it is \
-                     larger than the input, or the value is too big for this input)",
-                    bytes.len()
-                ),
-            },
-            error => CodecError::Corrupt {
-                what,
-                reason: error.to_string(),
-            },
-        })?;
+    let claim = claim_limit(bytes.len() as u64, BYTES_MAX as u64);
+    let decoded = with_claim_limit!(
+        claim,
+        bincode::config::standard().with_limit::<BYTES_MAX>(),
+        |config| bincode::serde::decode_from_slice(payload, config)
+    );
+    let (value, read) = decoded.map_err(|error| match error {
+        bincode::error::DecodeError::LimitExceeded => CodecError::TooLarge {
+            what,
+            limit: BYTES_MAX,
+            reason: format!(
+                "decoding the {}-byte input would claim more than {claim} bytes (a \
+                     length inside it is larger than the input, or the value is too big \
+                     for this input)",
+                bytes.len()
+            ),
+        },
+        error => CodecError::Corrupt {
+            what,
+            reason: error.to_string(),
+        },
+    })?;
     if read != payload.len() {
         return Err(CodecError::Corrupt {
             what,
@@ -421,14 +490,25 @@ pub fn encode_to_writer<T: Serialize + ?Sized, W: Write>(
     Ok((1 + payload + CHECKSUM_BYTES) as u64)
 }
 
-/// Reads one framed stored value from `reader`, which must end right after it, of at most
-/// [`SNAPSHOT_BYTES_MAX`]. Used for snapshots (including ones received from a peer: their
-/// chunks are stored first, each within `martelo_proto::SNAPSHOT_CHUNK_BYTES_MAX`).
+/// Reads one framed stored value from `reader`, which holds `total_bytes` bytes (at most
+/// [`SNAPSHOT_BYTES_MAX`]) and must end right after it. Used for snapshots (including ones
+/// received from a peer: their chunks are stored first, each within
+/// `martelo_proto::SNAPSHOT_CHUNK_BYTES_MAX`). What decoding may claim is bounded by
+/// `total_bytes` ([`claim_limit`]), so a short stream that claims a huge length is refused
+/// before that allocation.
 pub fn decode_from_reader<T: DeserializeOwned, R: Read>(
     what: &'static str,
     reader: R,
+    total_bytes: u64,
 ) -> Result<T, CodecError> {
     let corrupt = |reason: String| CodecError::Corrupt { what, reason };
+    if total_bytes > SNAPSHOT_BYTES_MAX as u64 {
+        return Err(CodecError::TooLarge {
+            what,
+            limit: SNAPSHOT_BYTES_MAX,
+            reason: format!("the stream is {total_bytes} bytes"),
+        });
+    }
     // Buffer below the hashing layer so bincode's many tiny reads stay cheap, and so the
     // hasher sees exactly the bytes bincode consumed (not the read-ahead).
     let mut reader = HashingReader {
@@ -446,8 +526,23 @@ pub fn decode_from_reader<T: DeserializeOwned, R: Read>(
     STORAGE.check(what, version[0])?;
     let format = DecodingFormat::enter(version[0]);
     let layout = LayoutGuard::enter(STORAGE.has_appended_fields(version[0]));
-    let value = bincode::serde::decode_from_std_read(&mut reader, stream_config())
-        .map_err(|e| corrupt(e.to_string()))?;
+    let claim = claim_limit(total_bytes, SNAPSHOT_BYTES_MAX as u64);
+    let decoded = with_claim_limit!(
+        claim,
+        bincode::config::standard().with_limit::<SNAPSHOT_BYTES_MAX>(),
+        |config| bincode::serde::decode_from_std_read(&mut reader, config)
+    );
+    let value = decoded.map_err(|error| match error {
+        bincode::error::DecodeError::LimitExceeded => CodecError::TooLarge {
+            what,
+            limit: SNAPSHOT_BYTES_MAX,
+            reason: format!(
+                "decoding the {total_bytes}-byte stream would claim more than {claim} bytes \
+                 (a length inside it is larger than the stream)"
+            ),
+        },
+        error => corrupt(error.to_string()),
+    })?;
     drop(layout);
     drop(format);
     let expected = checksum(&reader.hasher);

@@ -50,7 +50,8 @@ fn a_format_1_state_decodes_into_the_same_state_with_an_empty_meta_state() {
 fn a_format_1_snapshot_stream_decodes_with_the_state_between_other_fields() {
     assert_eq!(SNAPSHOT_V1[0], 1);
     let (before, state, after): (Option<u64>, State, String) =
-        codec::decode_from_reader("snapshot", SNAPSHOT_V1).expect("format 1 decodes");
+        codec::decode_from_reader("snapshot", SNAPSHOT_V1, SNAPSHOT_V1.len() as u64)
+            .expect("format 1 decodes");
     assert_eq!(before, Some(12));
     assert_eq!(
         after, "after the state",
@@ -87,7 +88,7 @@ fn states_are_written_in_the_current_format_and_round_trip_with_their_meta_state
     let mut stream = Vec::new();
     codec::encode_to_writer("snapshot", &(Some(3u64), &state, "tail"), &mut stream).unwrap();
     let (_, streamed, tail): (Option<u64>, State, String) =
-        codec::decode_from_reader("snapshot", stream.as_slice()).unwrap();
+        codec::decode_from_reader("snapshot", stream.as_slice(), stream.len() as u64).unwrap();
     assert_eq!((streamed, tail.as_str()), (state, "tail"));
 }
 

@@ -358,7 +358,8 @@ fn decode_snapshot(
     meta: &SnapshotMeta,
     data: &SnapshotData,
 ) -> Result<AppliedState, StoreError> {
-    let state: AppliedState = codec::decode_from_reader("snapshot", data.reader())?;
+    let state: AppliedState =
+        codec::decode_from_reader("snapshot", data.reader(), data.total_bytes())?;
     if state.last_applied != meta.last_log_id || state.membership != meta.last_membership {
         return Err(StoreError::SnapshotMismatch {
             group,

@@ -68,7 +68,8 @@ fn every_storage_format_from_the_oldest_to_the_current_is_read_and_no_other() {
         // `Sample` has the same layout in every format.
         let old = reframed(&bytes, version);
         assert_eq!(decode::<Sample>("sample", &old).unwrap(), sample());
-        let streamed: Sample = decode_from_reader("sample", old.as_slice()).unwrap();
+        let streamed: Sample =
+            decode_from_reader("sample", old.as_slice(), old.len() as u64).unwrap();
         assert_eq!(streamed, sample());
     }
 }
@@ -89,7 +90,7 @@ fn the_format_being_decoded_is_visible_during_a_decode_and_restored_after_it() {
     let old = reframed(&bytes, STORAGE_FORMAT_VERSION_OLDEST);
     let format: Format = decode("format", &old).unwrap();
     assert_eq!(format, Format(STORAGE_FORMAT_VERSION_OLDEST));
-    let format: Format = decode_from_reader("format", old.as_slice()).unwrap();
+    let format: Format = decode_from_reader("format", old.as_slice(), old.len() as u64).unwrap();
     assert_eq!(format, Format(STORAGE_FORMAT_VERSION_OLDEST));
     assert_eq!(
         decoding_format(),
@@ -190,26 +191,105 @@ fn a_length_prefix_larger_than_the_limit_is_too_large_without_allocating_it() {
 }
 
 #[test]
+fn a_short_input_cannot_claim_more_than_its_own_size_allows() {
+    // 15 bytes whose string claims 200 MB, under the storage limit (256 MiB): before the
+    // claim limit scaled with the input, bincode allocated the 200 MB and only then found
+    // the bytes missing (a `Corrupt` "unexpected end"). Now the claim itself is refused
+    // (`TooLarge`), at 16 bytes claimed per input byte, rounded up to 1 KiB.
+    let lying = encode("sample", &(7u64, 200_000_000u64)).unwrap();
+    assert!(lying.len() < 16, "{} bytes", lying.len());
+    let error = decode::<Sample>("sample", &lying).unwrap_err();
+    assert!(error.is_too_large(), "{error:?}");
+    assert!(
+        error.to_string().contains("claim more than 1024 bytes"),
+        "{error}"
+    );
+    assert_eq!(
+        claim_limit(lying.len() as u64, VALUE_BYTES_MAX as u64),
+        1024
+    );
+
+    // A snapshot stream of 23 bytes that claims 4 GiB (the stream limit is 16 GiB).
+    let mut stream = Vec::new();
+    encode_to_writer("sample", &(7u64, 4u64 << 30), &mut stream).unwrap();
+    let error = decode_from_reader::<Sample, _>("sample", stream.as_slice(), stream.len() as u64)
+        .unwrap_err();
+    assert!(error.is_too_large(), "{error:?}");
+    // A stream longer than it was said to be is refused too, not decoded further.
+    let error = decode_from_reader::<Sample, _>("sample", stream.as_slice(), 3).unwrap_err();
+    assert!(error.is_too_large(), "{error:?}");
+}
+
+#[test]
+fn the_claim_limit_admits_the_densest_valid_values() {
+    // A zero `u128` is one byte on the wire and claims 16: the densest claim there is.
+    let dense = vec![0u128; 100_000];
+    let bytes = encode("dense", &dense).unwrap();
+    assert_eq!(decode::<Vec<u128>>("dense", &bytes).unwrap(), dense);
+    let mut stream = Vec::new();
+    encode_to_writer("dense", &dense, &mut stream).unwrap();
+    let streamed: Vec<u128> =
+        decode_from_reader("dense", stream.as_slice(), stream.len() as u64).unwrap();
+    assert_eq!(streamed, dense);
+    assert_eq!(
+        decode::<u128>("one", &encode("one", &0u128).unwrap()).unwrap(),
+        0
+    );
+    // And a large ordinary value (a 3 MB string, 300,000 small integers).
+    let big = Sample {
+        id: u64::MAX,
+        name: "x".repeat(3 << 20),
+        items: (0..300_000).collect(),
+    };
+    assert_eq!(
+        decode::<Sample>("big", &encode("big", &big).unwrap()).unwrap(),
+        big
+    );
+}
+
+#[test]
+fn claim_limits_are_ladder_rungs_or_the_inputs_own_limit() {
+    assert_eq!(claim_limit(0, 1 << 30), 1 << 10);
+    assert_eq!(claim_limit(64, 1 << 30), 1 << 10);
+    assert_eq!(claim_limit(65, 1 << 30), 1 << 12);
+    assert_eq!(claim_limit(1 << 20, 1 << 30), 1 << 24);
+    assert_eq!(claim_limit(1 << 20, 5 << 20), 5 << 20);
+    assert_eq!(claim_limit(u64::MAX, 7), 7);
+    for input in [0u64, 1, 100, 4096, 1 << 30] {
+        let claim = claim_limit(input, u64::MAX);
+        assert!(claim >= input * CLAIM_PER_INPUT_BYTE as u64);
+        assert!(claim <= (input * CLAIM_PER_INPUT_BYTE as u64 * 4).max(1 << 10));
+        assert!(CLAIM_LADDER.contains(&claim));
+    }
+}
+
+#[test]
 fn stream_round_trips_and_detects_corruption() {
     let mut bytes = Vec::new();
     let written = encode_to_writer("sample", &sample(), &mut bytes).unwrap();
     assert_eq!(written as usize, bytes.len());
-    let back: Sample = decode_from_reader("sample", bytes.as_slice()).unwrap();
+    let back: Sample = decode_from_reader("sample", bytes.as_slice(), bytes.len() as u64).unwrap();
     assert_eq!(back, sample());
 
     let mut corrupt = bytes.clone();
     let last = corrupt.len() - 6;
     corrupt[last] ^= 0x10;
-    assert!(decode_from_reader::<Sample, _>("sample", corrupt.as_slice()).is_err());
+    assert!(
+        decode_from_reader::<Sample, _>("sample", corrupt.as_slice(), corrupt.len() as u64)
+            .is_err()
+    );
 
     let mut trailing = bytes.clone();
     trailing.push(0);
-    assert!(decode_from_reader::<Sample, _>("sample", trailing.as_slice()).is_err());
+    assert!(
+        decode_from_reader::<Sample, _>("sample", trailing.as_slice(), trailing.len() as u64)
+            .is_err()
+    );
 
     let mut versioned = bytes;
     versioned[0] = STORAGE_FORMAT_VERSION + 1;
     assert!(matches!(
-        decode_from_reader::<Sample, _>("sample", versioned.as_slice()),
+        decode_from_reader::<Sample, _>("sample", versioned.as_slice(), versioned.len() as u64),
         Err(CodecError::UnknownVersion { found, .. }) if found == STORAGE_FORMAT_VERSION + 1
     ));
 }
@@ -294,8 +374,12 @@ fn format_2_bid_events_decode_with_both_flags_false() {
         event.seq = 10;
     }
     assert_eq!(decoded, vec![bid_event(false, false), second]);
-    let streamed: Vec<crate::Event> =
-        decode_from_reader("events", format_2_events().as_slice()).unwrap();
+    let streamed: Vec<crate::Event> = decode_from_reader(
+        "events",
+        format_2_events().as_slice(),
+        format_2_events().len() as u64,
+    )
+    .unwrap();
     assert_eq!(streamed, decoded);
 }
 
