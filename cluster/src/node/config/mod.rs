@@ -134,15 +134,28 @@ impl NodeConfig {
         }
     }
 
-    /// [`NodeConfig::settings`] as a TOML config file (`martelo node --print-config`).
+    /// [`NodeConfig::settings`] as a TOML config file (`martelo node --print-config`), with
+    /// the Postgres URL's password shown as `***`: printed settings end up in terminals,
+    /// tickets and logs.
     pub fn to_toml(&self) -> Result<String, ConfigError> {
-        let body =
-            toml::to_string_pretty(&self.settings()).map_err(|error| ConfigError::Internal {
-                what: format!("the settings do not print as TOML: {error}"),
-            })?;
+        let mut settings = self.settings();
+        let redacted = self
+            .postgres
+            .as_ref()
+            .map(martelo_sink::PostgresUrl::redacted);
+        let hidden = redacted.is_some() && redacted != settings.postgres;
+        settings.postgres = redacted;
+        let body = toml::to_string_pretty(&settings).map_err(|error| ConfigError::Internal {
+            what: format!("the settings do not print as TOML: {error}"),
+        })?;
+        let note = if hidden {
+            "\n# The Postgres password is shown as ***: put the real one back to use this file."
+        } else {
+            ""
+        };
         Ok(format!(
             "# Effective settings of martelo node {}: defaults < config file < MARTELO_* \
-             environment < flags.\n{body}",
+             environment < flags.{note}\n{body}",
             self.id
         ))
     }

@@ -565,3 +565,27 @@ fn postgres_is_checked_and_never_shown_with_its_password() {
     assert!(!shown.contains("s3cret"), "{shown}");
     assert!(resolve(&args(), &[]).expect("valid").postgres.is_none());
 }
+
+#[test]
+fn the_printed_settings_hide_the_postgres_password() {
+    let mut with_password = args();
+    with_password.postgres = Some("postgres://martelo:s3cret-pw@127.0.0.1:5432/martelo".into());
+    let printed = resolve(&with_password, &[])
+        .expect("valid")
+        .to_toml()
+        .expect("prints");
+    assert!(!printed.contains("s3cret-pw"), "{printed}");
+    assert!(
+        printed.contains("postgres = \"postgres://martelo:***@127.0.0.1:5432/martelo\""),
+        "{printed}"
+    );
+    assert!(printed.contains("shown as ***"), "{printed}");
+    // Without a password there is nothing to hide, and the file parses back as it was.
+    let mut without = args();
+    without.postgres = Some("postgres://postgres@127.0.0.1:5432/martelo".into());
+    let config = resolve(&without, &[]).expect("valid");
+    let printed = config.to_toml().expect("prints");
+    assert!(!printed.contains("***"), "{printed}");
+    let settings: Settings = toml::from_str(&printed).expect("printed TOML parses");
+    assert_eq!(settings, config.settings());
+}
