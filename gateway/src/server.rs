@@ -10,6 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
+use axum::serve::ListenerExt;
 use martelo_client::{Client, ClientOptions};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -94,6 +95,14 @@ pub async fn serve_on(
     })?;
     let state = build_state(config).await?;
     let app = crate::http::router(state);
+    // Every response and WebSocket frame is one small write that should leave at once:
+    // with Nagle's algorithm on, a write that follows another not yet acknowledged waits for
+    // the client's delayed ACK (up to 40 ms on Linux), which is the fan-out's tail.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY on an accepted connection");
+        }
+    });
     let serving = async move {
         axum::serve(
             listener,

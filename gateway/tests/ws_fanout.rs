@@ -44,23 +44,43 @@ async fn watchers_see_every_event_in_order_and_a_resume_gets_exactly_the_missed_
     let test = Harness::start(setup).await;
     test.create_auction(AUCTION, Duration::from_secs(600)).await;
 
-    // A signed-in bidder and an anonymous watcher.
+    // A signed-in bidder who subscribes with a message, and an anonymous watcher whose
+    // socket opens subscribed (`?subscribe=`: it sends nothing and gets the snapshot).
     let mut alice = test.open_as(UserId(10)).await;
     let mut watcher = test
-        .open_with(&[], None)
+        .open_with_query(&format!("subscribe={AUCTION}"))
         .await
         .expect("anonymous watchers may connect");
     let (mut alice_seen, mut watcher_seen) = (Seen::default(), Seen::default());
-    for ws in [&mut alice, &mut watcher] {
-        ws.send(json!({"type": "subscribe", "auction": AUCTION}))
-            .await;
-    }
+    alice
+        .send(json!({"type": "subscribe", "auction": AUCTION}))
+        .await;
     let first = alice.next_json(WAIT).await;
     assert_eq!(first["type"], "snapshot", "{first}");
     assert_eq!(first["reason"], "new");
     assert_eq!(first["state"]["listing"]["title"], "Test lot");
     alice_seen.take(&first);
-    watcher_seen.take(&watcher.next_json(WAIT).await);
+    let watched = watcher.next_json(WAIT).await;
+    assert_eq!(watched["type"], "snapshot", "{watched}");
+    assert_eq!(watched["auction"], AUCTION, "{watched}");
+    watcher_seen.take(&watched);
+    // A `subscribe` that is not an auction id is refused before the upgrade.
+    for query in [
+        "subscribe=lot-7",
+        "subscribe=-1",
+        "subscribe=99999999999999999999999",
+    ] {
+        let refused = test.open_with_query(query).await;
+        assert!(
+            matches!(
+                &refused,
+                Err(tokio_tungstenite::tungstenite::Error::Http(response))
+                    if response.status() == 400
+            ),
+            "{query}: {:?}",
+            refused.as_ref().err()
+        );
+    }
 
     // Alice bids over the socket; bidder 11 outbids her through the cluster; the anonymous
     // watcher may not bid.

@@ -14,6 +14,12 @@
 //! 3. the connection limit (`limits.ws_connections_max`): 503 `busy`.
 //!
 //! Client messages larger than `limits.ws_message_bytes_max` close the socket with 1009.
+//!
+//! `/v1/ws?subscribe=<auction>` opens the socket already subscribed to one auction, as if
+//! its first message were `subscribe {auction}`: the snapshot comes right after the
+//! handshake, without waiting for the client to send anything (a page's first load does
+//! not wait for its scripts to run). A value that is not an auction id is refused with 400
+//! `invalid_argument` before upgrading.
 
 pub mod json;
 pub mod protocol;
@@ -21,8 +27,9 @@ pub mod sequence;
 pub mod session;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -73,8 +80,16 @@ fn header_text(value: Option<&HeaderValue>) -> Option<&str> {
     value.and_then(|value| value.to_str().ok())
 }
 
+/// The upgrade request's query string.
+#[derive(Debug, Default, serde::Deserialize)]
+struct UpgradeQuery {
+    /// An auction to subscribe to on connect.
+    subscribe: Option<u64>,
+}
+
 async fn upgrade(
     State(state): State<AppState>,
+    query: Result<Query<UpgradeQuery>, QueryRejection>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
@@ -95,6 +110,16 @@ async fn upgrade(
             .into_response();
         }
     }
+    let subscribe = match query {
+        Ok(Query(query)) => query.subscribe.map(martelo_engine::AuctionId),
+        Err(rejection) => {
+            return Problem::invalid(format!(
+                "`subscribe` must be an auction id: {}",
+                rejection.body_text()
+            ))
+            .into_response();
+        }
+    };
     let has_credentials = headers.contains_key(header::AUTHORIZATION)
         || cookies::get(&headers, cookies::ACCESS_COOKIE).is_some();
     let principal = if has_credentials {
@@ -128,7 +153,7 @@ async fn upgrade(
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(message_max)
         .max_frame_size(message_max)
-        .on_upgrade(move |socket| session::run(socket, state, principal, admission))
+        .on_upgrade(move |socket| session::run(socket, state, principal, subscribe, admission))
 }
 
 #[cfg(test)]

@@ -191,7 +191,7 @@ pub fn notice(kind: &str, auction: u64, seq: u64) -> Utf8Bytes {
     frame(json!({ "type": "notice", "kind": kind, "auction": auction, "seq": seq }))
 }
 
-/// `time`: the server's clock, every second, for countdowns.
+/// `time`: the server's clock for countdowns (when it is sent: `session::TimeFrames`).
 pub fn time() -> Utf8Bytes {
     frame(json!({ "type": "time", "server_time_us": server_time_us() }))
 }

@@ -46,6 +46,13 @@ use crate::telemetry;
 pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Bids of one connection waiting for their outcome at once.
 pub const BIDS_IN_FLIGHT_MAX: usize = 32;
+/// How often a connection's clock is checked for a `time` frame.
+pub const TIME_TICK: Duration = Duration::from_secs(1);
+/// A `time` frame goes out when the connection has written nothing for about a tick (so a
+/// quiet connection hears from the server every second, and a client calls 5 s of silence
+/// a dead link), and at least this often while other frames flow: a busy connection does
+/// not pay one more write a second for a clock that its events already show alive.
+pub const TIME_EVERY_BUSY: Duration = Duration::from_secs(5);
 /// Snapshot reads tried before a subscription is given up (with an `error`).
 const SNAPSHOT_ATTEMPTS: u32 = 5;
 const SNAPSHOT_RETRY: Duration = Duration::from_millis(400);
@@ -146,12 +153,13 @@ type Sender = SplitSink<WebSocket, Message>;
 /// `write` and one wake-up. It also bounds what a connection holds outside its outbox.
 pub const FRAMES_PER_TURN: usize = 64;
 
-/// Serves one upgraded connection until it ends. `admission` holds its place in the
-/// connection limit.
+/// Serves one upgraded connection until it ends, subscribed first to `subscribe` (the
+/// upgrade's `?subscribe=`), if any. `admission` holds its place in the connection limit.
 pub async fn run<A: Send + 'static>(
     socket: WebSocket,
     state: AppState,
     principal: Option<Principal>,
+    subscribe: Option<AuctionId>,
     admission: A,
 ) {
     let (mut sink, stream) = socket.split();
@@ -169,6 +177,9 @@ pub async fn run<A: Send + 'static>(
         fanout_lag: metrics::histogram!(telemetry::FANOUT_LAG_SECONDS),
         state: state.clone(),
     };
+    if let Some(auction) = subscribe {
+        session.subscribe(auction, None);
+    }
     let ended = session.serve(stream, &mut sink).await;
     metrics::counter!(telemetry::WS_CLOSED_TOTAL, "reason" => ended.label()).increment(1);
     session.unwatch_all();
@@ -246,8 +257,9 @@ impl Session {
             None => Duration::from_secs(u64::from(u32::MAX)),
         });
         tokio::pin!(expiry);
-        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        let mut ticker = tokio::time::interval(TIME_TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut clock = TimeFrames::new(tokio::time::Instant::now());
         let outbox = self.connection.outbox.clone();
         // Frames taken for the socket and not yet written out, and whether the socket has
         // frames to flush (the turn is refilled only once it is written and flushed).
@@ -278,6 +290,7 @@ impl Session {
                         return Ended::Error;
                     }
                     unflushed = false;
+                    clock.written(tokio::time::Instant::now());
                 }
                 incoming = stream.next() => match incoming {
                     None | Some(Ok(Message::Close(_))) => return Ended::ClientClosed,
@@ -310,8 +323,8 @@ impl Session {
                 Some(frame) = self.bids.next(), if !self.bids.is_empty() => {
                     self.push("bid_result", frame);
                 }
-                _ = ticker.tick() => {
-                    if self.pending.len() < self.pending_max / 2 {
+                now = ticker.tick() => {
+                    if self.pending.len() < self.pending_max / 2 && clock.due(now) {
                         self.push("time", protocol::time());
                     }
                 }
@@ -715,6 +728,37 @@ impl Session {
     }
 }
 
+/// When a connection sends its `time` frame: see [`TIME_EVERY_BUSY`].
+#[derive(Clone, Copy, Debug)]
+struct TimeFrames {
+    last_write: tokio::time::Instant,
+    last_time: tokio::time::Instant,
+}
+
+impl TimeFrames {
+    fn new(now: tokio::time::Instant) -> TimeFrames {
+        TimeFrames {
+            last_write: now,
+            last_time: now,
+        }
+    }
+
+    fn written(&mut self, now: tokio::time::Instant) {
+        self.last_write = now;
+    }
+
+    /// Whether a tick at `now` sends a `time` frame (and if so, counts it as sent). A tick
+    /// fires a little late, never early, so "quiet for a tick" allows a tenth of one.
+    fn due(&mut self, now: tokio::time::Instant) -> bool {
+        let quiet = now.saturating_duration_since(self.last_write) >= TIME_TICK * 9 / 10;
+        let stale = now.saturating_duration_since(self.last_time) >= TIME_EVERY_BUSY;
+        if quiet || stale {
+            self.last_time = now;
+        }
+        quiet || stale
+    }
+}
+
 /// The next session-end notice, or never (anonymous connections).
 async fn recv_end(
     ends: &mut Option<broadcast::Receiver<SessionEnd>>,
@@ -722,5 +766,35 @@ async fn recv_end(
     match ends {
         Some(receiver) => receiver.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quiet_connection_gets_time_every_tick_and_a_busy_one_every_five_seconds() {
+        let start = tokio::time::Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut quiet = TimeFrames::new(start);
+        // Nothing written: every tick (even one 1 ms late or 100 ms early-ish) sends.
+        assert!(quiet.due(at(1_000)));
+        assert!(quiet.due(at(2_001)));
+        assert!(quiet.due(at(2_901)));
+
+        let mut busy = TimeFrames::new(start);
+        let mut sent = Vec::new();
+        // Frames written every 200 ms for 12 s, a tick every second.
+        for ms in (200..=12_000).step_by(200) {
+            busy.written(at(ms));
+            if ms % 1_000 == 0 && busy.due(at(ms + 1)) {
+                sent.push(ms);
+            }
+        }
+        assert_eq!(sent, vec![5_000, 10_000], "busy: at most every 5 s");
+        // The flow stops at 12 s: the next tick a second later sends again.
+        assert!(!busy.due(at(12_500)));
+        assert!(busy.due(at(13_000)));
     }
 }

@@ -176,7 +176,25 @@ impl Harness {
         headers: &[(&str, &str)],
         receive_buffer: Option<u32>,
     ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-        let mut request = self.url().into_client_request()?;
+        self.open_at(&self.url(), headers, receive_buffer).await
+    }
+
+    /// Opens an anonymous socket at `/v1/ws?{query}`; the upgrade's refusal is `Err`.
+    pub async fn open_with_query(
+        &self,
+        query: &str,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        self.open_at(&format!("{}?{query}", self.url()), &[], None)
+            .await
+    }
+
+    async fn open_at(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        receive_buffer: Option<u32>,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let mut request = url.into_client_request()?;
         for (name, value) in headers {
             request.headers_mut().insert(
                 axum::http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),

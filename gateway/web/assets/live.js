@@ -11,24 +11,38 @@
 //   `offline` event drops the socket at once; `online` reconnects without waiting.
 // - Credentials: the access cookie at connect. Sign-in and sign-out restart the socket;
 //   close code 4003 (token expired) refreshes the session first; 4001 means suspended.
-// - Start-up: the page opens the socket and subscribes to the auction in its URL before the
-//   auction page's module has loaded (`prefetch`); what arrives meanwhile waits in a
-//   bounded buffer that the page takes over when it subscribes. So the socket's handshake,
-//   the subscription and the server's snapshot read overlap the module loads instead of
-//   following them.
+// - Start-up: boot.js (a classic script that runs before the modules) opens the socket
+//   subscribed to the auction in the URL (`?subscribe=`); the first connect() adopts that
+//   socket and replays what it received, and the auction page's prefetch() takes that
+//   subscription over instead of sending a second one (one that no page takes is ended). Without boot.js the page opens the socket and
+//   subscribes itself (`prefetch`). What arrives before the auction page's module has
+//   loaded waits in a bounded buffer that the page takes over when it subscribes. So the
+//   socket's handshake, the subscription and the server's snapshot read overlap the module
+//   loads instead of following them.
 // - Marks for the browser tests' first-load breakdown (Performance timeline):
 //   `martelo:ws-open` (first open) and `martelo:snapshot` (first snapshot received).
 
 import { refresh, session } from './api.js';
 
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 5000];
-const SILENCE_MS = 5000; // the server ticks `time` every second: 5 s of silence is a dead link
+// The server sends `time` after a second without other frames: 5 s of silence is a dead link.
+const SILENCE_MS = 5000;
 const METRICS_MAX = 500;
 /** Most messages a prefetched subscription keeps for its page; past it, a fresh snapshot. */
 const PREFETCH_BUFFER_MAX = 10_000;
 
-function markOnce(name) {
-  if (performance.getEntriesByName(name, 'mark').length === 0) performance.mark(name);
+function markOnce(name, startTime) {
+  if (performance.getEntriesByName(name, 'mark').length > 0) return;
+  if (startTime === undefined) performance.mark(name);
+  else performance.mark(name, { startTime });
+}
+
+/** boot.js's socket, once, unless it has closed already. */
+function takeBoot() {
+  const boot = window.__marteloBoot;
+  window.__marteloBoot = undefined;
+  if (!boot || boot.socket.readyState === WebSocket.CLOSED) return null;
+  return boot;
 }
 
 /**
@@ -50,6 +64,9 @@ class Live {
     this.attempt = 0;
     this.timer = null;
     this.lastHeard = 0;
+    // The auction boot.js subscribed to, until prefetch() takes that subscription over.
+    this.bootSubscribed = null;
+    this.bootClaimed = null;
     this.stateListeners = new Set();
     this.closeListeners = new Set();
   }
@@ -71,27 +88,45 @@ class Live {
     clearTimeout(this.timer);
     this.timer = null;
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    let socket;
-    try {
-      socket = new WebSocket(`${scheme}://${location.host}/v1/ws`);
-    } catch {
-      this.scheduleReconnect();
-      return;
+    const boot = takeBoot();
+    let socket = boot?.socket;
+    // A boot.js subscription belongs to boot.js's socket only.
+    this.bootSubscribed = boot?.subscribed ?? null;
+    this.bootClaimed = null;
+    if (!socket) {
+      try {
+        socket = new WebSocket(`${scheme}://${location.host}/v1/ws`);
+      } catch {
+        this.scheduleReconnect();
+        return;
+      }
     }
     this.socket = socket;
     this.lastHeard = performance.now();
-    socket.onopen = () => {
-      if (this.socket !== socket) return;
-      markOnce('martelo:ws-open');
+    const opened = (openedAt) => {
+      markOnce('martelo:ws-open', openedAt);
       this.attempt = 0;
       this.lastHeard = performance.now();
       this.setState('live');
+      // The socket came subscribed to boot.js's auction: a page took it (claimed), or none
+      // did, and it ends here.
+      const claimed = this.bootClaimed;
+      this.bootClaimed = null;
       for (const [auction, sub] of this.subs) {
+        if (auction === claimed) continue;
         // A resync whose `unsubscribed` the old socket never delivered: this subscribe is
         // fresh on the new socket (no seq known, so a snapshot comes).
         sub.resync = false;
         this.sendSubscribe(auction, sub);
       }
+      if (this.bootSubscribed !== null) {
+        this.send({ type: 'unsubscribe', auction: this.bootSubscribed });
+        this.bootSubscribed = null;
+      }
+    };
+    socket.onopen = () => {
+      if (this.socket !== socket) return;
+      opened();
     };
     socket.onmessage = (message) => {
       if (this.socket !== socket) return;
@@ -103,6 +138,22 @@ class Live {
       this.socket = null;
       this.onClose(event);
     };
+    if (boot) this.adopt(boot, socket, opened);
+  }
+
+  /**
+   * Takes over boot.js's socket: once the caller's synchronous start-up has run (app.js
+   * calls prefetch() right after start()), what boot.js saw happens here, in order: the
+   * open (if it came; otherwise `onopen` above fires later) and the messages received.
+   */
+  adopt(boot, socket, opened) {
+    queueMicrotask(() => {
+      if (this.socket !== socket) return;
+      if (boot.openedAt !== null) opened(boot.openedAt);
+      for (const [data, receivedAt] of boot.messages) this.onMessage(data, receivedAt);
+      // Messages were dropped: the page starts over from fresh snapshots.
+      if (boot.overflow) this.restart();
+    });
   }
 
   async onClose(event) {
@@ -197,6 +248,12 @@ class Live {
    */
   prefetch(auction) {
     if (this.subs.has(auction)) return;
+    // boot.js subscribed to it already on the adopted socket: take that one over.
+    const subscribed = this.bootSubscribed === auction;
+    if (subscribed) {
+      this.bootSubscribed = null;
+      this.bootClaimed = auction;
+    }
     const sub = { handler: null, lastSeq: null, resync: false, buffer: [] };
     const keep = (kind) => (message, receivedAt) => {
       if (!sub.buffer) return;
@@ -212,7 +269,7 @@ class Live {
       notice: keep('notice'), error: keep('error'),
     };
     this.subs.set(auction, sub);
-    this.sendSubscribe(auction, sub);
+    if (!subscribed) this.sendSubscribe(auction, sub);
   }
 
   /** Ends the prefetched subscriptions that no page took (the first page was another). */
@@ -257,7 +314,7 @@ class Live {
     switch (message.type) {
       case 'snapshot':
         if (!sub) return;
-        markOnce('martelo:snapshot');
+        markOnce('martelo:snapshot', receivedAt);
         sub.lastSeq = message.seq;
         sub.handler.snapshot(message, receivedAt);
         break;
