@@ -59,7 +59,13 @@ pub mod wire;
 ///   Unlike format 2, this build writes the format it introduces (the sink needs the fields
 ///   now): a format-2 build cannot read a format-3 event record or snapshot, so an upgrade
 ///   from it is not rolling, and no rollback after format-3 values are written.
-pub const STORAGE_FORMAT_VERSION: u8 = 3;
+/// - 4: `State` gained its last fields, the rules version and the retired auction ids
+///   (`codec::compat::appended_in_format_4`); `Command` gained `AdoptRules`, `Action` gained
+///   `RemoveBidder` and `Accepted` gained `RulesAdopted`, at their ends. A format-1-3 state
+///   decodes at rules version 1 with nothing retired; every other value has the same bytes.
+///   This build writes format 4 (a snapshot carries the rules version), so, as with format 3,
+///   the upgrade from a format-3 build is not rolling.
+pub const STORAGE_FORMAT_VERSION: u8 = 4;
 
 /// The oldest storage format this build still reads.
 pub const STORAGE_FORMAT_VERSION_OLDEST: u8 = 1;

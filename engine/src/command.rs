@@ -37,6 +37,10 @@ pub enum Command {
     /// A meta-group (group 0) command: accounts, sessions, cluster facts. Deduplicated by
     /// `(actor, request_id)`. Last, so the variant indexes of stored logs stay valid.
     Meta(MetaCommand),
+    /// Proposed by an auction group's leader when its build knows rules newer than the
+    /// group's ([`crate::state::RulesVersion`]): from this entry on, every replica applies
+    /// `version`. Never lowers the version. Clients never send it.
+    AdoptRules { version: crate::state::RulesVersion },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +140,13 @@ pub enum Action {
     SuspendBidder { user: UserId, reason: Reason },
     /// Admin: lift a suspension.
     ReinstateBidder { user: UserId },
+    /// Admin: void every standing bid of `user` in an open auction (eBay removes a suspended
+    /// user's bids); leader and price are recomputed without them.
+    RemoveBidder {
+        auction_id: AuctionId,
+        user: UserId,
+        reason: Reason,
+    },
 }
 
 impl Action {
@@ -148,7 +159,8 @@ impl Action {
             | Action::CancelAuction { auction_id, .. }
             | Action::PlaceBid { auction_id, .. }
             | Action::BuyNow { auction_id }
-            | Action::VoidBid { auction_id, .. } => Some(*auction_id),
+            | Action::VoidBid { auction_id, .. }
+            | Action::RemoveBidder { auction_id, .. } => Some(*auction_id),
             Action::SuspendBidder { .. } | Action::ReinstateBidder { .. } => None,
         }
     }
@@ -160,7 +172,7 @@ impl Command {
         match self {
             Command::Request(request) => request.action.auction_id(),
             Command::Close { auction_id } => Some(*auction_id),
-            Command::Meta(_) => None,
+            Command::Meta(_) | Command::AdoptRules { .. } => None,
         }
     }
 

@@ -56,7 +56,9 @@ pub use outcome::{
     Reply, SaleKind, UnsoldReason,
 };
 pub use spec::{AuctionSpec, IncrementBand, IncrementPolicy, SoftClose, SoftCloseMode};
-pub use state::{Auction, Bid, Capacity, Closed, InvariantViolation, Leader, State, StateDigest};
+pub use state::{
+    Auction, Bid, Capacity, Closed, InvariantViolation, Leader, RulesVersion, State, StateDigest,
+};
 pub use types::{
     Amount, AuctionId, BidId, Currency, Description, GroupId, Micros, ParseError, Reason,
     RequestId, Timestamp, Title, UserId,

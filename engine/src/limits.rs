@@ -36,7 +36,12 @@ pub const SOFT_CLOSE_TOTAL_MAX: Micros = Micros::from_secs(7 * 24 * 3600);
 pub const BIDS_PER_AUCTION_MAX: usize = 1_000_000;
 /// Idempotency records kept per auction (every request that named the auction).
 pub const REQUESTS_PER_AUCTION_MAX: usize = 2 * BIDS_PER_AUCTION_MAX;
-/// Auctions held by one group, open or closed-but-retained.
+/// Idempotency records one user may hold in one auction (rules 2; admins are exempt). A
+/// record is an accepted request (a bid, a raise of one's maximum, an edit), so this bounds
+/// how much of an auction's bid and record capacity one account can take.
+pub const REQUESTS_PER_USER_PER_AUCTION_MAX: usize = 1_000;
+/// Auctions held by one group, open or closed-but-retained (and, from rules 2, ids retired
+/// until their listing's end).
 pub const AUCTIONS_PER_GROUP_MAX: usize = 1_000_000;
 /// Idempotency records kept outside any auction (suspensions, requests that named no
 /// existing auction).

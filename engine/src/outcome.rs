@@ -85,6 +85,11 @@ pub enum Accepted {
     },
     /// A meta-group (group 0) command; see [`crate::meta`].
     Meta(crate::meta::MetaAccepted),
+    /// `AdoptRules`: the group's rules version after the command (unchanged if it was
+    /// already at or past the proposed one).
+    RulesAdopted {
+        version: crate::state::RulesVersion,
+    },
 }
 
 /// Why a command was rejected. Stable, machine-readable: see [`RejectCode::as_str`]. When
@@ -383,7 +388,7 @@ impl Rejection {
         }
         let actor = match command {
             crate::Command::Request(request) => Some(request.actor.user),
-            crate::Command::Close { .. } => None,
+            crate::Command::Close { .. } | crate::Command::AdoptRules { .. } => None,
             crate::Command::Meta(meta) => match meta.actor {
                 crate::meta::MetaActor::User(user) => Some(user),
                 crate::meta::MetaActor::Anonymous | crate::meta::MetaActor::Operator => None,

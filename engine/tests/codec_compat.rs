@@ -40,6 +40,11 @@ fn a_format_1_state_decodes_into_the_same_state_with_an_empty_meta_state() {
     decoded.validate().unwrap();
     assert_eq!(decoded, v1_scenario::v1_state());
     assert_eq!(decoded.meta(), &MetaState::default());
+    assert_eq!(
+        decoded.rules(),
+        RulesVersion::FIRST,
+        "format-1 groups ran rules 1"
+    );
     assert!(
         decoded.auctions().count() >= 2,
         "the fixture holds auctions"
@@ -75,7 +80,7 @@ fn a_decoded_format_1_state_goes_on_exactly_like_the_state_it_was() {
 
 #[test]
 fn states_are_written_in_the_current_format_and_round_trip_with_their_meta_state() {
-    assert_eq!(STORAGE_FORMAT_VERSION, 3);
+    assert_eq!(STORAGE_FORMAT_VERSION, 4);
     let mut state = v1_scenario::v1_state();
     let next = state.last_applied().0 + 1;
     let (ctx, command) = register(next, "root");

@@ -476,6 +476,28 @@ def test_an_admin_voids_a_bid_and_a_watcher_sees_it_struck_live(new_page, seller
     assert (status, answer["code"]) == (409, "bid_already_voided"), answer
     assert shill_id != read["leading_bidder"]
 
+    # The shill comes back with a bid and then raises their own maximum: voiding one bid
+    # would leave the other in force, so the admin removes the bidder, every bid at once.
+    for amount, maximum in ((1200, 1200), (1200, 4000)):
+        status, answer = http("POST", f"/v1/auctions/{auction}/bids",
+                              {"amount": amount, "max": maximum}, token=shill_token,
+                              key=unique("bid-"))
+        assert status == 201, answer
+    expect(watcher.locator("#leader")).to_have_text(shill.capitalize(), timeout=LIVE_MS)
+    status, answer = http("POST", f"/v1/auctions/{auction}/bidders/{shill_id}/remove",
+                          {"reason": "no"}, token=honest_token, key=unique("remove-"))
+    assert (status, answer["code"]) == (403, "forbidden"), answer
+    admin.locator("#history li[data-bid='2'] button.void").click()
+    admin.fill("#void-reason", "Shill bidding")
+    admin.click("#remove-bidder-button")
+    expect(admin.locator("#void-result")).to_contain_text(
+        f"Every bid of {shill.capitalize()} is voided")
+    expect(watcher.locator("#price")).to_have_text("€10.00", timeout=LIVE_MS)
+    expect(watcher.locator("#leader")).to_have_text(honest.capitalize())
+    status, answer = http("POST", f"/v1/auctions/{auction}/bidders/{shill_id}/remove",
+                          {"reason": "again"}, token=admin_token, key=unique("remove-"))
+    assert (status, answer["code"]) == (404, "bid_not_found"), answer
+
 
 def test_buy_it_now_sells_at_once_on_every_page(new_page, seller):
     title = unique("Teapot ")

@@ -57,3 +57,21 @@ where
     }
     T::deserialize(deserializer)
 }
+
+/// The first storage format whose states carry the rules version and the retired auction ids
+/// (`State`'s last fields, after `meta`).
+pub(crate) const RULES_SINCE_STORAGE_FORMAT: u8 = 4;
+
+/// A field appended to `State` in storage format 4: read from format 4 on, the type's default
+/// before (rules version 1, nothing retired: what every group held then). Like `State.meta`
+/// (`meta::compat`), it follows the frame's format, which only the storage decoders set.
+pub(crate) fn appended_in_format_4<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    if super::decoding_format() < RULES_SINCE_STORAGE_FORMAT {
+        return Ok(T::default());
+    }
+    T::deserialize(deserializer)
+}

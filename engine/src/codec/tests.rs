@@ -367,7 +367,7 @@ fn format_2_events_with_seqs(first: u64, second: u64) -> Vec<u8> {
 
 #[test]
 fn format_2_bid_events_decode_with_both_flags_false() {
-    assert_eq!(STORAGE_FORMAT_VERSION, 3);
+    assert_eq!(STORAGE_FORMAT_VERSION, 4);
     let decoded: Vec<crate::Event> = decode("events", &format_2_events()).unwrap();
     let mut second = bid_event(false, false);
     if let crate::Event::Auction(event) = &mut second {
@@ -388,7 +388,8 @@ fn format_3_bid_events_carry_the_flags_and_round_trip() {
     for (proxy, raise) in [(false, false), (true, false), (true, true)] {
         let event = bid_event(proxy, raise);
         let bytes = encode("event", &event).unwrap();
-        assert_eq!(bytes[0], 3);
+        // Written as format 4, whose events have format 3's layout.
+        assert_eq!(bytes[0], 4);
         assert_eq!(decode::<crate::Event>("event", &bytes).unwrap(), event);
     }
     // The two flags are the only new bytes: format 3 is format 2 plus two bools.
@@ -431,4 +432,33 @@ fn an_older_format_written_by_this_build_is_the_older_layout() {
         encode_in_format(STORAGE_FORMAT_VERSION + 1, "event", &event),
         Err(CodecError::UnknownVersion { .. })
     ));
+}
+
+#[test]
+fn a_format_3_state_decodes_at_rules_1_with_nothing_retired() {
+    let mut state = crate::State::new();
+    let ctx = crate::ApplyCtx {
+        log_index: 1,
+        timestamp: crate::Timestamp(1),
+    };
+    let adopt = crate::Command::AdoptRules {
+        version: crate::RulesVersion::V2,
+    };
+    assert!(state.apply(ctx, &adopt).reply.is_accepted());
+    let v4 = encode("state", &state).unwrap();
+    // Format 4 appended three fields to `State`, one byte each here: the rules version (2)
+    // and two empty collections. Without them, the bytes are the same state in format 3.
+    assert_eq!(
+        v4[v4.len() - CHECKSUM_BYTES - 3..v4.len() - CHECKSUM_BYTES],
+        [2, 0, 0]
+    );
+    let mut v3 = v4[..v4.len() - CHECKSUM_BYTES - 3].to_vec();
+    v3.extend_from_slice(&[0; CHECKSUM_BYTES]);
+    let v3 = reframed(&v3, 3);
+    let decoded: crate::State = decode("state", &v3).unwrap();
+    assert_eq!(decoded.rules(), crate::RulesVersion::FIRST);
+    assert_eq!(decoded.last_applied(), state.last_applied());
+    decoded.validate().unwrap();
+    // Read as format 4, the same bytes lack fields: corrupt, not silently different.
+    assert!(decode::<crate::State>("state", &reframed(&v3, 4)).is_err());
 }

@@ -221,6 +221,55 @@ impl Auction {
     }
 }
 
+impl Auction {
+    /// Voids every standing bid that `select` picks, in bid order (one `BidVoided` each, with
+    /// `reason`), then recomputes leader and price without them, announcing a change: an
+    /// admin's void of one bid, a bidder's removal, and (rules 2) the removal of suspended
+    /// bidders' bids at close.
+    pub(super) fn void_where(
+        &mut self,
+        now: Timestamp,
+        select: impl Fn(BidId, &Bid) -> bool,
+        reason: &Reason,
+        events: &mut Vec<Event>,
+    ) {
+        let before = (self.price, self.leader);
+        let mut voided = Vec::new();
+        for (index, bid) in self.bids.iter_mut().enumerate() {
+            let bid_id = BidId(u32::try_from(index).expect("bids are bounded"));
+            if !bid.voided && select(bid_id, bid) {
+                bid.voided = true;
+                voided.push(bid_id);
+            }
+        }
+        (self.leader, self.price) = self.recompute();
+        for bid_id in voided {
+            let kind = AuctionEventKind::BidVoided {
+                bid_id,
+                reason: reason.clone(),
+            };
+            self.emit(now, kind, events);
+        }
+        if before != (self.price, self.leader) {
+            self.emit_price(now, events);
+        }
+    }
+
+    /// Whether `user` holds at least `n` idempotency records in this auction. The index is
+    /// ordered by user first, so this walks only that user's records, at most `n` of them.
+    pub(super) fn user_records_at_least(&self, user: UserId, n: usize) -> bool {
+        let first = RequestKey {
+            user,
+            request_hash: 0,
+        };
+        let last = RequestKey {
+            user,
+            request_hash: u128::MAX,
+        };
+        n == 0 || self.requests.range(first..=last).nth(n - 1).is_some()
+    }
+}
+
 #[derive(Clone, Copy)]
 pub(super) struct BidRequest {
     pub(super) amount: Amount,

@@ -5,11 +5,22 @@
 //!     │  assert log index increases; now = max(ctx.timestamp, last timestamp)
 //!     ├─ expire: drop closed auctions and idempotency records whose retention ran out
 //!     ├─ Close ───────────────► close_auction      (no idempotency: the leader may repeat it)
+//!     ├─ AdoptRules ──────────► raise the group's rules version (never lowers it)
 //!     └─ Request ─► dedupe by (user, request id)
 //!                     ├─ seen, same payload ──► stored reply, replayed = true, no events
 //!                     ├─ seen, other payload ─► request_id_reused (not recorded)
 //!                     └─ new ─► execute ─► record the reply ─► reply + events
+//!                                          (rules 2: only an accepted reply is recorded)
 //! ```
+//!
+//! ## Rules versions
+//!
+//! A replica applies each entry under the rules version its state holds at that point of the
+//! log ([`RulesVersion`]), never under whatever its binary prefers: a log replayed from an old
+//! checkpoint, or by a newer build, then gives the same state on every replica. A group
+//! starts at version 1 and moves to a later one only through a committed
+//! [`Command::AdoptRules`], which the group's leader proposes once it runs a build that knows
+//! a later version (`cluster/src/node/timers.rs`). See `docs/ENGINE.md`, "Rules versions".
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,6 +64,64 @@ pub struct State {
     /// group 0. Last, and absent from storage format 1 (see `meta::compat`).
     #[serde(default, deserialize_with = "crate::meta::compat::deserialize_meta")]
     meta: MetaState,
+    /// The rules this group applies. Absent from storage formats 1-3, whose groups all ran
+    /// version 1 (`codec::compat::appended_in_format_4`).
+    #[serde(
+        default,
+        deserialize_with = "crate::codec::compat::appended_in_format_4"
+    )]
+    rules: RulesVersion,
+    /// Ids of auctions that left the state before their listing's end, each until that end
+    /// (rules 2): a stale retry of their `CreateAuction` would otherwise pass the listing's
+    /// window check and bring the id back to life. After the listing's end the check itself
+    /// refuses it (`invalid_window`).
+    #[serde(
+        default,
+        deserialize_with = "crate::codec::compat::appended_in_format_4"
+    )]
+    retired: BTreeMap<AuctionId, Timestamp>,
+    #[serde(
+        default,
+        deserialize_with = "crate::codec::compat::appended_in_format_4"
+    )]
+    retired_expiry: BTreeSet<(Timestamp, AuctionId)>,
+}
+
+/// Which version of the engine's rules a group applies. Part of the replicated state: it
+/// changes only through a committed [`Command::AdoptRules`], so every replica applies every
+/// entry under the same rules, whatever build it runs.
+///
+/// - **1**: the first rules.
+/// - **2**: a rejected request leaves no idempotency record (a retry is judged again), and a
+///   user holds at most [`limits::REQUESTS_PER_USER_PER_AUCTION_MAX`] records per auction;
+///   admins are exempt from the record bounds; a request id is scoped to the auction its
+///   request names (or to the group, for requests that name none); an edit needs the seller
+///   role, and no edit, cancel or void is accepted once the auction's effective end has
+///   passed; an auction id that left the state before its listing's end stays retired until
+///   that end; `Close` removes the bids of suspended bidders before it decides the winner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RulesVersion(pub u16);
+
+impl RulesVersion {
+    /// The rules every group started with.
+    pub const FIRST: RulesVersion = RulesVersion(1);
+    /// The newest rules this build applies.
+    pub const CURRENT: RulesVersion = RulesVersion(2);
+    /// Rejections unrecorded, per-user record bounds, end-respecting edits, retired ids,
+    /// suspended bidders' bids removed at close.
+    pub const V2: RulesVersion = RulesVersion(2);
+}
+
+impl Default for RulesVersion {
+    fn default() -> RulesVersion {
+        RulesVersion::FIRST
+    }
+}
+
+impl std::fmt::Display for RulesVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 /// How much one group's state may hold. Part of the replicated state: a group is created with
@@ -288,6 +357,35 @@ impl State {
             }
             Command::Request(request) => self.request(now, ctx.log_index, request),
             Command::Meta(command) => self.meta.apply(now, command),
+            Command::AdoptRules { version } => self.adopt_rules(*version),
+        }
+    }
+
+    /// The rules version this group applies now.
+    pub fn rules(&self) -> RulesVersion {
+        self.rules
+    }
+
+    /// Raises the rules version to `version` (never lowers it).
+    ///
+    /// # Panics
+    /// If `version` is newer than this build knows: applying the rest of the log under older
+    /// rules would fork this replica from the ones that know them, so the replica stops
+    /// instead, and runs again on a build that knows `version`.
+    fn adopt_rules(&mut self, version: RulesVersion) -> Outcome {
+        assert!(
+            version <= RulesVersion::CURRENT,
+            "the log adopts rules version {version}, and this build knows only up to {}: \
+             run this node on a newer build",
+            RulesVersion::CURRENT
+        );
+        self.rules = self.rules.max(version);
+        Outcome {
+            reply: Reply::Accepted(Accepted::RulesAdopted {
+                version: self.rules,
+            }),
+            events: Vec::new(),
+            replayed: false,
         }
     }
 
@@ -310,12 +408,18 @@ impl State {
         };
         let now = now.max(self.last_timestamp);
         let key = RequestKey::of(request.actor.user, &request.request_id);
-        if self.requests.contains_key(&key) {
+        let v2 = self.rules >= RulesVersion::V2;
+        if !v2 && self.requests.contains_key(&key) {
             return None;
         }
         let auction = self.auctions.get(auction_id)?;
         if auction.requests.contains_key(&key)
             || auction.records.len() >= self.capacity.requests_per_auction_max
+            || (v2
+                && auction.user_records_at_least(
+                    request.actor.user,
+                    limits::REQUESTS_PER_USER_PER_AUCTION_MAX,
+                ))
         {
             return None;
         }
@@ -342,15 +446,47 @@ impl State {
                 replayed: false,
             };
         }
-        // A key lives in at most one place: the group-level records (the request named no
-        // existing auction when it was applied) or its auction's records.
-        if let Some(record) = self.requests.get(&key) {
+        let v2 = self.rules >= RulesVersion::V2;
+        // Rules 1: a key lives in at most one place, the group-level records (the request
+        // named no existing auction when it was applied) or its auction's records, and both
+        // are searched. Rules 2: a request id is scoped to the auction its request names, or
+        // to the group when it names none, so only that scope is searched.
+        if (!v2 || auction_id.is_none())
+            && let Some(record) = self.requests.get(&key)
+        {
             return record.answer_repeat(fingerprint);
         }
-        // Reserve the record's slot in the auction's index with a single search: this is the
-        // hot path of every bid. Executing never touches an auction's records.
         let capacity = self.capacity;
+        // Rules 2: bidders' records never block an admin. An admin's records are bounded by
+        // what admins can do to an auction (a void per bid, one cancel), so by the bid bound.
+        let bounded = !(v2 && request.actor.role == Role::Admin);
         let reserved = match auction_id.and_then(|id| self.auctions.get_mut(&id)) {
+            Some(auction) if v2 => {
+                if let Some(&position) = auction.requests.get(&key) {
+                    return auction.records[position as usize].answer_repeat(fingerprint);
+                }
+                let records_max = if bounded {
+                    capacity.requests_per_auction_max
+                } else {
+                    capacity
+                        .requests_per_auction_max
+                        .saturating_add(capacity.bids_per_auction_max)
+                        .min(u32::MAX as usize)
+                };
+                let user_full = bounded
+                    && auction.user_records_at_least(
+                        request.actor.user,
+                        limits::REQUESTS_PER_USER_PER_AUCTION_MAX,
+                    );
+                if auction.records.len() >= records_max || user_full {
+                    return RequestRecord::limit_reached();
+                }
+                let position = u32::try_from(auction.records.len()).expect("bounded");
+                auction.requests.insert(key, position);
+                true
+            }
+            // Rules 1. Reserve the record's slot in the auction's index with a single
+            // search: this was the hot path of every bid.
             Some(auction) => match auction.requests.entry(key) {
                 Entry::Occupied(entry) => {
                     return auction.records[*entry.get() as usize].answer_repeat(fingerprint);
@@ -363,6 +499,9 @@ impl State {
                     true
                 }
             },
+            // Rules 2: a request naming an auction that does not exist leaves a record only if
+            // it created it, and then in the auction: the group's bound does not apply.
+            None if v2 && auction_id.is_some() => false,
             None if self.requests.len() >= capacity.group_requests_max => {
                 return RequestRecord::limit_reached();
             }
@@ -370,6 +509,19 @@ impl State {
         };
         let mut events = Vec::with_capacity(4);
         let reply = to_reply(self.execute(now, log_index, request, &mut events));
+        if v2 && !reply.is_accepted() {
+            // Rules 2: a rejection changed nothing, so it is not recorded: a retry is judged
+            // again, and rejected requests (garbage bids, unknown auctions) fill no store.
+            if reserved && let Some(auction) = auction_id.and_then(|id| self.auctions.get_mut(&id))
+            {
+                auction.requests.remove(&key);
+            }
+            return Outcome {
+                reply,
+                events,
+                replayed: false,
+            };
+        }
         let record = RequestRecord {
             fingerprint,
             reply: reply.clone(),
@@ -414,7 +566,21 @@ impl State {
                 break;
             }
             self.closed_expiry.pop_first();
-            self.auctions.remove(&auction_id);
+            let removed = self.auctions.remove(&auction_id);
+            if self.rules >= RulesVersion::V2
+                && let Some(auction) = removed
+                && auction.spec.end > now
+            {
+                self.retired.insert(auction_id, auction.spec.end);
+                self.retired_expiry.insert((auction.spec.end, auction_id));
+            }
+        }
+        while let Some(&(until, auction_id)) = self.retired_expiry.first() {
+            if until > now {
+                break;
+            }
+            self.retired_expiry.pop_first();
+            self.retired.remove(&auction_id);
         }
         while self
             .requests_expiry
@@ -508,7 +674,24 @@ impl State {
         {
             return fail("request expiry index does not match the request records".into());
         }
+        let retired: BTreeSet<(Timestamp, AuctionId)> = self
+            .retired
+            .iter()
+            .map(|(id, until)| (*until, *id))
+            .collect();
+        if retired != self.retired_expiry {
+            return fail("retired-id expiry index does not match the retired ids".into());
+        }
+        if self.retired.keys().any(|id| self.auctions.contains_key(id)) {
+            return fail("a retired auction id is also a live auction".into());
+        }
         self.meta.validate()?;
         Ok(())
+    }
+
+    /// Whether `auction_id` left this group before its listing's end and may not be created
+    /// again until then (rules 2).
+    pub fn is_retired(&self, auction_id: AuctionId) -> bool {
+        self.retired.contains_key(&auction_id)
     }
 }

@@ -5,6 +5,9 @@
 use super::auction::*;
 use super::*;
 
+/// The reason on the `BidVoided` events of a suspended bidder's bids removed at close.
+const SUSPENDED_AT_CLOSE: &str = "bidder suspended";
+
 impl State {
     pub(super) fn execute(
         &mut self,
@@ -42,6 +45,11 @@ impl State {
                 bid_id,
                 reason,
             } => self.void_bid(now, actor, *auction_id, *bid_id, reason, events),
+            Action::RemoveBidder {
+                auction_id,
+                user,
+                reason,
+            } => self.remove_bidder(now, actor, *auction_id, *user, reason, events),
             Action::SuspendBidder { user, reason } => {
                 require_role(actor, Role::Admin)?;
                 if !self.suspended.insert(*user) {
@@ -78,10 +86,11 @@ impl State {
     ) -> Rule<Accepted> {
         require_role(actor, Role::Seller)?;
         spec.check(now)?;
-        if self.auctions.contains_key(&auction_id) {
+        if self.auctions.contains_key(&auction_id) || self.retired.contains_key(&auction_id) {
             return Err(RejectCode::AuctionExists);
         }
-        if self.auctions.len() >= self.capacity.auctions_max {
+        // Retired ids (rules 2) hold a place too: they are what bounds them.
+        if self.auctions.len() + self.retired.len() >= self.capacity.auctions_max {
             return Err(RejectCode::AuctionLimitReached);
         }
         let mut auction = Auction {
@@ -121,10 +130,19 @@ impl State {
         spec: &AuctionSpec,
         events: &mut Vec<Event>,
     ) -> Rule<Accepted> {
+        let v2 = self.rules >= RulesVersion::V2;
+        if v2 {
+            // As strict as creating: a seller whose role was taken away edits nothing.
+            require_role(actor, Role::Seller)?;
+        }
         spec.check(now)?;
         let auction = self.open_auction_mut(auction_id)?;
         if auction.seller != actor.user {
             return Err(RejectCode::NotSeller);
+        }
+        if v2 && now >= auction.end {
+            // Ended, and only waiting for its `Close`: an edit would bring it back to life.
+            return Err(RejectCode::AuctionNotOpen);
         }
         if !auction.bids.is_empty() {
             return Err(RejectCode::HasBids);
@@ -153,17 +171,24 @@ impl State {
         reason: Option<&Reason>,
         events: &mut Vec<Event>,
     ) -> Rule<Accepted> {
+        let v2 = self.rules >= RulesVersion::V2;
         let auction = self.open_auction_mut(auction_id)?;
-        let seller_may = auction.seller == actor.user && auction.bids.is_empty();
+        let is_seller = auction.seller == actor.user;
+        let admin = actor.role == Role::Admin;
+        if !is_seller && !admin {
+            return Err(RejectCode::NotSeller);
+        }
+        if v2 && now >= auction.end {
+            // Ended: its result is decided, and `Close` records it.
+            return Err(RejectCode::AuctionNotOpen);
+        }
+        let seller_may = is_seller && auction.bids.is_empty();
         if !seller_may {
-            if actor.role == Role::Admin {
-                if reason.is_none() {
-                    return Err(RejectCode::ReasonRequired);
-                }
-            } else if auction.seller != actor.user {
-                return Err(RejectCode::NotSeller);
-            } else {
+            if !admin {
                 return Err(RejectCode::HasBids);
+            }
+            if reason.is_none() {
+                return Err(RejectCode::ReasonRequired);
             }
         }
         let result = AuctionResult::Cancelled {
@@ -287,25 +312,19 @@ impl State {
         events: &mut Vec<Event>,
     ) -> Rule<Accepted> {
         require_role(actor, Role::Admin)?;
+        let v2 = self.rules >= RulesVersion::V2;
         let auction = self.open_auction_mut(auction_id)?;
+        if v2 && now >= auction.end {
+            return Err(RejectCode::AuctionNotOpen);
+        }
         let bid = auction
             .bids
-            .get_mut(bid_id.0 as usize)
+            .get(bid_id.0 as usize)
             .ok_or(RejectCode::BidNotFound)?;
         if bid.voided {
             return Err(RejectCode::BidAlreadyVoided);
         }
-        bid.voided = true;
-        let before = (auction.price, auction.leader);
-        (auction.leader, auction.price) = auction.recompute();
-        let kind = AuctionEventKind::BidVoided {
-            bid_id,
-            reason: reason.clone(),
-        };
-        auction.emit(now, kind, events);
-        if before != (auction.price, auction.leader) {
-            auction.emit_price(now, events);
-        }
+        auction.void_where(now, |id, _| id == bid_id, reason, events);
         Ok(Accepted::BidVoided {
             auction_id,
             seq: auction.seq,
@@ -318,9 +337,36 @@ impl State {
         auction_id: AuctionId,
         events: &mut Vec<Event>,
     ) -> Rule<Accepted> {
-        let auction = self.open_auction_mut(auction_id)?;
+        let v2 = self.rules >= RulesVersion::V2;
+        let auction = self
+            .auctions
+            .get_mut(&auction_id)
+            .ok_or(RejectCode::AuctionNotFound)?;
+        if auction.closed.is_some() {
+            return Err(RejectCode::AuctionClosed);
+        }
         if now < auction.end {
             return Err(RejectCode::AuctionNotEnded);
+        }
+        if v2 && !self.suspended.is_empty() {
+            // Rules 2: a suspended bidder neither wins nor sets the price. Their standing
+            // bids are removed first, as `RemoveBidder` would, and the result is decided
+            // without them.
+            let suspended: BTreeSet<UserId> = auction
+                .bids
+                .iter()
+                .filter(|bid| !bid.voided && self.suspended.contains(&bid.bidder))
+                .map(|bid| bid.bidder)
+                .collect();
+            if !suspended.is_empty() {
+                let reason = Reason::try_from(SUSPENDED_AT_CLOSE).expect("a valid reason");
+                auction.void_where(
+                    now,
+                    |_, bid| suspended.contains(&bid.bidder),
+                    &reason,
+                    events,
+                );
+            }
         }
         let result = match auction.leader {
             None => AuctionResult::Unsold {
@@ -340,6 +386,34 @@ impl State {
             auction_id,
             seq,
             result,
+        })
+    }
+
+    pub(super) fn remove_bidder(
+        &mut self,
+        now: Timestamp,
+        actor: Actor,
+        auction_id: AuctionId,
+        user: UserId,
+        reason: &Reason,
+        events: &mut Vec<Event>,
+    ) -> Rule<Accepted> {
+        require_role(actor, Role::Admin)?;
+        let auction = self.open_auction_mut(auction_id)?;
+        if now >= auction.end {
+            return Err(RejectCode::AuctionNotOpen);
+        }
+        if !auction
+            .bids
+            .iter()
+            .any(|bid| !bid.voided && bid.bidder == user)
+        {
+            return Err(RejectCode::BidNotFound);
+        }
+        auction.void_where(now, |_, bid| bid.bidder == user, reason, events);
+        Ok(Accepted::BidVoided {
+            auction_id,
+            seq: auction.seq,
         })
     }
 

@@ -295,8 +295,18 @@ fn a_rejection_through_the_log_names_its_auction_actor_code_and_time_but_not_a_r
             at: at(5),
         })
     );
-    // The same request again is a replay of the stored reply: not a new rejection.
-    let replay = harness.apply(6, command.clone());
+    // The same request again is judged again (rules 2 records no rejection): a new
+    // rejection, at its own time.
+    let again = harness.apply(6, command.clone());
+    assert!(!again.replayed);
+    assert_eq!(
+        crate::outcome::Rejection::of(&command, at(6), &again).map(|rejection| rejection.at),
+        Some(at(6))
+    );
+    // Under rules 1, a rejection was recorded and its retry replayed: not a new rejection.
+    let mut old = Harness::with_rules_1(spec());
+    assert!(old.apply(5, command.clone()).reply.rejection().is_some());
+    let replay = old.apply(6, command.clone());
     assert!(replay.replayed);
     assert_eq!(
         crate::outcome::Rejection::of(&command, at(6), &replay),

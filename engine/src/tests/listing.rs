@@ -200,6 +200,14 @@ fn only_the_seller_edits_and_only_before_the_first_bid() {
     };
     assert_eq!(
         rejected(&harness.act(1, ALICE, edit())),
+        RejectCode::PermissionDenied
+    );
+    let other_seller = Actor {
+        user: UserId(2),
+        role: Role::Seller,
+    };
+    assert_eq!(
+        rejected(&harness.act(1, other_seller, edit())),
         RejectCode::NotSeller
     );
     assert!(harness.bid(2, ALICE, 1_000, None).is_accepted());

@@ -49,18 +49,37 @@ struct Harness {
 }
 
 impl Harness {
+    /// An empty group at the current rules version (adopted by the first entry, as a
+    /// group's leader does).
     fn new() -> Harness {
-        Harness {
-            state: State::new(),
-            log_index: 0,
-            next_request: 0,
-        }
+        Harness::at_rules(State::new(), RulesVersion::CURRENT)
     }
 
-    /// A harness holding auction `A1` created from `spec` at time 0.
-    fn with(spec: AuctionSpec) -> Harness {
-        let mut harness = Harness::new();
-        let reply = harness.act(
+    /// `state` at rules `version`: the rules a group starts with (1), or a later version
+    /// adopted by the first entry.
+    fn at_rules(state: State, version: RulesVersion) -> Harness {
+        let mut harness = Harness {
+            state,
+            log_index: 0,
+            next_request: 0,
+        };
+        if version != RulesVersion::FIRST {
+            let reply = harness.apply(0, Command::AdoptRules { version }).reply;
+            assert_eq!(reply, Reply::Accepted(Accepted::RulesAdopted { version }));
+        }
+        assert_eq!(harness.state.rules(), version);
+        harness
+    }
+
+    /// A group that never adopted later rules, holding `A1` created from `spec` at time 0.
+    fn with_rules_1(spec: AuctionSpec) -> Harness {
+        let mut harness = Harness::at_rules(State::new(), RulesVersion::FIRST);
+        harness.create(spec);
+        harness
+    }
+
+    fn create(&mut self, spec: AuctionSpec) {
+        let reply = self.act(
             0,
             SELLER,
             Action::CreateAuction {
@@ -69,6 +88,12 @@ impl Harness {
             },
         );
         assert!(reply.is_accepted(), "{reply:?}");
+    }
+
+    /// A harness holding auction `A1` created from `spec` at time 0.
+    fn with(spec: AuctionSpec) -> Harness {
+        let mut harness = Harness::new();
+        harness.create(spec);
         harness
     }
 
@@ -156,4 +181,5 @@ mod bidding;
 mod closing;
 mod listing;
 mod records;
+mod rules_v2;
 mod terms;

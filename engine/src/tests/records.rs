@@ -21,9 +21,10 @@ fn a_retry_returns_the_first_outcome_and_changes_nothing() {
     assert_eq!(harness.auction(), &digest_after_first);
 }
 
+/// Rules 1 only: rules 2 records no rejection (`rules_v2.rs`).
 #[test]
-fn a_retry_of_a_rejected_request_returns_the_same_rejection() {
-    let mut harness = Harness::with(AuctionSpec {
+fn under_rules_1_a_retry_of_a_rejected_request_returns_the_same_rejection() {
+    let mut harness = Harness::with_rules_1(AuctionSpec {
         start: at(100),
         ..spec()
     });
@@ -144,7 +145,7 @@ fn snapshot_restores_an_identical_state() {
 
 // ---- capacity limits ------------------------------------------------------------------------
 
-fn tiny() -> Capacity {
+pub(super) fn tiny() -> Capacity {
     Capacity {
         auctions_max: 2,
         bids_per_auction_max: 2,
@@ -153,20 +154,13 @@ fn tiny() -> Capacity {
     }
 }
 
-fn harness_with_capacity(capacity: Capacity) -> Harness {
-    let mut harness = Harness {
-        state: State::with_capacity(capacity),
-        ..Harness::new()
-    };
-    let reply = harness.act(
-        0,
-        SELLER,
-        Action::CreateAuction {
-            auction_id: A1,
-            spec: spec(),
-        },
-    );
-    assert!(reply.is_accepted());
+pub(super) fn harness_with_capacity(capacity: Capacity) -> Harness {
+    harness_with_capacity_at(capacity, RulesVersion::CURRENT)
+}
+
+pub(super) fn harness_with_capacity_at(capacity: Capacity, version: RulesVersion) -> Harness {
+    let mut harness = Harness::at_rules(State::with_capacity(capacity), version);
+    harness.create(spec());
     harness
 }
 
@@ -195,9 +189,11 @@ fn an_auction_holds_at_most_its_bid_capacity() {
     );
 }
 
+/// Rules 1: this is the lockout rules 2 removes (`rules_v2.rs`): the seller's garbage bids
+/// were recorded and filled the auction's records.
 #[test]
-fn idempotency_records_are_bounded_and_an_unrecorded_rejection_is_not_replayed() {
-    let mut harness = harness_with_capacity(tiny());
+fn under_rules_1_idempotency_records_are_bounded_and_an_unrecorded_rejection_is_not_replayed() {
+    let mut harness = harness_with_capacity_at(tiny(), RulesVersion::FIRST);
     // The create's own record plus three more fill the auction's four records.
     for second in 1..=3 {
         harness.bid(second, SELLER, 1_000, None);
@@ -263,10 +259,21 @@ fn early_rejection_covers_only_unrecorded_too_low_bids_while_open() {
         },
     };
     assert_eq!(early(&harness, 2, &close), None);
-    // Once the request is recorded, its retries get the recorded reply through the log.
+    // A rejection leaves no record (rules 2), so the leader may keep answering it early.
     let outcome = harness.request(3, BOB, "low", low.action.clone());
     assert_eq!(outcome.reply, Reply::Rejected(RejectCode::BidTooLow));
-    assert_eq!(early(&harness, 4, &low), None);
+    assert_eq!(early(&harness, 4, &low), Some(RejectCode::BidTooLow));
+    // Once a request is recorded, its retries get the recorded reply through the log, even
+    // when the same bid would now be too low.
+    let high = bid(BOB, "high", 1_100, None);
+    assert!(
+        harness
+            .request(4, BOB, "high", high.action.clone())
+            .reply
+            .is_accepted()
+    );
+    assert!(harness.bid(4, ALICE, 1_200, Some(3_000)).is_accepted());
+    assert_eq!(early(&harness, 5, &high), None);
     // Outside the window, and once closed, the log decides (`auction_not_open`,
     // `auction_closed`), never `bid_too_low`.
     let late = bid(BOB, "late", 1_050, None);

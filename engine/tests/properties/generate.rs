@@ -65,6 +65,10 @@ pub(crate) enum Op {
         auction: u64,
         bid: u32,
     },
+    RemoveBidder {
+        auction: u64,
+        bidder: u8,
+    },
     Suspend {
         bidder: u8,
     },
@@ -104,10 +108,13 @@ fn listing() -> impl Strategy<Value = ListingParams> {
         )
 }
 
-/// Operations for the full generator. `with_admin_ops` adds voids, which the differential
-/// model does not implement.
-fn op(with_voids: bool) -> impl Strategy<Value = Op> {
+/// Operations for the full generator. `with_voids` adds voids and bidder removals, which the
+/// differential model does not implement; `with_suspensions` adds suspensions and
+/// reinstatements (under rules 2 a suspension removes bids at close, which the model leaves
+/// out too).
+fn op(with_voids: bool, with_suspensions: bool) -> impl Strategy<Value = Op> {
     let auction = 0..AUCTIONS;
+    let suspensions = if with_suspensions { 1 } else { 0 };
     let base = prop_oneof![
         3 => (auction.clone(), listing(), proptest::bool::weighted(0.05))
             .prop_map(|(auction, listing, by_bidder)| Op::Create { auction, listing, by_bidder }),
@@ -121,22 +128,27 @@ fn op(with_voids: bool) -> impl Strategy<Value = Op> {
         1 => (auction.clone(), any::<u8>()).prop_map(|(auction, bidder)| Op::BuyNow { auction, bidder }),
         2 => auction.clone().prop_map(|auction| Op::Close { auction }),
         1 => (auction.clone(), any::<bool>()).prop_map(|(auction, admin)| Op::Cancel { auction, admin }),
-        1 => any::<u8>().prop_map(|bidder| Op::Suspend { bidder }),
-        1 => any::<u8>().prop_map(|bidder| Op::Reinstate { bidder }),
+        suspensions => any::<u8>().prop_map(|bidder| Op::Suspend { bidder }),
+        suspensions => any::<u8>().prop_map(|bidder| Op::Reinstate { bidder }),
         3 => any::<usize>().prop_map(|which| Op::Retry { which }),
         1 => any::<usize>().prop_map(|which| Op::Reuse { which }),
     ];
-    let voids = (auction, 0..6u32).prop_map(|(auction, bid)| Op::Void { auction, bid });
+    let voids = (auction.clone(), 0..6u32).prop_map(|(auction, bid)| Op::Void { auction, bid });
+    let removals =
+        (auction, any::<u8>()).prop_map(|(auction, bidder)| Op::RemoveBidder { auction, bidder });
     if with_voids {
-        prop_oneof![20 => base, 1 => voids].boxed()
+        prop_oneof![40 => base, 2 => voids, 1 => removals].boxed()
     } else {
         base.boxed()
     }
 }
 
 /// `(seconds to advance, op)` sequences.
-pub(crate) fn ops(with_voids: bool) -> impl Strategy<Value = Vec<(u64, Op)>> {
-    proptest::collection::vec((0..20u64, op(with_voids)), 1..120)
+pub(crate) fn ops(
+    with_voids: bool,
+    with_suspensions: bool,
+) -> impl Strategy<Value = Vec<(u64, Op)>> {
+    proptest::collection::vec((0..20u64, op(with_voids, with_suspensions)), 1..120)
 }
 
 const T0: u64 = 1_800_000_000_000_000;
@@ -176,11 +188,16 @@ fn spec_for(params: &ListingParams, now_secs: u64) -> AuctionSpec {
 }
 
 /// Turns generated ops into log entries: `(timestamp, command)`, then a final phase that
-/// closes every auction after its latest possible end.
-pub(crate) fn commands(ops: &[(u64, Op)]) -> Vec<(Timestamp, Command)> {
+/// closes every auction after its latest possible end. With `rules2`, the first entry adopts
+/// rules version 2 (as a group's leader does); otherwise the group stays at version 1.
+pub(crate) fn commands(ops: &[(u64, Op)], rules2: bool) -> Vec<(Timestamp, Command)> {
     let mut now = 0;
     let mut issued: Vec<Request> = Vec::new();
     let mut out = Vec::new();
+    if rules2 {
+        let version = RulesVersion::V2;
+        out.push((at(0), Command::AdoptRules { version }));
+    }
     for (index, (advance, op)) in ops.iter().enumerate() {
         now += advance;
         let fresh = |actor: Actor, action: Action| Request {
@@ -251,6 +268,17 @@ pub(crate) fn commands(ops: &[(u64, Op)]) -> Vec<(Timestamp, Command)> {
                 let action = Action::VoidBid {
                     auction_id: AuctionId(*auction),
                     bid_id: BidId(*bid),
+                    reason: reason(),
+                };
+                Some(fresh(ADMIN, action))
+            }
+            Op::RemoveBidder {
+                auction,
+                bidder: who,
+            } => {
+                let action = Action::RemoveBidder {
+                    auction_id: AuctionId(*auction),
+                    user: bidder(*who).user,
                     reason: reason(),
                 };
                 Some(fresh(ADMIN, action))

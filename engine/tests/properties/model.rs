@@ -9,13 +9,22 @@ use martelo_engine::*;
 /// plainly as possible: it keeps every bidder's maximum and derives the leader as the highest
 /// maximum (earliest on ties) and the price from the closed form "second-highest maximum plus
 /// one increment, capped at the leader's maximum, at least the amount the leader took the
-/// lead with". It leaves out edits and voids.
+/// lead with". It leaves out edits and voids, and, under rules 2, suspensions (which remove
+/// bids at close).
+///
+/// It follows either rules version ([`Model::new`]): rules 1 records every reply, and finds a
+/// record made outside any auction whatever auction a later request names; rules 2 records
+/// only accepted replies, scopes request ids to the auction named (or to none), and accepts
+/// no cancel after the effective end.
 #[derive(Default)]
 pub(crate) struct Model {
     pub(crate) auctions: BTreeMap<AuctionId, ModelAuction>,
     suspended: Vec<UserId>,
-    /// `(user, request id) -> (scope auction, action, reply)`.
+    /// Rules 1: `(user, request id) -> (scope auction, action, reply)`.
     records: BTreeMap<(UserId, String), (Option<AuctionId>, Action, Reply)>,
+    /// Rules 2: `(user, request id, scope auction) -> (action, reply)`, accepted replies only.
+    scoped: BTreeMap<(UserId, String, Option<AuctionId>), (Action, Reply)>,
+    rules2: bool,
 }
 
 pub(crate) struct ModelAuction {
@@ -72,11 +81,48 @@ impl ModelAuction {
 }
 
 impl Model {
+    /// A model of rules version 1, or of version 2 when `rules2`.
+    pub(crate) fn new(rules2: bool) -> Model {
+        Model {
+            rules2,
+            ..Model::default()
+        }
+    }
+
     /// The reply the rules give to `command` at `now`, updating the model like the engine.
     pub(crate) fn apply(&mut self, now: Timestamp, command: &Command) -> Reply {
         match command {
             Command::Close { auction_id } => self.close(now, *auction_id),
             Command::Meta(_) => unreachable!("the generator makes no meta commands"),
+            Command::AdoptRules { version } => {
+                assert_eq!(
+                    *version,
+                    RulesVersion::V2,
+                    "the generator adopts rules 2 only"
+                );
+                assert!(self.rules2, "a rules-2 run has a rules-2 model");
+                Reply::Accepted(Accepted::RulesAdopted { version: *version })
+            }
+            Command::Request(request) if self.rules2 => {
+                let scope = request.action.auction_id();
+                let key = (
+                    request.actor.user,
+                    request.request_id.as_str().to_owned(),
+                    scope,
+                );
+                if let Some((action, reply)) = self.scoped.get(&key) {
+                    if *action == request.action {
+                        return reply.clone();
+                    }
+                    return Reply::Rejected(RejectCode::RequestIdReused);
+                }
+                let reply = self.execute(now, request);
+                if reply.is_accepted() {
+                    self.scoped
+                        .insert(key, (request.action.clone(), reply.clone()));
+                }
+                reply
+            }
             Command::Request(request) => {
                 let key = (request.actor.user, request.request_id.as_str().to_owned());
                 let scope = request.action.auction_id();
@@ -141,6 +187,13 @@ impl Model {
                     return rejected(RejectCode::AuctionClosed);
                 }
                 let seller_may = auction.seller == actor.user && auction.bids == 0;
+                let ended = now >= auction.end;
+                if self.rules2
+                    && ended
+                    && (auction.seller == actor.user || actor.role == Role::Admin)
+                {
+                    return rejected(RejectCode::AuctionNotOpen);
+                }
                 if !seller_may {
                     if actor.role == Role::Admin {
                         if reason.is_none() {
@@ -308,7 +361,9 @@ impl Model {
                 }
                 Reply::Accepted(Accepted::BidderReinstated { user: *user })
             }
-            Action::EditAuction { .. } | Action::VoidBid { .. } => unreachable!("not generated"),
+            Action::EditAuction { .. } | Action::VoidBid { .. } | Action::RemoveBidder { .. } => {
+                unreachable!("not generated")
+            }
         }
     }
 

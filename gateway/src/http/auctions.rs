@@ -1,6 +1,7 @@
 //! Auctions: create (`POST /v1/auctions`), edit (`PUT /v1/auctions/{id}`), cancel
 //! (`POST /v1/auctions/{id}/cancel`), void a bid (admin:
-//! `POST /v1/auctions/{id}/bids/{bid_id}/void`), read one (`GET /v1/auctions/{id}`) and
+//! `POST /v1/auctions/{id}/bids/{bid_id}/void`), remove a bidder's bids (admin:
+//! `POST /v1/auctions/{id}/bidders/{user}/remove`), read one (`GET /v1/auctions/{id}`) and
 //! list (`GET /v1/auctions`: filter, title search, seller, sort, paged).
 //!
 //! Changes need an `Idempotency-Key` (the engine's request id). A new auction's id is
@@ -393,6 +394,53 @@ pub async fn void_bid(
     let action = Action::VoidBid {
         auction_id: AuctionId(auction),
         bid_id: BidId(bid_id),
+        reason,
+    };
+    change(&state, &principal, &headers, key, action)
+        .await
+        .map(axum::Json)
+}
+
+/// Removes a bidder from an auction (admin): the engine voids every standing bid of that
+/// user, raises of their maximum included, and recomputes the leader and the price without
+/// them (eBay removes a suspended user's bids). Watchers get one `bid_voided` per bid, then
+/// `price_changed` or `price_cleared` when the price moved. Accepted only while the auction
+/// is open; at its close, the bids of bidders suspended by then are removed the same way.
+#[utoipa::path(
+    post,
+    path = "/v1/auctions/{id}/bidders/{user}/remove",
+    tag = "auctions",
+    params(
+        ("id" = u64, Path, description = "The auction id"),
+        ("user" = u64, Path, description = "The bidder's user id"),
+        ("Idempotency-Key" = String, Header),
+    ),
+    request_body = VoidBody,
+    responses(
+        (status = 200, body = AuctionChanged, description = "The bidder's bids are voided"),
+        (status = 400, body = Problem, description = "invalid_argument (the reason), idempotency_key_required"),
+        (status = 403, body = Problem, description = "forbidden: not an admin"),
+        (status = 404, body = Problem, description = "auction_not_found, bid_not_found (the user has no standing bid)"),
+        (status = 409, body = Problem, description = "auction_closed, auction_not_open (its end has passed)"),
+        (status = 503, body = Problem, description = "outcome_unknown: retry with the same key"),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn remove_bidder(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path((auction, user)): Path<(u64, u64)>,
+    headers: HeaderMap,
+    Json(body): Json<VoidBody>,
+) -> Result<axum::Json<AuctionChanged>, Problem> {
+    if !principal.has(Role::Admin) {
+        return Err(Problem::forbidden("removing a bidder needs the admin role"));
+    }
+    let key = idempotency_key(&headers)?;
+    let reason = Reason::try_from(body.reason.as_str()).map_err(|e| Problem::invalid_field(&e))?;
+    let action = Action::RemoveBidder {
+        auction_id: AuctionId(auction),
+        user: UserId(user),
         reason,
     };
     change(&state, &principal, &headers, key, action)

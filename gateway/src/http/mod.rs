@@ -79,6 +79,10 @@ pub fn routes() -> Router<AppState> {
             "/v1/auctions/{id}/bids/{bid_id}/void",
             post(auctions::void_bid),
         )
+        .route(
+            "/v1/auctions/{id}/bidders/{user}/remove",
+            post(auctions::remove_bidder),
+        )
         .route("/v1/names", get(names::names))
         .route("/v1/time", get(meta_routes::time))
 }

@@ -20,7 +20,7 @@ use crate::http::{accounts, auctions, bids, history, meta_routes, names, session
         sessions::login, sessions::refresh, sessions::logout,
         users::list_users, users::suspend, users::reinstate, users::grant_role, users::revoke_role,
         auctions::create, auctions::edit, auctions::cancel, auctions::read, auctions::list,
-        auctions::void_bid, names::names,
+        auctions::void_bid, auctions::remove_bidder, names::names,
         bids::post_bid, bids::post_buy,
         history::auction_history, history::closed_auctions, history::my_bids, history::my_wins,
         history::audit,
@@ -88,6 +88,7 @@ mod tests {
             assert!(json["paths"][path]["get"].is_object(), "{path}");
         }
         assert!(json["paths"]["/v1/auctions/{id}/bids/{bid_id}/void"]["post"].is_object());
+        assert!(json["paths"]["/v1/auctions/{id}/bidders/{user}/remove"]["post"].is_object());
         assert!(json["components"]["securitySchemes"]["bearer"].is_object());
     }
 }

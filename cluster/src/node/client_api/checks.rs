@@ -123,6 +123,9 @@ fn check_envelope(
         Command::Request(decoded) => (decoded.request_id.as_str(), decoded.action.auction_id()),
         Command::Meta(decoded) => (decoded.request_id.as_str(), None),
         Command::Close { .. } => return Err(invalid("clients never send `Close`".into())),
+        Command::AdoptRules { .. } => {
+            return Err(invalid("clients never send `AdoptRules`".into()));
+        }
     };
     if request_id != request.request_id {
         return Err(invalid(

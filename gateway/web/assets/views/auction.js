@@ -1,7 +1,8 @@
 // The auction page: live state from the WebSocket (snapshot, then every event in seq
 // order), rendered at most once per animation frame; the countdown from the server's clock
 // and effective end; bids and buy-it-now with one idempotency key per intent; the server's
-// verdict once closed; the seller's edit and cancel; an admin's void of a bid.
+// verdict once closed; the seller's edit and cancel; an admin's void of a bid, or removal of
+// every bid of that bidder.
 //
 // Events only change `s` and ask for a frame: however many arrive between two frames (a
 // hot auction sends ~1,000 a second), the DOM is written once per frame, and the history
@@ -255,12 +256,13 @@ export function mount(main, { params }) {
   const voidTarget = h('p', { id: 'void-target' });
   const voidReason = h('input', { id: 'void-reason', maxlength: 500, required: true, autocomplete: 'off' });
   const voidButton = h('button', { type: 'submit', class: 'danger', id: 'void-button' }, 'Void bid');
+  const removeButton = h('button', { type: 'submit', class: 'danger', id: 'remove-bidder-button' }, 'Remove all their bids');
   const voidClose = h('button', { type: 'button', class: 'secondary', id: 'void-close' }, 'Keep it');
   const voidResult = h('p', { class: 'result', id: 'void-result', role: 'status', 'aria-live': 'polite' });
   const voidForm = h('form', { class: 'stack void-form', id: 'void-form', hidden: true, novalidate: true, 'aria-labelledby': 'void-target' },
     voidTarget,
     h('div', {}, h('label', { for: 'void-reason' }, 'Reason (bidders see it)'), voidReason),
-    h('div', { class: 'owner-actions' }, voidButton, voidClose), voidResult);
+    h('div', { class: 'owner-actions' }, voidButton, removeButton, voidClose), voidResult);
   let voidIntent = null;
   function openVoid(bidId) {
     const bid = s.bids.find((candidate) => candidate.id === bidId);
@@ -282,6 +284,11 @@ export function mount(main, { params }) {
   voidForm.addEventListener('submit', async (event) => {
     event.preventDefault();
     const bidId = Number(voidForm.dataset.bid);
+    // "Remove all their bids" voids every standing bid of the bid's bidder (a raise of their
+    // maximum included), where voiding one bid would leave the others in force.
+    const all = event.submitter === removeButton;
+    const bid = s.bids.find((candidate) => candidate.id === bidId);
+    if (!bid) return;
     const reason = voidReason.value.trim();
     if (!reason) {
       voidReason.setAttribute('aria-invalid', 'true');
@@ -291,16 +298,20 @@ export function mount(main, { params }) {
       return;
     }
     voidReason.removeAttribute('aria-invalid');
-    if (!voidIntent || voidIntent.bidId !== bidId || voidIntent.reason !== reason) {
-      voidIntent = { bidId, reason, key: newKey() };
+    if (!voidIntent || voidIntent.bidId !== bidId || voidIntent.reason !== reason || voidIntent.all !== all) {
+      voidIntent = { bidId, reason, all, key: newKey() };
     }
     voidButton.disabled = true;
+    removeButton.disabled = true;
     voidResult.className = 'result pending';
     voidResult.textContent = 'Sending…';
     try {
-      await api('POST', `/v1/auctions/${id}/bids/${bidId}/void`, { body: { reason }, key: voidIntent.key });
+      const path = all ? `/v1/auctions/${id}/bidders/${bid.bidder}/remove` : `/v1/auctions/${id}/bids/${bidId}/void`;
+      await api('POST', path, { body: { reason }, key: voidIntent.key });
       voidResult.className = 'result ok';
-      voidResult.textContent = 'The bid is voided; the price is recomputed without it.';
+      voidResult.textContent = all
+        ? `Every bid of ${capital(person(bid.bidder))} is voided; the price is recomputed without them.`
+        : 'The bid is voided; the price is recomputed without it.';
       voidReason.value = '';
       voidIntent = null;
     } catch (error) {
@@ -309,6 +320,7 @@ export function mount(main, { params }) {
       if (!isUncertain(error)) voidIntent = null;
     } finally {
       voidButton.disabled = false;
+      removeButton.disabled = false;
     }
   });
 
