@@ -26,13 +26,17 @@
 //!   so that they take effect on open sockets and new bids within a second;
 //! - [`server`]: [`serve`] and [`serve_on`]: start-up and graceful shutdown;
 //! - `telemetry`: the `martelo_gateway_*` metric names;
-//! - [`web`]: the web UI's static files (`gateway/web/`), embedded and served.
+//! - [`web`]: the web UI's static files (`gateway/web/`), embedded and served;
+//! - `fuzzing` (feature `fuzzing` only): private parsers exposed to the fuzz targets in
+//!   `fuzz/`.
 
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod fanout;
 pub mod follow;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod http;
 pub mod server;
 pub mod state;

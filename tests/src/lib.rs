@@ -73,3 +73,59 @@ pub async fn must_start_gateway(
         .await
         .unwrap_or_else(|error| panic!("{error}"))
 }
+
+/// [`spawn_cluster_with`], with every node serving Prometheus metrics on a free loopback
+/// port (`--metrics-listen`; `LocalCluster::nodes()` gives each node's `metrics_address`).
+pub async fn spawn_cluster_with_metrics(
+    dir: &Path,
+    nodes: usize,
+    shards: u32,
+    node_args: &[String],
+) -> LocalCluster {
+    let mut config = LocalClusterConfig::new(martelo_bin(), dir);
+    config.nodes = nodes;
+    config.shard_count = shards;
+    config.metrics = true;
+    config.extra_args = node_args.to_vec();
+    let cluster = LocalCluster::start(config)
+        .await
+        .unwrap_or_else(|error| panic!("the nodes did not start: {error}"));
+    cluster
+        .init()
+        .await
+        .unwrap_or_else(|error| panic!("the cluster did not initialize: {error}"));
+    cluster
+}
+
+/// Creates an admin account through the operator CLI (`martelo user create --admin`, the
+/// password on stdin), as an operator creates the first admin.
+pub async fn must_create_admin(seeds: &[String], username: &str, password: &str) {
+    use tokio::io::AsyncWriteExt as _;
+
+    let mut child = tokio::process::Command::new(martelo_bin())
+        .args(["user", "create", "--addr", &seeds.join(",")])
+        .args(["--username", username, "--display-name", "Admin", "--admin"])
+        .arg("--password-stdin")
+        .env_remove("MARTELO_ADDR")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("martelo user create did not start: {error}"));
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin
+        .write_all(format!("{password}\n").as_bytes())
+        .await
+        .unwrap_or_else(|error| panic!("writing the admin password: {error}"));
+    drop(stdin);
+    let output = child
+        .wait_with_output()
+        .await
+        .unwrap_or_else(|error| panic!("martelo user create did not end: {error}"));
+    assert!(
+        output.status.success(),
+        "martelo user create --admin failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

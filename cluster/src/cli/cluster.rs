@@ -10,8 +10,9 @@ use std::io::Write;
 
 use clap::{Args, Subcommand};
 use martelo_client::admin::{self, Admin, HealthState};
-use martelo_client::error::ClientError;
+use martelo_client::error::{ClientError, ClientErrorCode};
 use martelo_engine::GroupId;
+use martelo_proto::ErrorCode;
 use martelo_types::{NodeAddress, NodeId};
 
 use super::args::{Connection, address_arg, node_arg};
@@ -25,7 +26,9 @@ pub enum ClusterCommand {
     ///
     /// Send it once, to one node of the new cluster (the first --addr); that node sets up
     /// every other. A node that already has cluster state refuses, so running it twice never
-    /// forms a second cluster. Waits until every group has a leader.
+    /// forms a second cluster (with --if-not-initialized, that is a success). Nothing is
+    /// created unless every listed node answers and belongs to no cluster. Waits until every
+    /// group has a leader.
     Init(InitArgs),
 }
 
@@ -60,6 +63,12 @@ pub struct InitArgs {
     /// the loss of its disk. For development and tests only.
     #[arg(long, conflicts_with_all = ["nodes", "replicas"])]
     pub single_node: bool,
+    /// When the contacted node already belongs to a cluster, change nothing and succeed
+    /// (exit 0) once every group has a leader, instead of failing with
+    /// `cluster_already_initialized`: for scripts and Kubernetes Jobs that may run init more
+    /// than once. Fails if --shard-count differs from the cluster's.
+    #[arg(long)]
+    pub if_not_initialized: bool,
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +114,9 @@ impl StatusArgs {
 impl InitArgs {
     pub async fn execute(self, admin: &Admin, out: &mut dyn Write) -> Result<(), CliError> {
         let address = self.connection.first()?.to_owned();
+        if self.if_not_initialized && admin.node_status(&address).await?.initialized {
+            return already_initialized(admin, &address, self.shard_count, out).await;
+        }
         let mut nodes = if self.nodes.is_empty() {
             address_book(admin, &address).await?
         } else {
@@ -138,12 +150,75 @@ impl InitArgs {
                 admin::REPLICATION_FACTOR_DEFAULT
             )?;
         }
-        let layout = admin
+        let initialized = admin
             .init_cluster(&address, &nodes, self.shard_count.unwrap_or(0), replicas)
-            .await?;
+            .await;
+        let layout = match initialized {
+            Ok(layout) => layout,
+            // Another init got there first (a retried Job): the same answer as above.
+            Err(error)
+                if self.if_not_initialized
+                    && error.code()
+                        == ClientErrorCode::Server(ErrorCode::ClusterAlreadyInitialized) =>
+            {
+                return already_initialized(admin, &address, self.shard_count, out).await;
+            }
+            Err(error) => return Err(error.into()),
+        };
         write!(out, "{}", render_layout(&layout))?;
         Ok(())
     }
+}
+
+/// `--if-not-initialized` on a node that already belongs to a cluster: nothing is changed;
+/// succeed once every group has a leader, and record the shard count in the meta group as
+/// init does (idempotent), in case the init that formed the cluster stopped before it could.
+/// A contacted node that belongs to no cluster while another listed node does (an init
+/// interrupted halfway by an older build, or a node from another cluster) is not something
+/// to paper over: that fails.
+async fn already_initialized(
+    admin: &Admin,
+    address: &str,
+    shard_count: Option<u32>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let status = admin.node_status(address).await?;
+    if !status.initialized {
+        return Err(CliError::Failed(format!(
+            "the node at {address} belongs to no cluster, but another listed node already \
+                 does; nothing was changed. `martelo status --addr ADDRESS` on each node shows \
+                 which cluster it belongs to"
+        )));
+    }
+    if let Some(wanted) = shard_count
+        && wanted != status.shard_count
+    {
+        return Err(CliError::Failed(format!(
+            "the cluster at {address} was initialized with {} shard(s), not the {wanted} \
+                 asked for; the shard count is fixed for a cluster's life, so nothing was \
+                 changed",
+            status.shard_count
+        )));
+    }
+    writeln!(
+        out,
+        "the node at {address} already belongs to a cluster of {} shard(s): nothing to \
+             do; waiting until every group has a leader",
+        status.shard_count
+    )?;
+    let seeds = [address.to_owned()];
+    let healthy = admin
+        .wait_healthy(&seeds, admin.options().init_timeout)
+        .await?;
+    admin
+        .record_cluster_facts(&seeds, healthy.shard_count)
+        .await?;
+    writeln!(
+        out,
+        "already initialized: {} node(s), every group has a leader",
+        healthy.nodes.len()
+    )?;
+    Ok(())
 }
 
 /// The nodes `address` knows (before init: its `--peers` and itself), for `cluster init`

@@ -27,6 +27,8 @@
 //!   metrics, a group's gauge sampler.
 //! - [`metric_names`]: every metric name the node exports, with its type, labels and meaning.
 //! - `balance`: the leader balancer, and which voter takes over a group a leader gives up.
+//! - [`health`]: the gRPC health service (liveness, and readiness: initialized and every
+//!   group it holds knows a leader) that Kubernetes probes and load balancers ask.
 //! - `sink`: copies the committed events of the groups this node leads into Postgres
 //!   (`--postgres` / `DATABASE_URL`; martelo-sink does the writing).
 //!
@@ -41,6 +43,7 @@ mod balance;
 mod client_api;
 pub mod config;
 mod group;
+pub mod health;
 pub mod metric_names;
 mod propose;
 pub mod raft_transport;
@@ -64,6 +67,8 @@ pub type Raft = openraft::Raft<martelo_raft_store::TypeConfig, martelo_raft_stor
 
 /// The gRPC path prefix of the Raft transport service.
 const RAFT_TRANSPORT_PATH: &str = "/martelo.v1.RaftTransport/";
+/// The gRPC path prefix of the standard health service (probes, every few seconds).
+const HEALTH_PATH: &str = "/grpc.health.v1.Health/";
 
 /// How long a stopping node waits for in-flight requests before it closes connections.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -134,6 +139,17 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
              Postgres"
         ),
     }
+    // Not ready until the first check says so; liveness ("") is serving from the start.
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status(
+            health::READINESS_SERVICE,
+            tonic_health::ServingStatus::NotServing,
+        )
+        .await;
+    tokio::spawn(
+        health::run(Arc::downgrade(&registry), health_reporter).instrument(node_span.clone()),
+    );
     let request_span = node_span.clone();
     let in_flight = Arc::new(InFlight::default());
 
@@ -149,12 +165,14 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         .trace_fn(move |request| {
             // Raft traffic (thousands of messages a second, long-lived streams) gets no span
             // of its own: entering one on every poll showed up as 10% of a busy node's CPU.
+            // Health probes neither: they are noise in the logs.
             let method = request.uri().path();
-            if method.starts_with(RAFT_TRANSPORT_PATH) {
+            if method.starts_with(RAFT_TRANSPORT_PATH) || method.starts_with(HEALTH_PATH) {
                 return tracing::Span::none();
             }
             tracing::info_span!(parent: &request_span, "rpc", method = %method)
         })
+        .add_service(health_service)
         .add_service(martelo_proto::services::raft_transport_server(
             raft_transport::RaftTransportService::new(Arc::clone(&registry)),
         ))

@@ -99,7 +99,7 @@ pub fn parse_username(text: &str) -> Result<Username, Problem> {
     Username::fold(text).map_err(|error| Problem::invalid_field(&error))
 }
 
-fn parse_signup_roles(names: Option<&[String]>) -> Result<BTreeSet<Role>, Problem> {
+pub(crate) fn parse_signup_roles(names: Option<&[String]>) -> Result<BTreeSet<Role>, Problem> {
     let Some(names) = names else {
         return Ok([Role::Bidder].into_iter().collect());
     };
@@ -136,6 +136,7 @@ fn parse_signup_roles(names: Option<&[String]>) -> Result<BTreeSet<Role>, Proble
     responses(
         (status = 201, body = UserJson, description = "Registered"),
         (status = 400, body = Problem, description = "invalid_argument, invalid_password, malformed_json"),
+        (status = 403, body = Problem, description = "forbidden: sign-up asked for the admin role"),
         (status = 409, body = Problem, description = "username_taken"),
         (status = 503, body = Problem, description = "busy (password hashing saturated) or outcome_unknown"),
     )

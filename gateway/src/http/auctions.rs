@@ -321,6 +321,7 @@ pub struct CancelBody {
     responses(
         (status = 200, body = AuctionChanged),
         (status = 403, body = Problem, description = "not_seller"),
+        (status = 404, body = Problem, description = "auction_not_found"),
         (status = 409, body = Problem, description = "has_bids, auction_closed, reason_required"),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -460,7 +461,7 @@ pub struct AuctionJson {
     pub has_reserve: bool,
     pub reserve_met: bool,
     pub buy_now_price: Option<u64>,
-    #[schema(value_type = Object)]
+    /// `"ebay"`, `{"fixed": …}` or `{"bands": […]}`, as the seller gave it.
     pub increment: IncrementJson,
     pub start_us: u64,
     /// The effective end (soft close may have moved it), µs.

@@ -249,6 +249,7 @@ pub async fn post_bid(
     ),
     responses(
         (status = 201, body = BidAccepted, description = "Bought"),
+        (status = 404, body = Problem, description = "auction_not_found"),
         (status = 409, body = Problem, description = "buy_now_unavailable, auction_closed, …"),
         (status = 503, body = Problem, description = "outcome_unknown: retry with the same key"),
     ),

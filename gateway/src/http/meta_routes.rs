@@ -1,7 +1,7 @@
 //! Small routes: `GET /v1/time` (server time for countdowns), `GET /healthz` and
 //! `GET /metrics` (Prometheus text, when the recorder is installed).
 
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -38,6 +38,6 @@ pub async fn metrics() -> Response {
             handle.render(),
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, "no metrics recorder installed").into_response(),
+        None => crate::error::Problem::not_found("no metrics recorder installed").into_response(),
     }
 }

@@ -152,8 +152,7 @@ pub fn router(state: AppState) -> Router {
         observe::deadline,
     ))
     .layer(axum::middleware::from_fn(observe::record))
-    .route("/healthz", get(meta_routes::healthz))
-    .route("/metrics", get(meta_routes::metrics))
+    .merge(probes())
     .layer(
         TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             tracing::info_span!("http", method = %request.method(), path = request.uri().path())
@@ -164,6 +163,16 @@ pub fn router(state: AppState) -> Router {
         header::COOKIE,
     ]))
     .with_state(state)
+}
+
+/// `/healthz` and `/metrics`, outside the limits. Another method on them is 405
+/// `method_not_allowed` problem+json, as on every other route (the API's fallback is set
+/// on its own routes only).
+fn probes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/healthz", get(meta_routes::healthz))
+        .route("/metrics", get(meta_routes::metrics))
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 fn wait_time_floor(secs: u64) -> u64 {
@@ -200,4 +209,38 @@ fn spawn_pruning(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Method, StatusCode};
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn another_method_on_the_probes_is_a_405_problem() {
+        let call = |method: Method| {
+            let request = Request::builder()
+                .method(method)
+                .uri("/healthz")
+                .body(Body::empty())
+                .expect("request");
+            probes::<()>().oneshot(request)
+        };
+        assert_eq!(
+            call(Method::GET).await.expect("answer").status(),
+            StatusCode::OK
+        );
+        for method in [Method::POST, Method::TRACE, Method::DELETE] {
+            let answer = call(method.clone()).await.expect("answer");
+            assert_eq!(answer.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+            assert_eq!(
+                answer.headers()[header::CONTENT_TYPE],
+                "application/problem+json",
+                "{method}"
+            );
+        }
+    }
 }

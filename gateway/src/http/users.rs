@@ -387,6 +387,7 @@ async fn change_role(
     params(("id" = u64, Path), ("role" = String, Path, description = "bidder, seller or admin")),
     responses(
         (status = 200, body = RolesJson),
+        (status = 404, body = Problem, description = "user_not_found, or not_found: no such role"),
         (status = 409, body = Problem, description = "roles_unchanged"),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -408,6 +409,7 @@ pub async fn grant_role(
     params(("id" = u64, Path), ("role" = String, Path, description = "bidder, seller or admin")),
     responses(
         (status = 200, body = RolesJson),
+        (status = 404, body = Problem, description = "user_not_found, or not_found: no such role"),
         (status = 409, body = Problem, description = "roles_unchanged, last_role, last_admin"),
     ),
     security(("bearer" = []), ("cookie" = []))

@@ -37,6 +37,8 @@ use membership::removal_keeps_quorum;
 
 /// Longest an admin call waits for a change to take effect.
 const ADMIN_WAIT: Duration = Duration::from_secs(10);
+/// How long `InitCluster` waits for each listed node's `Status` before it creates anything.
+const INIT_PREFLIGHT_WAIT: Duration = Duration::from_secs(3);
 /// A follower whose last acknowledgement is older than this counts as unhealthy when
 /// deciding whether a removal puts the quorum at risk.
 const HEALTHY_ACK_WITHIN: Duration = Duration::from_secs(3);
@@ -173,6 +175,7 @@ impl AdminApiService {
             count => count as usize,
         };
         check_replicas(replicas, nodes.len())?;
+        self.check_nodes_answer(&nodes).await?;
         let layout = placement(&nodes, shards, replicas);
         for placement in &layout {
             let voters: Vec<Node> = placement
@@ -198,6 +201,61 @@ impl AdminApiService {
             "cluster initialized"
         );
         Ok(ClusterLayout { groups: layout })
+    }
+
+    /// Before anything is created, every other listed node must answer, as the node listed.
+    /// Without this, a node still starting (a pod not scheduled yet) failed init halfway:
+    /// groups created on some nodes only, and when the contacted node already held one, a
+    /// second init refused to touch them (`cluster_already_initialized`), leaving a cluster
+    /// that could not be finished. Whether the others already hold groups is not asked, so
+    /// init treats them as it did before this check. Nodes are asked at once, each for at
+    /// most [`INIT_PREFLIGHT_WAIT`].
+    async fn check_nodes_answer(&self, nodes: &BTreeMap<u64, String>) -> Result<(), ApiError> {
+        let own = self.registry.node_id();
+        let checks = nodes
+            .iter()
+            .filter(|(node_id, _)| **node_id != own)
+            .map(|(node_id, address)| self.check_node_answers(*node_id, address));
+        for checked in futures::future::join_all(checks).await {
+            checked?;
+        }
+        Ok(())
+    }
+
+    async fn check_node_answers(&self, node_id: u64, address: &str) -> Result<(), ApiError> {
+        let unreachable = |detail: &str| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "node {node_id} at {address} does not answer ({detail}); nothing was \
+                     created: start it (or correct its address), then run `cluster init` again"
+                ),
+            )
+        };
+        let channel = self
+            .registry
+            .peers()
+            .channel(node_id, address)
+            .map_err(|error| unreachable(&error.to_string()))?;
+        let mut client = martelo_proto::services::admin_api_client(channel);
+        let mut call = Request::new(StatusRequest::default());
+        call.set_timeout(INIT_PREFLIGHT_WAIT);
+        let status = tokio::time::timeout(INIT_PREFLIGHT_WAIT, client.status(call))
+            .await
+            .map_err(|_| unreachable(&format!("no answer within {INIT_PREFLIGHT_WAIT:?}")))?
+            .map_err(|status| unreachable(status.message()))?
+            .into_inner();
+        let answered = status.node.map(|node| node.node_id);
+        if answered != Some(node_id) {
+            return Err(ApiError::new(
+                ErrorCode::WrongNode,
+                format!(
+                    "the node at {address} is {}, not node {node_id}; nothing was created",
+                    answered.map_or("a node without an id".to_owned(), |id| format!("node {id}"))
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Opens a group's replica here or on another node.
