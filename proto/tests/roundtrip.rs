@@ -92,6 +92,7 @@ fn subscribe_messages_round_trip() {
                 },
             ],
             codec_version: 1,
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
         })),
     };
     round_trip(&entry);

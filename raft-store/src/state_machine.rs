@@ -189,13 +189,35 @@ impl StateMachine {
                             log_index: index,
                             timestamp: stamped.timestamp,
                         };
-                        let outcome = applied.engine.apply(context, &stamped.command);
-                        if let Some(traceparent) = &stamped.traceparent {
-                            // The client's trace, on every replica (debug: one line per entry).
+                        // The client's trace, on every replica: a span around the apply when
+                        // spans are exported, else a debug line. Neither feeds the state.
+                        let traced = stamped.traceparent.as_deref();
+                        let span = match traced {
+                            Some(traceparent) if martelo_trace::exporting() => {
+                                let span = tracing::info_span!(
+                                    "raft.apply",
+                                    group = self.group.0,
+                                    log_index = index,
+                                    accepted = tracing::field::Empty,
+                                    trace_id = tracing::field::Empty,
+                                    span_id = tracing::field::Empty,
+                                );
+                                martelo_trace::adopt(&span, Some(traceparent));
+                                Some(span)
+                            }
+                            _ => None,
+                        };
+                        let outcome = {
+                            let _entered = span.as_ref().map(tracing::Span::enter);
+                            applied.engine.apply(context, &stamped.command)
+                        };
+                        if let Some(span) = &span {
+                            span.record("accepted", outcome.reply.is_accepted());
+                        } else if let Some(traceparent) = traced {
                             tracing::debug!(
                                 group = self.group.0,
                                 log_index = index,
-                                traceparent = traceparent.as_str(),
+                                traceparent,
                                 accepted = outcome.reply.is_accepted(),
                                 "applied a traced command"
                             );

@@ -128,4 +128,97 @@ pub async fn must_create_admin(seeds: &[String], username: &str, password: &str)
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+
+/// A password the traffic helpers give their accounts.
+const TRAFFIC_PASSWORD: &str = "the whole-product tests' password";
+
+/// Drives one bid through `gateway` as its users would: a seller and a bidder sign up and
+/// sign in, the seller lists an auction, a WebSocket watcher subscribes to it (and reads its
+/// snapshot), then the bidder bids over HTTP, with `traceparent` as the request's header when
+/// given, and the watcher receives the `bid_placed` event. Returns the auction id. Panics on
+/// anything unexpected, with what the gateway said.
+pub async fn must_bid_while_watching(gateway: &GatewayProcess, traceparent: Option<&str>) -> u64 {
+    use futures::StreamExt as _;
+    use serde_json::{Value, json};
+    use std::time::{Duration, Instant};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let http = reqwest::Client::new();
+    let post = |path: &str, token: Option<&str>, key: Option<&str>, body: Value| {
+        let mut request = http.post(format!("{}{path}", gateway.base)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        async move {
+            let answer = request.send().await.expect("the gateway answers");
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let mut tokens = Vec::new();
+    for (username, role) in [("sam", "seller"), ("bea", "bidder")] {
+        let body = json!({"username": username, "display_name": username,
+                          "password": TRAFFIC_PASSWORD, "roles": [role]});
+        let (status, answer) = post("/v1/accounts", None, None, body).await;
+        assert_eq!(status, 201, "sign-up of {username}: {answer}");
+        let body = json!({"username": username, "password": TRAFFIC_PASSWORD});
+        let (status, answer) = post("/v1/sessions", None, None, body).await;
+        assert!(status == 200 || status == 201, "sign-in: {status} {answer}");
+        tokens.push(answer["access_token"].as_str().expect("a token").to_owned());
+    }
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_micros() as u64;
+    let listing = json!({"title": "Barometer", "description": "Brass.", "currency": "EUR",
+        "starting_price": 100, "increment": {"fixed": 10},
+        "start_us": now_us, "end_us": now_us + 3_600_000_000u64});
+    let (status, created) = post("/v1/auctions", Some(&tokens[0]), Some("a1"), listing).await;
+    assert_eq!(status, 201, "{created}");
+    let auction = created["auction"].as_u64().expect("auction id");
+
+    let (mut watcher, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{}/v1/ws?subscribe={auction}",
+        gateway.address
+    ))
+    .await
+    .expect("the WebSocket opens");
+    // The subscription's snapshot first, so that the bid after it arrives as an event
+    // (through the fan-out) rather than inside the snapshot.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut must_receive = async |kind: &str| loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let message = tokio::time::timeout(remaining, watcher.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} on the WebSocket within 10 s"))
+            .expect("the socket is open")
+            .expect("a frame");
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text).expect("JSON");
+            let seen = value["type"].as_str().unwrap_or_default();
+            let event = value["event"]["kind"].as_str().unwrap_or_default();
+            if seen == kind || (seen == "event" && event == kind) {
+                return;
+            }
+        }
+    };
+    must_receive("snapshot").await;
+    let mut bid = http
+        .post(format!("{}/v1/auctions/{auction}/bids", gateway.base))
+        .bearer_auth(&tokens[1])
+        .header("idempotency-key", "b1")
+        .json(&json!({"amount": 150}));
+    if let Some(traceparent) = traceparent {
+        bid = bid.header("traceparent", traceparent);
+    }
+    let answer = bid.send().await.expect("the gateway answers");
+    let status = answer.status().as_u16();
+    let placed = answer.json::<Value>().await.unwrap_or(Value::Null);
+    assert_eq!(status, 201, "{placed}");
+    must_receive("bid_placed").await;
+    let _ = watcher.close(None).await;
+    auction
 }

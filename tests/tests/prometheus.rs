@@ -27,16 +27,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use martelo_sink::testing::TestDb;
 use martelo_tests::{GatewayProcess, must_write_key_file, spawn_cluster_with_metrics};
-use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
+use serde_json::Value;
 
 /// How long Prometheus may take to be ready, to scrape every target, to evaluate every rule
 /// and to see the series the traffic creates (each of these waits separately).
 const PROMETHEUS_DEADLINE: Duration = Duration::from_secs(30);
-const PASSWORD: &str = "prometheus scrapes this cluster";
 
 /// Series the rules or the dashboard name that a process registers only when the thing they
 /// count first happens (no failure, no series), with the file that records each. The test
@@ -316,82 +313,6 @@ fn dashboard_queries(dashboard: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Drives some traffic through the gateway so that the series of the write path, the
-/// fan-out and the sink exist: a seller and a bidder, an auction, a WebSocket watcher of it,
-/// and a bid over HTTP that the watcher receives.
-async fn must_make_traffic(gateway: &GatewayProcess) {
-    let http = reqwest::Client::new();
-    let post = |path: &str, token: Option<&str>, key: Option<&str>, body: Value| {
-        let mut request = http.post(format!("{}{path}", gateway.base)).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        async move {
-            let answer = request.send().await.expect("the gateway answers");
-            let status = answer.status().as_u16();
-            (status, answer.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
-    let mut tokens = Vec::new();
-    for (username, role) in [("sam", "seller"), ("bea", "bidder")] {
-        let body = json!({"username": username, "display_name": username,
-                          "password": PASSWORD, "roles": [role]});
-        let (status, answer) = post("/v1/accounts", None, None, body).await;
-        assert_eq!(status, 201, "sign-up of {username}: {answer}");
-        let body = json!({"username": username, "password": PASSWORD});
-        let (status, answer) = post("/v1/sessions", None, None, body).await;
-        assert!(status == 200 || status == 201, "sign-in: {status} {answer}");
-        tokens.push(answer["access_token"].as_str().expect("a token").to_owned());
-    }
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_micros() as u64;
-    let listing = json!({"title": "Barometer", "description": "Brass.", "currency": "EUR",
-        "starting_price": 100, "increment": {"fixed": 10},
-        "start_us": now_us, "end_us": now_us + 3_600_000_000u64});
-    let seller = Some(tokens[0].as_str());
-    let (status, created) = post("/v1/auctions", seller, Some("a1"), listing).await;
-    assert_eq!(status, 201, "{created}");
-    let auction = created["auction"].as_u64().expect("auction id");
-
-    let (mut watcher, _) = tokio_tungstenite::connect_async(format!(
-        "ws://{}/v1/ws?subscribe={auction}",
-        gateway.address
-    ))
-    .await
-    .expect("the WebSocket opens");
-    // The subscription's snapshot first, so that the bid after it arrives as an event (the
-    // fan-out lag's observation) rather than inside the snapshot.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut must_receive = async |kind: &str| loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let message = tokio::time::timeout(remaining, watcher.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {kind} on the WebSocket within 10 s"))
-            .expect("the socket is open")
-            .expect("a frame");
-        if let Message::Text(text) = message {
-            let value: Value = serde_json::from_str(&text).expect("JSON");
-            let seen = value["type"].as_str().unwrap_or_default();
-            let event = value["event"]["kind"].as_str().unwrap_or_default();
-            if seen == kind || (seen == "event" && event == kind) {
-                return;
-            }
-        }
-    };
-    must_receive("snapshot").await;
-    let path = format!("/v1/auctions/{auction}/bids");
-    let bidder = Some(tokens[1].as_str());
-    let (status, placed) = post(path.as_str(), bidder, Some("b1"), json!({"amount": 150})).await;
-    assert_eq!(status, 201, "{placed}");
-    must_receive("bid_placed").await;
-    let _ = watcher.close(None).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_every_process_with_the_shipped_config_and_rules() {
     must_have_prometheus();
@@ -412,7 +333,9 @@ async fn prometheus_scrapes_every_process_with_the_shipped_config_and_rules() {
     let gateway = GatewayProcess::start(dir.path(), "one", &cluster.api_addresses(), &keys, &[])
         .await
         .unwrap_or_else(|error| panic!("{error}"));
-    must_make_traffic(&gateway).await;
+    // The series of the write path, the fan-out and the sink exist once a bid went through
+    // and a watcher received it.
+    martelo_tests::must_bid_while_watching(&gateway, None).await;
 
     let prometheus_dir = dir.path().join("prometheus");
     std::fs::create_dir(&prometheus_dir).expect("prometheus dir");

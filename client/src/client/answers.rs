@@ -7,7 +7,7 @@
 
 use martelo_engine::codec::wire::{self, WIRE_VERSION, WIRE_VERSION_OLDEST};
 use martelo_engine::{AuctionId, Event, GroupId, Reply, Timestamp};
-use martelo_proto::{SubscribeResponse, resync, subscribe_response};
+use martelo_proto::{SubscribeResponse, Traceparent, resync, subscribe_response};
 use martelo_types::NodeId;
 
 use crate::error::ClientError;
@@ -57,6 +57,8 @@ pub enum SubscribeItem {
         log_term: u64,
         timestamp: Timestamp,
         events: Vec<(AuctionId, u64, Event)>,
+        /// The trace of the proposal that wrote the entry, when it carried a valid one.
+        traceparent: Option<Traceparent>,
     },
     /// Nothing matched the filter up to `applied_index`: move the cursor on.
     Progress { applied_index: u64 },
@@ -142,6 +144,8 @@ pub fn decode_subscribe(
                 log_term: entry.log_term,
                 timestamp: Timestamp(entry.timestamp_us),
                 events,
+                // Ignored when malformed: a trace is a hint, never a reason to drop events.
+                traceparent: Traceparent::try_from(entry.traceparent.as_str()).ok(),
             })
         }
         Some(subscribe_response::Kind::Progress(progress)) => Ok(SubscribeItem::Progress {
@@ -180,6 +184,7 @@ mod tests {
                 log_term: 2,
                 timestamp_us: 99,
                 codec_version: wire::WireVersion::CURRENT.codec_version(),
+                traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
                 events: vec![EventEnvelope {
                     auction_id: 0,
                     seq: 0,
@@ -196,6 +201,10 @@ mod tests {
                 log_term: 2,
                 timestamp: Timestamp(99),
                 events: vec![(AuctionId(0), 0, event)],
+                traceparent: Traceparent::try_from(
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                )
+                .ok(),
             }
         );
         let resync = SubscribeResponse {

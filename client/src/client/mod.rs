@@ -42,6 +42,7 @@ pub use users::{UserKey, UserRead};
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use futures::{Stream, StreamExt};
 use martelo_engine::{AuctionId, GroupId, MetaCommand, Request};
@@ -227,8 +228,21 @@ impl Client {
         message: Result<ProposeRequest, ProposeError>,
         traceparent: Option<&Traceparent>,
     ) -> Result<Proposed, ProposeError> {
+        // One span for the proposal, one per attempt inside it (retries visible in a trace).
+        let span = tracing::info_span!(
+            "client.propose",
+            op,
+            group = group.0,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+        );
+        martelo_trace::adopt(&span, traceparent.map(Traceparent::as_str));
         let result = match message {
-            Ok(message) => self.propose_attempts(op, group, message, traceparent).await,
+            Ok(message) => {
+                self.propose_attempts(op, group, message, traceparent)
+                    .instrument(span)
+                    .await
+            }
             Err(error) => Err(error),
         };
         let label = match &result {
@@ -262,15 +276,29 @@ impl Client {
             .drive(op, group, |target, remaining| {
                 let mut message = message.clone();
                 message.attempt = attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let span = tracing::info_span!(
+                    "client.attempt",
+                    attempt = message.attempt,
+                    node = target.node_id.0,
+                    address = %target.address,
+                    span_id = tracing::field::Empty,
+                );
+                martelo_trace::adopt(&span, None);
+                // The node's spans become this attempt's children when spans are exported.
+                if let Some(outgoing) =
+                    martelo_trace::outgoing(&span, traceparent.map(Traceparent::as_str))
+                {
+                    message.traceparent = outgoing;
+                }
                 let channels = channels.clone();
-                let traceparent = traceparent.cloned();
                 async move {
                     let result = match channels.client_api(&target.address) {
                         Ok(mut client) => {
+                            let traceparent = (!message.traceparent.is_empty())
+                                .then(|| message.traceparent.parse().ok())
+                                .flatten();
                             let mut request = request_with_timeout(message, remaining);
-                            if let Some(traceparent) = traceparent
-                                && let Ok(value) = traceparent.as_str().parse()
-                            {
+                            if let Some(value) = traceparent {
                                 request.metadata_mut().insert("traceparent", value);
                             }
                             bounded(remaining, client.propose(request)).await
@@ -279,6 +307,7 @@ impl Client {
                     };
                     decide::classify_propose(&target.address, result)
                 }
+                .instrument(span)
             })
             .await;
         let served = served.map_err(propose_error)?;

@@ -189,6 +189,9 @@ pub async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         println!("stopping the gateway");
         let _ = stop_gateway.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), gateway.serving).await;
+        if let Some(exporter) = gateway.exporter {
+            exporter.shutdown();
+        }
     }
     println!("stopping the nodes");
     stop_and_report(&cluster).await?;
@@ -303,6 +306,8 @@ const DEV_ADMIN: &str = "admin";
 /// The gateway `martelo dev` runs in its own process, beside the nodes.
 struct DevGateway {
     address: std::net::SocketAddr,
+    /// The gateway's span exporter, when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    exporter: Option<martelo_trace::Exporter>,
     serving: tokio::task::JoinHandle<Result<(), martelo_gateway::error::GatewayError>>,
     /// The first admin's password, when this start created the admin (printed once).
     admin_password: Option<String>,
@@ -331,15 +336,15 @@ async fn start_gateway(
         .append(true)
         .open(dir.join(GATEWAY_LOG))
         .context("opening the gateway log")?;
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::sync::Mutex::new(log))
-        .try_init();
+    // Spans go where the nodes' go: OTEL_EXPORTER_OTLP_ENDPOINT, which the nodes inherit.
+    let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|endpoint| !endpoint.is_empty())
+        .map(|endpoint| martelo_trace::OtlpConfig::new(&endpoint, "martelo-gateway", 1.0))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let exporter =
+        crate::node::telemetry::init_json_logs_to(std::sync::Mutex::new(log), otlp.as_ref())?;
     martelo_gateway::server::install_metrics_recorder()?;
     let mut config = martelo_gateway::GatewayConfig {
         cluster: seeds,
@@ -359,6 +364,7 @@ async fn start_gateway(
     let (address, serving) = martelo_gateway::server::serve_on(config, listener, shutdown).await?;
     Ok(DevGateway {
         address,
+        exporter,
         serving: tokio::spawn(serving),
         admin_password,
     })

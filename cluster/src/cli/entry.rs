@@ -27,14 +27,21 @@ pub async fn run_node(args: NodeArgs) -> ExitCode {
             Err(error) => fail(&format!("{error:#}"), 1),
         };
     }
-    node::telemetry::init_logs(config.log_format);
-    match node::run(config).await {
+    let exporter = match node::telemetry::init_logs(config.log_format, config.otlp.as_ref()) {
+        Ok(exporter) => exporter,
+        Err(error) => return fail(&format!("{error:#}"), 2),
+    };
+    let code = match node::run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = %format!("{error:#}"), "node failed");
             fail(&format!("{error:#}"), 1)
         }
+    };
+    if let Some(exporter) = exporter {
+        exporter.shutdown();
     }
+    code
 }
 
 /// `martelo demo`: prints the sample auction's JSON lines.

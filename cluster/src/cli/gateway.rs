@@ -58,6 +58,27 @@ pub struct GatewayArgs {
     /// Log format on stderr.
     #[arg(long, env = "MARTELO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+    /// OTLP/gRPC endpoint that spans are exported to, `http://host:port`; without it no
+    /// span leaves the gateway.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// The exported spans' `service.name`.
+    #[arg(
+        long,
+        env = "OTEL_SERVICE_NAME",
+        value_name = "NAME",
+        default_value = "martelo-gateway"
+    )]
+    pub otlp_service_name: String,
+    /// Fraction of new traces exported, 0 to 1; a trace started by the caller (a
+    /// `traceparent` header) follows the caller's decision.
+    #[arg(
+        long,
+        env = "OTEL_TRACES_SAMPLER_ARG",
+        value_name = "RATIO",
+        default_value_t = 1.0
+    )]
+    pub otlp_sample_ratio: f64,
     /// Write a new token key file at PATH (one random key, mode 0600) and exit.
     #[arg(long, value_name = "PATH", exclusive = true)]
     pub new_key_file: Option<PathBuf>,
@@ -105,15 +126,38 @@ pub async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let stop_signals =
         crate::signals::StopSignals::install().context("installing the SIGTERM handler")?;
     let config = args.config()?;
-    crate::node::telemetry::init_logs(args.log_format);
+    let otlp = args
+        .otlp_endpoint
+        .as_deref()
+        .map(|endpoint| {
+            martelo_trace::OtlpConfig::new(
+                endpoint,
+                &args.otlp_service_name,
+                args.otlp_sample_ratio,
+            )
+            .map(|mut otlp| {
+                otlp.attributes.push((
+                    "service.instance.id".to_owned(),
+                    format!("gateway-{}", config.listen),
+                ));
+                otlp
+            })
+        })
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let exporter = crate::node::telemetry::init_logs(args.log_format, otlp.as_ref())?;
     tracing::info!(
         listen = %config.listen,
         cluster = ?config.cluster,
         "martelo gateway starting"
     );
-    martelo_gateway::server::serve(config, stop_signals.received())
+    let served = martelo_gateway::server::serve(config, stop_signals.received())
         .await
-        .context("the gateway failed")?;
+        .context("the gateway failed");
+    if let Some(exporter) = exporter {
+        exporter.shutdown();
+    }
+    served?;
     tracing::info!("martelo gateway stopped");
     Ok(())
 }

@@ -10,6 +10,7 @@
 
 use openraft::async_runtime::WatchReceiver as _;
 use std::time::Instant;
+use tracing::Instrument as _;
 
 use futures::StreamExt;
 use martelo_engine::{Command, GroupId, Outcome, Timestamp};
@@ -172,7 +173,21 @@ impl Batcher {
                     }
                 })
                 .collect();
-            match self.raft.client_write_many(entries).await {
+            // One span for the batch: the first traced proposal's child, linked to the rest.
+            let span = tracing::info_span!(
+                "raft.batch",
+                group = self.group.0,
+                entries = entries.len(),
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty,
+            );
+            if martelo_trace::exporting() {
+                martelo_trace::adopt_many(
+                    &span,
+                    pending.iter().map(|pending| pending.traceparent.as_deref()),
+                );
+            }
+            match self.raft.client_write_many(entries).instrument(span).await {
                 Err(fatal) => {
                     let message = format!("the group's Raft stopped: {fatal}");
                     refuse(pending, || ProposeFailure::NotProposed {

@@ -33,6 +33,7 @@ use openraft::async_runtime::WatchReceiver as _;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::Instrument as _;
 
 use martelo_engine::{Event, GroupId};
 use martelo_raft_store::{EventLogError, EventRecord};
@@ -308,7 +309,19 @@ async fn lead(
         }
         let batch: Vec<SinkRecord> = records.into_iter().map(sink_record).collect();
         let started = Instant::now();
-        match martelo_sink::write_batch(pool, id.0, position, covered, &batch).await {
+        // The write joins the trace of each traced entry in the batch (up to LINKS_MAX): one
+        // span per entry, all open for the whole transaction; the first one is entered.
+        let spans = if martelo_trace::exporting() {
+            traced_write_spans(id, &batch, covered)
+        } else {
+            Vec::new()
+        };
+        let entered = spans.first().cloned().unwrap_or_else(tracing::Span::none);
+        let written = martelo_sink::write_batch(pool, id.0, position, covered, &batch)
+            .instrument(entered)
+            .await;
+        drop(spans);
+        match written {
             Ok(written) => {
                 failing.recovered(Some(id));
                 backoff.reset();
@@ -358,6 +371,29 @@ async fn wait_or_leadership(metrics: &mut MetricsWatch, delay: Duration) {
         () = tokio::time::sleep(delay) => {}
         _ = metrics.changed() => {}
     }
+}
+
+/// One `sink.write` span per traced record of `batch` (at most `martelo_trace::LINKS_MAX`),
+/// each the child of its record's `traceparent`: one bid is one trace, down to its row.
+fn traced_write_spans(id: GroupId, batch: &[SinkRecord], covered: u64) -> Vec<tracing::Span> {
+    batch
+        .iter()
+        .filter_map(|record| Some((record.log_index, record.traceparent.as_deref()?)))
+        .take(martelo_trace::LINKS_MAX)
+        .map(|(log_index, traceparent)| {
+            let span = tracing::info_span!(
+                "sink.write",
+                group = id.0,
+                log_index,
+                records = batch.len(),
+                covered,
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty,
+            );
+            martelo_trace::adopt(&span, Some(traceparent));
+            span
+        })
+        .collect()
 }
 
 fn sink_record(record: EventRecord) -> SinkRecord {

@@ -38,21 +38,82 @@ use super::registry::Registry;
 /// How often group gauges and process metrics are refreshed.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
-/// Installs the global log subscriber: `RUST_LOG` filters (default `info`), output on stderr.
-pub fn init_logs(format: LogFormat) {
+/// Installs the global log subscriber: `RUST_LOG` filters (default `info`), output on stderr;
+/// with `otlp`, spans are also exported over OTLP (`martelo_trace`). Call it inside the Tokio
+/// runtime, and call [`martelo_trace::Exporter::shutdown`] on what it returns before exit.
+pub fn init_logs(
+    format: LogFormat,
+    otlp: Option<&martelo_trace::OtlpConfig>,
+) -> anyhow::Result<Option<martelo_trace::Exporter>> {
+    match format {
+        LogFormat::Json => install(json_logs(std::io::stderr), otlp),
+        LogFormat::Text => install(
+            tracing_subscriber::fmt::layer().with_writer(std::io::stderr),
+            otlp,
+        ),
+    }
+}
+
+/// [`init_logs`] with JSON lines written to `writer` (`martelo dev`'s gateway log file).
+pub fn init_json_logs_to<W>(
+    writer: W,
+    otlp: Option<&martelo_trace::OtlpConfig>,
+) -> anyhow::Result<Option<martelo_trace::Exporter>>
+where
+    W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + Send + Sync + 'static,
+{
+    install(json_logs(writer), otlp)
+}
+
+type Filtered = tracing_subscriber::layer::Layered<EnvFilter, tracing_subscriber::Registry>;
+
+fn install<L>(
+    logs: L,
+    otlp: Option<&martelo_trace::OtlpConfig>,
+) -> anyhow::Result<Option<martelo_trace::Exporter>>
+where
+    L: tracing_subscriber::Layer<Filtered> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    let exporter = otlp
+        .map(martelo_trace::Exporter::new)
+        .transpose()
+        .context("span export")?;
+    let spans = exporter.as_ref().map(martelo_trace::Exporter::layer);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(spans)
+        .try_init();
+    if let Some(otlp) = otlp {
+        tracing::info!(
+            endpoint = %otlp.endpoint,
+            service = %otlp.service_name,
+            sample_ratio = otlp.sample_ratio,
+            "exporting spans over OTLP"
+        );
+    }
+    Ok(exporter)
+}
+
+/// JSON log lines, one per event, with the fields of the spans it happened in (so the
+/// `trace_id` and `span_id` that `martelo_trace::adopt` records on a span reach every line
+/// logged inside it).
+fn json_logs<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_writer(writer)
 }
 
 /// Serves Prometheus metrics over HTTP at `address` (any path, conventionally `/metrics`).
@@ -295,4 +356,80 @@ impl GroupSampler {
 /// series keep their last values, as a stopped group's would).
 pub fn forget_group(group: GroupId) {
     metrics::gauge!(RAFT_IS_LEADER, "group" => group.0.to_string()).set(0.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    /// A log sink the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .expect("not poisoned")
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_json_log_line_inside_a_traced_span_carries_its_trace_and_span_ids() {
+        let exporter = martelo_trace::Exporter::new(&martelo_trace::OtlpConfig {
+            // Nothing listens there: the spans are dropped, the ids are what matters.
+            endpoint: "http://127.0.0.1:9".into(),
+            service_name: "test".into(),
+            sample_ratio: 1.0,
+            attributes: Vec::new(),
+        })
+        .expect("exporter");
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(json_logs(move || writer.clone()))
+            .with(exporter.layer());
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let span_id = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "node.propose",
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty,
+            );
+            martelo_trace::adopt(&span, Some(parent));
+            let _entered = span.enter();
+            let inner = tracing::info_span!("inner");
+            let _inner = inner.enter();
+            tracing::info!("inside");
+            martelo_trace::outgoing(&span, None).expect("exported")[36..52].to_owned()
+        });
+        let text =
+            String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("UTF-8");
+        let line = text
+            .lines()
+            .find(|line| line.contains("inside"))
+            .expect("the line");
+        assert!(
+            line.contains("\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\""),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!("\"span_id\":\"{span_id}\"")),
+            "{line}"
+        );
+        assert!(
+            !line.contains("00f067aa0ba902b7"),
+            "the span's own id, not the parent's: {line}"
+        );
+    }
 }

@@ -99,6 +99,7 @@ pub(super) async fn run(
                     log_index,
                     timestamp,
                     events,
+                    traceparent,
                     ..
                 })) => {
                     backoff = BACKOFF_MIN;
@@ -116,6 +117,24 @@ pub(super) async fn run(
                         })
                         .collect();
                     if !delivered.is_empty() {
+                        // The fan-out joins the bid's trace (only when spans are exported:
+                        // this runs for every entry of every watched group).
+                        let span =
+                            traceparent
+                                .filter(|_| martelo_trace::exporting())
+                                .map(|traceparent| {
+                                    let span = tracing::info_span!(
+                                        "ws.fanout",
+                                        group = group.0,
+                                        log_index,
+                                        events = delivered.len(),
+                                        trace_id = tracing::field::Empty,
+                                        span_id = tracing::field::Empty,
+                                    );
+                                    martelo_trace::adopt(&span, Some(traceparent.as_str()));
+                                    span
+                                });
+                        let _entered = span.as_ref().map(tracing::Span::enter);
                         inner.deliver(delivered);
                     }
                 }

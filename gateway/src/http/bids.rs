@@ -123,9 +123,16 @@ pub async fn place_bid(
         action,
     };
     let group = state.client.group_of(bid.auction);
+    // The current span's context (HTTP request or WebSocket bid) when spans are exported,
+    // so the client's and the nodes' spans join it; otherwise the caller's, unchanged.
+    let traceparent = martelo_trace::outgoing(
+        &tracing::Span::current(),
+        traceparent.map(Traceparent::as_str),
+    )
+    .and_then(|text| Traceparent::try_from(text.as_str()).ok());
     let proposed = state
         .client
-        .propose_with(group, request, traceparent)
+        .propose_with(group, request, traceparent.as_ref())
         .await
         .map_err(|error| Problem::from_propose(&error))?;
     let (log_index, timestamp_us, replayed) =

@@ -155,7 +155,20 @@ pub fn router(state: AppState) -> Router {
     .merge(probes())
     .layer(
         TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            tracing::info_span!("http", method = %request.method(), path = request.uri().path())
+            let span = tracing::info_span!(
+                "http",
+                method = %request.method(),
+                path = request.uri().path(),
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty,
+            );
+            // A caller's valid `traceparent` header makes this span its child.
+            let parent = extract::traceparent(request.headers());
+            martelo_trace::adopt(
+                &span,
+                parent.as_ref().map(martelo_proto::Traceparent::as_str),
+            );
+            span
         }),
     )
     .layer(SetSensitiveRequestHeadersLayer::new([

@@ -18,6 +18,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::future::BoxFuture;
@@ -513,6 +514,13 @@ impl Session {
             return self.push("bid_result", frame);
         }
         let state = self.state.clone();
+        let span = tracing::info_span!(
+            "ws.bid",
+            auction = input.auction.0,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+        );
+        martelo_trace::adopt(&span, traceparent.as_ref().map(Traceparent::as_str));
         self.bids.push(
             async move {
                 match place_bid(&state, &principal, input, traceparent.as_ref()).await {
@@ -523,6 +531,7 @@ impl Session {
                     Err(problem) => protocol::bid_result(&request_id, Err(&problem)),
                 }
             }
+            .instrument(span)
             .boxed(),
         );
     }

@@ -166,6 +166,7 @@ impl ClientApi for FakeNode {
                     log_term: 7,
                     timestamp_us: 5,
                     codec_version: WireVersion::CURRENT.codec_version(),
+                    traceparent: String::new(),
                     events: vec![EventEnvelope {
                         auction_id: 0,
                         seq: 0,

@@ -83,14 +83,21 @@ impl ClientApiService {
             .shard_count()
             .and_then(|count| ShardCount::try_from(count).ok());
         let (version, command) = check_propose(&request, shards)?;
-        let trace_id = trace_id(&request.traceparent)?;
+        // Checked (a malformed one is refused); the span joins the caller's trace.
+        trace_id(&request.traceparent)?;
         let span = tracing::info_span!(
-            "propose",
+            "node.propose",
             group = request.group_id,
             request_id = %request.request_id,
             auction = request.auction_id,
+            attempt = request.attempt,
             meta = command.is_meta(),
-            trace_id = trace_id.as_deref().unwrap_or(""),
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+        );
+        martelo_trace::adopt(
+            &span,
+            (!request.traceparent.is_empty()).then_some(request.traceparent.as_str()),
         );
         self.propose_decoded(request, version, command, &group, wait)
             .instrument(span)
@@ -115,8 +122,10 @@ impl ClientApiService {
         {
             return Ok(rejected);
         }
-        // Checked in `propose_checked`; carried in the entry so every replica's apply sees it.
-        let traceparent = (!request.traceparent.is_empty()).then(|| request.traceparent.clone());
+        // Checked in `propose_checked`; carried in the entry so every replica's apply sees it
+        // (this span's own context when spans are exported, so applies are its children).
+        let received = (!request.traceparent.is_empty()).then_some(request.traceparent.as_str());
+        let traceparent = martelo_trace::outgoing(&tracing::Span::current(), received);
         propose_command(&self.registry, group, command, traceparent, version, wait).await
     }
 

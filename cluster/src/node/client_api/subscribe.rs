@@ -97,6 +97,7 @@ pub(super) async fn stream_events(
                 timestamp_us: timestamp_of(&record.events),
                 events,
                 codec_version: codec_version(),
+                traceparent: record.traceparent.unwrap_or_default(),
             };
             if sender
                 .send(Ok(SubscribeResponse {

@@ -89,6 +89,20 @@ pub struct NodeArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgres: Option<String>,
+    /// OTLP/gRPC endpoint that spans are exported to, `http://host:port`; without it no
+    /// span leaves the node [env: OTEL_EXPORTER_OTLP_ENDPOINT, or MARTELO_OTLP_ENDPOINT].
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    /// The exported spans' `service.name` [default: martelo-node] [env: OTEL_SERVICE_NAME].
+    #[arg(long, env = "OTEL_SERVICE_NAME", value_name = "NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_service_name: Option<String>,
+    /// Fraction of new traces exported, 0 to 1; a trace started elsewhere follows its
+    /// parent's decision [default: 1] [env: OTEL_TRACES_SAMPLER_ARG].
+    #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG", value_name = "RATIO")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_sample_ratio: Option<f64>,
     #[command(flatten)]
     pub raft: RaftArgs,
     #[command(flatten)]

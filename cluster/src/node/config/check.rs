@@ -118,6 +118,7 @@ pub fn check(settings: Settings, layers: &Layers) -> Result<NodeConfig, ConfigEr
         Some(id) => Some(id),
         None => checker.missing("id"),
     };
+    let otlp = checker.otlp(&settings, id);
     let listen = match settings.listen {
         Some(listen) => checker.address("listen", &listen),
         None => checker.missing("listen"),
@@ -188,6 +189,9 @@ pub fn check(settings: Settings, layers: &Layers) -> Result<NodeConfig, ConfigEr
                 source_address: settings.source_address,
                 leader_balance: settings.leader_balance,
                 postgres,
+                otlp,
+                otlp_service_name: settings.otlp_service_name.clone(),
+                otlp_sample_ratio: settings.otlp_sample_ratio,
                 raft: settings.raft,
                 store: settings.store,
                 test: TestConfig {
@@ -258,6 +262,31 @@ impl Checker<'_> {
         if !(min..=max).contains(&value) {
             self.refuse::<()>(key, value, format!("outside {min}..={max}"));
         }
+    }
+
+    /// The span export settings (`martelo_trace::OtlpConfig`'s checks).
+    fn otlp(&mut self, settings: &Settings, id: Option<u64>) -> Option<martelo_trace::OtlpConfig> {
+        use martelo_trace::OtlpConfig;
+        let ratio = settings.otlp_sample_ratio;
+        if let Err(rule) = OtlpConfig::check_sample_ratio(ratio) {
+            self.refuse::<()>("otlp_sample_ratio", ratio, rule);
+        }
+        let name = &settings.otlp_service_name;
+        if let Err(rule) = OtlpConfig::check_service_name(name) {
+            self.refuse::<()>("otlp_service_name", format!("{name:?}"), rule);
+        }
+        let endpoint = settings.otlp_endpoint.as_ref()?;
+        if let Err(rule) = OtlpConfig::check_endpoint(endpoint) {
+            return self.refuse("otlp_endpoint", format!("{endpoint:?}"), rule);
+        }
+        Some(OtlpConfig {
+            endpoint: endpoint.clone(),
+            service_name: name.clone(),
+            sample_ratio: ratio,
+            attributes: id
+                .map(|id| vec![("service.instance.id".to_owned(), format!("node-{id}"))])
+                .unwrap_or_default(),
+        })
     }
 
     fn address(&mut self, key: &str, address: &str) -> Option<String> {

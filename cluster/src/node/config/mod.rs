@@ -61,6 +61,12 @@ pub struct NodeConfig {
     pub leader_balance: bool,
     /// The sink's database; `None`: the sink is off.
     pub postgres: Option<martelo_sink::PostgresUrl>,
+    /// Where spans go; `None`: none is exported.
+    pub otlp: Option<martelo_trace::OtlpConfig>,
+    /// The exported spans' service name and sample ratio (kept when no endpoint is set, so
+    /// that `--print-config` shows them).
+    pub otlp_service_name: String,
+    pub otlp_sample_ratio: f64,
     pub raft: RaftSettings,
     pub store: StoreSettings,
     /// The fault suite's knobs; all off on a production node.
@@ -122,6 +128,9 @@ impl NodeConfig {
             source_address: self.source_address,
             leader_balance: self.leader_balance,
             postgres: self.postgres.as_ref().map(|url| url.expose().to_owned()),
+            otlp_endpoint: self.otlp.as_ref().map(|otlp| otlp.endpoint.clone()),
+            otlp_service_name: self.otlp_service_name.clone(),
+            otlp_sample_ratio: self.otlp_sample_ratio,
             raft: self.raft.clone(),
             store: self.store.clone(),
             test: TestSettings {

@@ -54,6 +54,15 @@ pub struct Settings {
     /// sink is off. Also `DATABASE_URL`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgres: Option<String>,
+    /// OTLP/gRPC endpoint spans are exported to (`http://host:port`). Default: none, and no
+    /// span is exported. Also `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    /// The exported spans' `service.name`. Default: `martelo-node`. Also `OTEL_SERVICE_NAME`.
+    pub otlp_service_name: String,
+    /// Fraction of new traces exported (0..=1); traces started elsewhere follow their
+    /// parent's decision. Default: 1. Also `OTEL_TRACES_SAMPLER_ARG`.
+    pub otlp_sample_ratio: f64,
     /// `[raft]`: timings and sizes of every group's openraft instance.
     pub raft: RaftSettings,
     /// `[store]`: the node's RocksDB store.
@@ -78,6 +87,9 @@ impl Default for Settings {
             source_address: None,
             leader_balance: true,
             postgres: None,
+            otlp_endpoint: None,
+            otlp_service_name: "martelo-node".to_owned(),
+            otlp_sample_ratio: 1.0,
             raft: RaftSettings::default(),
             store: StoreSettings::default(),
             test: TestSettings::default(),
@@ -246,6 +258,9 @@ pub const KEYS: &[&str] = &[
     "source_address",
     "leader_balance",
     "postgres",
+    "otlp_endpoint",
+    "otlp_service_name",
+    "otlp_sample_ratio",
     "raft.heartbeat_ms",
     "raft.election_timeout_min_ms",
     "raft.election_timeout_max_ms",

@@ -428,6 +428,7 @@ fn every_setting_is_listed_with_a_flag_and_a_variable() {
         metrics_listen: Some("a:2".into()),
         source_address: Some(std::net::IpAddr::from([127, 0, 0, 1])),
         postgres: Some("postgres://h/d".into()),
+        otlp_endpoint: Some("http://a:4317".into()),
         test: TestSettings {
             clock_offset_file: Some("/f".into()),
             plant_bug: Some("stale-read".into()),
@@ -588,4 +589,62 @@ fn the_printed_settings_hide_the_postgres_password() {
     assert!(!printed.contains("***"), "{printed}");
     let settings: Settings = toml::from_str(&printed).expect("printed TOML parses");
     assert_eq!(settings, config.settings());
+}
+
+#[test]
+fn spans_are_exported_only_with_an_endpoint_and_every_otlp_setting_is_checked() {
+    let config = resolve(&args(), &[]).expect("valid");
+    assert_eq!(config.otlp, None, "off by default");
+
+    let config = resolve(
+        &args(),
+        &[("MARTELO_OTLP_ENDPOINT", "http://127.0.0.1:4317")],
+    )
+    .expect("valid");
+    let otlp = config.otlp.expect("on");
+    assert_eq!(otlp.endpoint, "http://127.0.0.1:4317");
+    assert_eq!(otlp.service_name, "martelo-node");
+    assert!((otlp.sample_ratio - 1.0).abs() < f64::EPSILON);
+    assert_eq!(
+        otlp.attributes,
+        vec![("service.instance.id".to_owned(), "node-1".to_owned())]
+    );
+
+    let flagged = parse(&[
+        "--id",
+        "1",
+        "--listen",
+        "127.0.0.1:7001",
+        "--data-dir",
+        "/tmp/x",
+        "--otlp-endpoint",
+        "https://collector:4317/",
+        "--otlp-service-name",
+        "bids",
+        "--otlp-sample-ratio",
+        "0.25",
+    ])
+    .expect("parses");
+    let otlp = resolve(&flagged, &[]).expect("valid").otlp.expect("on");
+    assert_eq!(
+        (otlp.service_name.as_str(), otlp.sample_ratio),
+        ("bids", 0.25)
+    );
+
+    let long_name = "n".repeat(256);
+    let refused = refusal(
+        &args(),
+        &[
+            ("MARTELO_OTLP_ENDPOINT", "127.0.0.1:4317"),
+            ("MARTELO_OTLP_SAMPLE_RATIO", "1.5"),
+            ("MARTELO_OTLP_SERVICE_NAME", long_name.as_str()),
+        ],
+    );
+    for expected in [
+        "otlp_endpoint = \"127.0.0.1:4317\" (environment variable MARTELO_OTLP_ENDPOINT): not http://host:port",
+        "otlp_sample_ratio = 1.5 (environment variable MARTELO_OTLP_SAMPLE_RATIO): outside 0..=1",
+        "otlp_service_name = \"nnn",
+    ] {
+        assert!(refused.contains(expected), "{expected:?} in {refused}");
+    }
 }
