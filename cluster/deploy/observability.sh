@@ -147,11 +147,9 @@ done
 http_ok "127.0.0.1:9100/metrics" ||
     echo "  note: no node_exporter on 127.0.0.1:9100: the disk alert has no data" \
         "(apt-get install -y prometheus-node-exporter)"
-# Tracing is not exported yet, so no trace backend is started, installed or not.
-if command -v phoenix >/dev/null; then
-    echo "Trace backend: not started (Arize Phoenix is installed; martelo exports no traces yet)"
-else
-    echo "Trace backend: not started (none installed; martelo exports no traces yet)"
-fi
+# Spans go to any OTLP/gRPC backend; this script starts none (docs/OPERATIONS.md, "Traces",
+# shows Arize Phoenix on 127.0.0.1:4317 and how to point martelo dev at it).
+echo "Traces: start a backend (e.g. Arize Phoenix, docs/OPERATIONS.md \"Traces\") and run" \
+    "martelo dev with OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317"
 echo "Ctrl-C stops Prometheus."
 wait "$prometheus_pid"

@@ -40,9 +40,31 @@ pub async fn spawn_cluster_with(
     shards: u32,
     node_args: &[String],
 ) -> LocalCluster {
+    start_cluster(dir, nodes, shards, node_args, false).await
+}
+
+/// [`spawn_cluster_with`], with every node serving Prometheus metrics on a free loopback
+/// port (`--metrics-listen`; `LocalCluster::nodes()` gives each node's `metrics_address`).
+pub async fn spawn_cluster_with_metrics(
+    dir: &Path,
+    nodes: usize,
+    shards: u32,
+    node_args: &[String],
+) -> LocalCluster {
+    start_cluster(dir, nodes, shards, node_args, true).await
+}
+
+async fn start_cluster(
+    dir: &Path,
+    nodes: usize,
+    shards: u32,
+    node_args: &[String],
+    metrics: bool,
+) -> LocalCluster {
     let mut config = LocalClusterConfig::new(martelo_bin(), dir);
     config.nodes = nodes;
     config.shard_count = shards;
+    config.metrics = metrics;
     config.extra_args = node_args.to_vec();
     let cluster = LocalCluster::start(config)
         .await
@@ -52,6 +74,30 @@ pub async fn spawn_cluster_with(
         .await
         .unwrap_or_else(|error| panic!("the cluster did not initialize: {error}"));
     cluster
+}
+
+/// The Python the Python-driven suites run with: `MARTELO_PYTHON`, else `python3`.
+pub fn python() -> String {
+    std::env::var("MARTELO_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// Fails with the install command when `python()` cannot `import` what a suite (`what`)
+/// needs, pinned in `requirements`: never a silent skip.
+pub async fn must_import(import: &str, what: &str, requirements: &Path) {
+    let probe = tokio::process::Command::new(python())
+        .args(["-c", &format!("import {import}")])
+        .output()
+        .await;
+    let ok = probe.as_ref().is_ok_and(|output| output.status.success());
+    assert!(
+        ok,
+        "{what} is missing. Install it with:\n  pip install -r {}\n{}",
+        requirements.display(),
+        probe.map_or_else(
+            |error| error.to_string(),
+            |output| String::from_utf8_lossy(&output.stderr).into_owned()
+        )
+    );
 }
 
 /// Writes a new token key file in `dir`, shared by every gateway of a test (tokens from one
@@ -72,29 +118,6 @@ pub async fn must_start_gateway(
     GatewayProcess::start(dir, name, seeds, key_file, &[])
         .await
         .unwrap_or_else(|error| panic!("{error}"))
-}
-
-/// [`spawn_cluster_with`], with every node serving Prometheus metrics on a free loopback
-/// port (`--metrics-listen`; `LocalCluster::nodes()` gives each node's `metrics_address`).
-pub async fn spawn_cluster_with_metrics(
-    dir: &Path,
-    nodes: usize,
-    shards: u32,
-    node_args: &[String],
-) -> LocalCluster {
-    let mut config = LocalClusterConfig::new(martelo_bin(), dir);
-    config.nodes = nodes;
-    config.shard_count = shards;
-    config.metrics = true;
-    config.extra_args = node_args.to_vec();
-    let cluster = LocalCluster::start(config)
-        .await
-        .unwrap_or_else(|error| panic!("the nodes did not start: {error}"));
-    cluster
-        .init()
-        .await
-        .unwrap_or_else(|error| panic!("the cluster did not initialize: {error}"));
-    cluster
 }
 
 /// Creates an admin account through the operator CLI (`martelo user create --admin`, the
@@ -128,6 +151,7 @@ pub async fn must_create_admin(seeds: &[String], username: &str, password: &str)
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
 
 /// A password the traffic helpers give their accounts.
 const TRAFFIC_PASSWORD: &str = "the whole-product tests' password";

@@ -20,17 +20,15 @@ use std::time::Duration;
 
 use martelo_devkit::martelo_bin;
 use martelo_sink::testing::TestDb;
-use martelo_tests::{GatewayProcess, must_start_gateway, must_write_key_file, spawn_cluster_with};
-use tokio::io::AsyncWriteExt as _;
+use martelo_tests::{
+    GatewayProcess, must_create_admin, must_import, must_start_gateway, must_write_key_file,
+    python, spawn_cluster_with,
+};
 
 const ADMIN: &str = "admin";
 const ADMIN_PASSWORD: &str = "the browser tests' admin password";
 /// The whole browser run is a couple of minutes; past this something hangs.
 const SUITE_DEADLINE: Duration = Duration::from_secs(600);
-
-fn python() -> String {
-    std::env::var("MARTELO_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
 
 fn chromium() -> PathBuf {
     std::env::var_os("MARTELO_CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from)
@@ -42,52 +40,16 @@ fn browser_suite() -> PathBuf {
 
 /// Fails with the install command when Playwright, pytest or Chromium is missing.
 async fn must_have_playwright() {
-    let probe = tokio::process::Command::new(python())
-        .args(["-c", "import playwright.sync_api, pytest"])
-        .output()
-        .await;
-    let ok = probe.as_ref().is_ok_and(|output| output.status.success());
-    assert!(
-        ok,
-        "Playwright for Python is missing (the browser tests need it). Install it with:\n  \
-         pip install -r {}\n{}",
-        browser_suite().join("requirements.txt").display(),
-        probe.map_or_else(
-            |error| error.to_string(),
-            |output| String::from_utf8_lossy(&output.stderr).into_owned()
-        )
-    );
+    must_import(
+        "playwright.sync_api, pytest",
+        "Playwright for Python (the browser tests need it)",
+        &browser_suite().join("requirements.txt"),
+    )
+    .await;
     assert!(
         chromium().exists(),
         "no Chromium at {}: apt-get install chromium (or set MARTELO_CHROMIUM)",
         chromium().display()
-    );
-}
-
-/// Creates the first admin through the operator CLI, as an operator would.
-async fn must_create_admin(seeds: &[String]) {
-    let mut child = tokio::process::Command::new(martelo_bin())
-        .args(["user", "create", "--addr", &seeds.join(",")])
-        .args(["--username", ADMIN, "--display-name", "Admin", "--admin"])
-        .arg("--password-stdin")
-        .env_remove("MARTELO_ADDR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("martelo user create starts");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(format!("{ADMIN_PASSWORD}\n").as_bytes())
-        .await
-        .expect("password written");
-    drop(stdin);
-    let output = child.wait_with_output().await.expect("user create ends");
-    assert!(
-        output.status.success(),
-        "martelo user create --admin failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
     );
 }
 
@@ -106,7 +68,7 @@ async fn the_web_ui_passes_its_browser_scenarios_against_a_real_cluster() {
         .unwrap_or_else(|error| panic!("{error}"));
     // A second gateway without the history database, for the pages that say so.
     let no_history = must_start_gateway(dir.path(), "web-no-history", &seeds, &key_file).await;
-    must_create_admin(&seeds).await;
+    must_create_admin(&seeds, ADMIN, ADMIN_PASSWORD).await;
 
     let control = dir.path().join("control");
     std::fs::create_dir(&control).expect("control dir");

@@ -26,7 +26,9 @@ use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use martelo_sink::testing::TestDb;
-use martelo_tests::{GatewayProcess, must_create_admin, must_write_key_file, spawn_cluster_with};
+use martelo_tests::{
+    GatewayProcess, must_create_admin, must_import, must_write_key_file, python, spawn_cluster_with,
+};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "schema-admin";
@@ -44,10 +46,6 @@ const MAX_EXAMPLES_DEFAULT: u64 = 25;
 /// What `hooks.py` checks besides schemathesis's own checks.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
                       response_schema_conformance,problem_json_errors";
-
-fn python() -> String {
-    std::env::var("MARTELO_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
 
 fn schema_suite() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("schema")
@@ -72,21 +70,12 @@ fn now_us() -> u64 {
 
 /// Fails with the install command when schemathesis is missing.
 async fn must_have_schemathesis() {
-    let probe = tokio::process::Command::new(python())
-        .args(["-c", "import schemathesis; print(schemathesis.__version__)"])
-        .output()
-        .await;
-    let ok = probe.as_ref().is_ok_and(|output| output.status.success());
-    assert!(
-        ok,
-        "schemathesis is missing (the API schema test needs it). Install it with:\n  \
-         pip install -r {}\n{}",
-        schema_suite().join("requirements.txt").display(),
-        probe.map_or_else(
-            |error| error.to_string(),
-            |output| String::from_utf8_lossy(&output.stderr).into_owned()
-        )
-    );
+    must_import(
+        "schemathesis",
+        "schemathesis (the API schema test needs it)",
+        &schema_suite().join("requirements.txt"),
+    )
+    .await;
 }
 
 /// Sends `request` (JSON `body` unless null) and asserts the status: the JSON answer.
