@@ -291,13 +291,18 @@ pub const VARIABLE_ALIASES: &[(&str, &str)] = &[
 ];
 
 /// `MARTELO_*` variables that belong to something else than the node's settings: the config
-/// file's path, the CLI's node address, and the binaries the test suites run. The node
-/// leaves them alone; any other `MARTELO_*` variable must name a setting.
+/// file's path, the CLI's node address, and the programs the test suites run (the binaries,
+/// Python, Chromium, Prometheus, Phoenix). The node leaves them alone; any other `MARTELO_*`
+/// variable must name a setting.
 pub const NOT_SETTINGS: &[&str] = &[
     "MARTELO_CONFIG",
     "MARTELO_ADDR",
     "MARTELO_BIN",
     "MARTELO_PLANTED_BIN",
+    "MARTELO_PYTHON",
+    "MARTELO_CHROMIUM",
+    "MARTELO_PROMETHEUS",
+    "MARTELO_PHOENIX",
 ];
 
 /// The environment variable that sets `key`: `MARTELO_` and the key in capitals, with `__`

@@ -181,6 +181,7 @@ fn the_environment_names_nested_keys_with_double_underscores_and_keeps_old_names
             // Not the node's: left alone.
             ("MARTELO_ADDR", "elsewhere:1"),
             ("MARTELO_BIN", "/bin/martelo"),
+            ("MARTELO_PHOENIX", "/opt/phoenix/bin/phoenix"),
             // Empty counts as unset.
             ("MARTELO_ADVERTISE", ""),
             ("PATH", "/bin"),
